@@ -1,0 +1,3 @@
+from talkprep.cli import main
+
+raise SystemExit(main())

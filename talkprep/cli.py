@@ -1,0 +1,135 @@
+"""Command line: parses options into a Config and calls the library. Only here do errors become
+one-line messages and exit codes: 0 all requested tasks succeeded, 1 usage or input error before
+any work, 3 some tasks failed (the others finished)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from talkprep import __version__
+from talkprep.config import build_config, load_toml
+from talkprep.console import Console
+from talkprep.errors import TalkprepError, UsageError
+
+EXIT_OK = 0
+EXIT_USAGE = 1
+EXIT_TASKS_FAILED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="talkprep",
+        description="Turn one talking-head video into a checked talking-face training dataset.",
+    )
+    parser.add_argument("--version", action="version", version=f"talkprep {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    process = commands.add_parser("process", help="process one video into a dataset folder")
+    process.add_argument("video", type=Path, help="input video")
+    process.add_argument("-o", "--out", type=Path, required=True, help="dataset folder")
+    process.add_argument("--tasks", help="tasks to run: all (default), 4, 1,3-5")
+    process.add_argument("--fps", help="target frame rate (default 25)")
+    process.add_argument("--size", help="output frame side with --crop auto (default 512)")
+    process.add_argument("--crop", help="none (default) or auto: one square box around the head")
+    process.add_argument("--audio", type=Path, help="audio file to use instead of the video's")
+    process.add_argument(
+        "--audio-features", help="hubert (default), mel, wav2vec2, deepspeech; comma-separated"
+    )
+    process.add_argument("--hubert-model", help="HuBERT Hugging Face id or local folder")
+    process.add_argument("--wav2vec2-model", help="wav2vec2 CTC Hugging Face id or local folder")
+    process.add_argument("--deepspeech-model", type=Path, help="folder of a 29-character CTC model")
+    process.add_argument("--parser", help="mediapipe (default) or bisenet")
+    process.add_argument("--parser-weights", type=Path, help="BiSeNet 79999_iter.pth")
+    process.add_argument("--depth", help="mesh (default) or dagan")
+    process.add_argument(
+        "--depth-weights", type=Path, help="DaGAN folder with encoder.pth, depth.pth"
+    )
+    process.add_argument("--blendshape-model", type=Path, help="face_landmarker.task for bs.npy")
+    process.add_argument("--device", help="auto (default), cpu or cuda")
+    process.add_argument(
+        "--force", action="store_true", default=None, help="rerun up-to-date tasks"
+    )
+    process.add_argument("--config", type=Path, help="TOML file of options (command line wins)")
+    process.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    check = commands.add_parser("check", help="validate a dataset folder against the format")
+    check.add_argument("folder", type=Path)
+    return parser
+
+
+_NOT_CONFIG = {"command", "config", "quiet"}
+
+
+def _config_values(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = load_toml(args.config) if args.config else {}
+    for key, value in vars(args).items():
+        if key not in _NOT_CONFIG and value is not None:
+            values[key] = value
+    return values
+
+
+def _process(args: argparse.Namespace, console: Console) -> int:
+    from talkprep.pipeline import Pipeline
+
+    config = build_config(_config_values(args))
+    outcomes = Pipeline(config, console).run()
+    console.line()
+    console.line(_summary(outcomes))
+    failed = [o for o in outcomes if o.status in ("failed", "blocked")]
+    if failed:
+        console.line(
+            f"\n{len(failed)} task(s) did not finish; see above. Outputs of the others are kept."
+        )
+        return EXIT_TASKS_FAILED
+    console.line(f"\nDataset in {config.out}; validate it with: talkprep check {config.out}")
+    return EXIT_OK
+
+
+def _summary(outcomes: Sequence[Any]) -> str:
+    rows = [("task", "status", "time", "frames/s", "note")]
+    for o in outcomes:
+        rate = f"{o.frames / o.wall_s:.1f}" if o.frames and o.wall_s and o.status == "done" else ""
+        time_text = f"{o.wall_s:.1f} s" if o.status in ("done", "failed") else ""
+        rows.append((f"{o.number} {o.name}", o.status, time_text, rate, o.message))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(f"{cell:<{w}}" for cell, w in zip(r[:4], widths)) + "  " + r[4] for r in rows
+    ).rstrip()
+
+
+def _check(args: argparse.Namespace, console: Console) -> int:
+    from talkprep.check import check_folder, format_table
+
+    results = check_folder(args.folder)
+    print(format_table(results))
+    bad = [r for r in results if not r.ok]
+    if bad:
+        print(f"\n{args.folder}: {len(bad)} problem(s); first: {bad[0].group}: {bad[0].problem}")
+        return EXIT_USAGE
+    print(f"\n{args.folder}: all {len(results)} file groups are consistent")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `talkprep` console script."""
+    try:
+        args = _parser().parse_args(argv)
+        console = Console(quiet=getattr(args, "quiet", False))
+        if args.command == "process":
+            return _process(args, console)
+        return _check(args, console)
+    except TalkprepError as exc:
+        print(f"talkprep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("talkprep: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

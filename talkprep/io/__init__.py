@@ -1,0 +1,1 @@
+"""File I/O at the edges: video and audio decoding, atomic writers, image codecs."""

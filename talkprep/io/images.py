@@ -1,0 +1,53 @@
+"""Image codecs (OpenCV) with atomic writes; arrays are BGR uint8 as cv2 gives them."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkprep.io.atomic import write_bytes
+
+JPEG_QUALITY = 95
+
+
+def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    ok, data = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OSError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def write_jpeg(
+    path: str | os.PathLike[str], image_bgr: np.ndarray, quality: int = JPEG_QUALITY
+) -> None:
+    write_bytes(path, encode_jpeg(image_bgr, quality))
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Lossless PNG (uint8 gray/BGR/BGRA or uint16 gray)."""
+    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError("PNG encoding failed")
+    write_bytes(path, data.tobytes())
+
+
+def read_image(path: str | os.PathLike[str], flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Read an image (BGR by default); raises FileNotFoundError / ValueError instead of None."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        raise ValueError(f"{path} is not a readable image")
+    return image
+
+
+def frame_indices(folder: Path, suffix: str) -> list[int]:
+    """Sorted integer names of files `{i}{suffix}` in `folder` (others are ignored)."""
+    pattern = re.compile(rf"^(\d+){re.escape(suffix)}$")
+    if not folder.is_dir():
+        return []
+    found = (pattern.match(p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)

@@ -1,0 +1,1 @@
+"""Neural networks and model wrappers (MediaPipe solutions, plain-torch networks and loaders)."""
