@@ -1,0 +1,1 @@
+"""Camera and pose math, face-mesh topology and index maps, the tracking solver, rasterisation."""
