@@ -102,7 +102,8 @@ def _summary(outcomes: Sequence[Any]) -> str:
         rows.append((f"{o.number} {o.name}", o.status, time_text, rate, o.message))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join(
-        "  ".join(f"{cell:<{w}}" for cell, w in zip(r[:4], widths)) + "  " + r[4] for r in rows
+        "  ".join(f"{cell:<{w}}" for cell, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        for r in rows
     ).rstrip()
 
 

@@ -34,7 +34,7 @@ class Config:
     size: int = 512
     """Output frame side in pixels with --crop auto."""
     crop: CropMode = "none"
-    """'auto' finds one fixed square box around head and shoulders; 'none' keeps frames as they are."""
+    """'auto': one fixed square box around head and shoulders; 'none': frames as they are."""
     audio: Path | None = None
     """Audio file to use instead of the video's own audio track."""
     audio_features: tuple[str, ...] = ("hubert",)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real clips in ../shared/data and datasets processed from them once per session."""
+"""Shared fixtures: the real clips in ../shared/data and datasets processed from them."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         outcomes = Pipeline(config, Console(quiet=True)).run()
         failed = [o for o in outcomes if o.status not in ("done", "skipped")]
         if failed:
-            pytest.fail(f"processing {clip} failed: {[(o.name, o.status, o.message) for o in failed]}")
+            pytest.fail(
+                f"processing {clip} failed: {[(o.name, o.status, o.message) for o in failed]}"
+            )
         return out
 
     return make

@@ -88,7 +88,7 @@ def decode_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioTrack:
 
 
 def fit_to_span(samples: np.ndarray, rate: int, start: float, span: float) -> np.ndarray:
-    """Place samples that begin at `start` seconds on a timeline [0, span): pad with silence, trim."""
+    """Place samples starting at `start` seconds on a timeline [0, span): pad with silence, trim."""
     n_out = int(round(span * rate))
     offset = int(round(start * rate))
     out = np.zeros(n_out, dtype=samples.dtype)

@@ -1,7 +1,8 @@
 """Video probing and decoding with PyAV (FFmpeg inside the wheel; no ffmpeg binary is called).
 
 All times are seconds from the container's origin (the earliest stream start), so audio and video
-share one clock: a video whose first frame is at 33 ms and whose audio starts at 0 keeps that offset.
+share one clock: a video whose first frame is at 33 ms and whose audio starts at 0 keeps that
+offset.
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ def _check_tail(path: Path, info: VideoInfo) -> None:
     if reached is None or reached < info.duration - max(2.0, 0.1 * info.duration):
         raise InputError(
             f"{path} is truncated: it declares {info.duration:.2f} s of video but frames stop "
-            f"{'at the start' if reached is None else f'at {reached:.2f} s'}; re-export or re-download it"
+            f"{'at the start' if reached is None else f'at {reached:.2f} s'}; "
+            "re-export or re-download it"
         )
 
 

@@ -70,7 +70,8 @@ class AudioTask(Task):
         if abs(gap) > 0.5:
             verb = "padded with silence" if gap > 0 else "trimmed"
             result.warnings.append(
-                f"audio is {abs(gap):.2f} s {'shorter' if gap > 0 else 'longer'} than the video; {verb}"
+                f"audio is {abs(gap):.2f} s {'shorter' if gap > 0 else 'longer'} than the video; "
+                f"{verb}"
             )
         if result.figures["peak"] < 1e-4:
             result.warnings.append("audio is silent")

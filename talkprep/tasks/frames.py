@@ -71,7 +71,7 @@ def choose_crop_box(face_boxes: np.ndarray) -> CropBox:
 
 
 def crop_square(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
-    """Cut `box` out of `image` (edge pixels where it leaves the frame) and resize to size x size."""
+    """Cut `box` out of `image` (edge pixels where it leaves the frame); resize to size x size."""
     h, w = image.shape[:2]
     rows = np.clip(np.arange(box.y, box.y + box.side), 0, h - 1)
     cols = np.clip(np.arange(box.x, box.x + box.side), 0, w - 1)
@@ -174,7 +174,8 @@ class FramesTask(Task):
                     boxes.append(box)
         if not boxes:
             raise TaskError(
-                "--crop auto found no face in the sampled frames; check the video or use --crop none"
+                "--crop auto found no face in the sampled frames; "
+                "check the video or use --crop none"
             )
         sampled = math.ceil(expected / step)
         if len(boxes) < 0.5 * sampled:
