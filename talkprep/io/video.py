@@ -20,6 +20,8 @@ import numpy as np
 from talkprep.errors import InputError
 
 Seconds = float
+TIME_EPS = 1e-9
+"""Timestamps closer than this count as equal (float rounding of rational times)."""
 
 
 @dataclass(frozen=True)
@@ -243,16 +245,16 @@ def resample_by_time(
 ) -> Iterator[tuple[int, DecodedFrame]]:
     """Pick, for each output time i / fps, the source frame shown nearest to it.
 
-    Output i takes the last source frame whose start is at or before i/fps + half an output period
-    (FFmpeg's fps filter with round-to-nearest). Frames before the first source frame repeat it;
-    frames past the last repeat the last. Streams: holds one source frame at a time.
+    Output i takes the last source frame that starts before i/fps + half an output period, which
+    is FFmpeg's fps filter (source times rounded half up to the output grid). Output times before
+    the first source frame repeat it; those past the last repeat the last. Holds one frame.
     """
     half = Fraction(1, 2) / fps
     out_index = 0
     current: DecodedFrame | None = None
     for frame in frames:
         if current is not None:
-            while out_index < n_out and frame.time > float(out_index / fps + half):
+            while out_index < n_out and frame.time >= float(out_index / fps + half) - TIME_EPS:
                 yield out_index, current
                 out_index += 1
         current = frame
