@@ -44,6 +44,7 @@ class TaskOutcome:
     wall_s: float = 0.0
     frames: int | None = None
     message: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -258,7 +259,8 @@ class Pipeline:
                 "outputs": outputs,
             },
         )
-        return TaskOutcome(task.number, task.name, "done", wall, frames)
+        warnings = (*ctx.warnings, *result.warnings)
+        return TaskOutcome(task.number, task.name, "done", wall, frames, warnings=warnings)
 
     def _failed(
         self,
@@ -302,6 +304,8 @@ class Pipeline:
             self.console.line(f"{label}: done in {outcome.wall_s:.1f} s{rate}")
         else:
             self.console.line(f"{label}: {outcome.status}: {outcome.message}")
+        for warning in outcome.warnings:
+            self.console.line(f"    warning: {warning}")
 
 
 def _closure(task: Task, tasks: dict[str, Task]) -> set[str]:

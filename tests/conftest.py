@@ -24,6 +24,9 @@ CLIPS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """Each shared clip with the options it needs (the selfie needs a crop, Obama its separate wav)."""
 
+TEST_DEFAULTS: dict[str, Any] = {"audio_features": "mel"}
+"""Tests never download: the HuBERT default needs weights, so processed folders use mel features."""
+
 
 def clip_path(name: str) -> Path:
     """Path of a shared clip; skips the test cleanly when ../shared/data is absent."""
@@ -46,7 +49,7 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 
     def make(clip: str, tasks: str = "1,3", **options: Any) -> Path:
         video = clip_path(clip)
-        values = {**CLIPS[clip][1], **options}
+        values = {**TEST_DEFAULTS, **CLIPS[clip][1], **options}
         suffix = "-".join(f"{k}={v}" for k, v in sorted(options.items()))
         out = root / (clip + (f"-{suffix}" if suffix else "")).replace("/", "_")
         config = build_config({"video": video, "out": out, "tasks": tasks, **values})

@@ -133,3 +133,15 @@ def test_shared_clip_fixture_skips_without_data(monkeypatch):
     monkeypatch.setattr(conftest, "DATA", Path("/nonexistent"))
     with pytest.raises(pytest.skip.Exception):
         clip_path("anchor")
+
+
+def test_non_square_frames_are_kept_and_flagged(tmp_path, capsys):
+    frames = [np.zeros((48, 80, 3), np.uint8) + i for i in range(10)]
+    video = write_video(tmp_path / "wide.mp4", frames, fps=25)
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 0
+    assert "expect square frames: use --crop auto" in capsys.readouterr().err
+    assert read_image(out / "ori_imgs" / "0.jpg").shape == (48, 80, 3)
+    record = _manifest(out)["tasks"]["frames"]
+    assert record["info"]["crop_box"] is None
+    assert any("not square" in w for w in record["warnings"])
