@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
-from talkprep.io.images import frame_indices, read_image
+from talkprep.io.images import frame_indices, image_size
 from talkprep.manifest import MANIFEST_NAME
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import CheckResult, FolderFacts
@@ -31,10 +32,8 @@ def folder_facts(root: Path) -> FolderFacts:
         n_frames = indices[-1] + 1
     frame_size = None
     if indices:
-        try:
-            frame_size = read_image(root / "ori_imgs" / f"{indices[0]}.jpg").shape[:2]
-        except ValueError:
-            frame_size = None
+        with contextlib.suppress(OSError, ValueError):
+            frame_size = image_size(root / "ori_imgs" / f"{indices[0]}.jpg")
     return FolderFacts(root=root, n_frames=n_frames, frame_size=frame_size, fps=fps)
 
 

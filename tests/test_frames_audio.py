@@ -7,6 +7,7 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import DATA, clip_path
@@ -125,6 +126,12 @@ def test_check_fails_clearly_when_a_frame_is_deleted(processed, tmp_path, capsys
     (folder / "ori_imgs" / "199.jpg").rename(folder / "ori_imgs" / "57.jpg")
     results = {r.group: r for r in check_folder(folder)}
     assert "has 200 frames" in results["ori_imgs/*.jpg"].problem
+    (folder / "ori_imgs" / "199.jpg").write_bytes((folder / "ori_imgs" / "0.jpg").read_bytes())
+    assert all(r.ok for r in check_folder(folder))
+    small = np.zeros((16, 16, 3), np.uint8)
+    (folder / "ori_imgs" / "120.jpg").write_bytes(cv2.imencode(".jpg", small)[1].tobytes())
+    results = {r.group: r for r in check_folder(folder)}
+    assert results["ori_imgs/*.jpg"].problem == "120.jpg is 16x16; frame 0 is 512x512"
 
 
 def test_shared_clip_fixture_skips_without_data(monkeypatch):

@@ -51,3 +51,32 @@ def frame_indices(folder: Path, suffix: str) -> list[int]:
         return []
     found = (pattern.match(p.name) for p in folder.iterdir())
     return sorted(int(m.group(1)) for m in found if m)
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of a JPEG or PNG from its header alone, without decoding pixels.
+
+    Raises ValueError when the file is neither a JPEG nor a PNG (or is cut short).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+        if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+            return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+        if not head.startswith(b"\xff\xd8"):
+            raise ValueError(f"{path} is not a JPEG or PNG image")
+        handle.seek(2)
+        while True:
+            marker = handle.read(4)
+            if len(marker) < 4 or marker[0] != 0xFF:
+                raise ValueError(f"{path}: JPEG header is damaged")
+            length = int.from_bytes(marker[2:4], "big")
+            if marker[1] in _JPEG_SOF:
+                frame = handle.read(5)
+                if len(frame) < 5:
+                    raise ValueError(f"{path}: JPEG header is cut short")
+                return int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
+            handle.seek(length - 2, os.SEEK_CUR)

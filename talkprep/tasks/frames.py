@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.io.images import read_image, write_jpeg
+from talkprep.io.images import image_size, write_jpeg
 from talkprep.io.video import iter_frames, output_frame_count, resample_by_time
 from talkprep.tasks.base import (
     CheckResult,
@@ -187,13 +187,16 @@ class FramesTask(Task):
         result = check_numbered_files(facts, FRAMES_DIR, ".jpg", group)
         if result is None or not result.ok:
             return [] if result is None else [result]
-        sizes = {}
-        for index in sorted({0, result.count // 2, result.count - 1}):
+        expected = facts.frame_size
+        for index in range(result.count):
             path = facts.root / FRAMES_DIR / f"{index}.jpg"
             try:
-                sizes[index] = read_image(path).shape[:2]
-            except ValueError:
+                size = image_size(path)
+            except (OSError, ValueError):
                 return [CheckResult(group, result.count, f"{path.name} is not a readable JPEG")]
-        if len(set(sizes.values())) > 1:
-            return [CheckResult(group, result.count, f"frame sizes differ: {sizes}")]
+            if size != expected:
+                problem = (
+                    f"{path.name} is {size[1]}x{size[0]}; frame 0 is {expected[1]}x{expected[0]}"
+                )
+                return [CheckResult(group, result.count, problem)]
         return [result]
