@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a dataset folder against the format")
     check.add_argument("folder", type=Path)
+
+    report = commands.add_parser("report", help="(re)build FOLDER/report.html")
+    report.add_argument("folder", type=Path)
     return parser
 
 
@@ -84,6 +87,7 @@ def _process(args: argparse.Namespace, console: Console) -> int:
     outcomes = Pipeline(config, console).run()
     console.line()
     console.line(_summary(outcomes))
+    _report(config.out, console)
     failed = [o for o in outcomes if o.status in ("failed", "blocked")]
     if failed:
         console.line(
@@ -107,6 +111,19 @@ def _summary(outcomes: Sequence[Any]) -> str:
     ).rstrip()
 
 
+def _report(folder: Path, console: Console) -> bool:
+    """Build the report; a failure here is reported but never fails the dataset itself."""
+    from talkprep.report.html import build_report
+
+    try:
+        path = build_report(folder)
+    except Exception as exc:  # the report is a view: a broken view must not hide the results
+        console.line(f"report not written: {type(exc).__name__}: {exc}")
+        return False
+    console.line(f"Report: {path}")
+    return True
+
+
 def _check(args: argparse.Namespace, console: Console) -> int:
     from talkprep.check import check_folder, format_table
 
@@ -127,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(quiet=getattr(args, "quiet", False))
         if args.command == "process":
             return _process(args, console)
+        if args.command == "report":
+            if not args.folder.is_dir():
+                raise UsageError(f"{args.folder} is not a folder")
+            return EXIT_OK if _report(args.folder, Console()) else EXIT_USAGE
         return _check(args, console)
     except TalkprepError as exc:
         print(f"talkprep: error: {exc}", file=sys.stderr)

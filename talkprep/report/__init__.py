@@ -1,0 +1,1 @@
+"""The visual quality report (report.html) and its small chart helpers."""
