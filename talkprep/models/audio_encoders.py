@@ -1,0 +1,315 @@
+"""Speech encoders from `transformers`: HuBERT hidden states and wav2vec2-style CTC logits.
+
+Two jobs: find the weights without surprises (a local folder, else the Hugging Face cache, else a
+download only when the hub answers within seconds; never a hang offline), and run the model over
+audio of any length in ER-NeRF's chunks so that memory stays at one chunk's activations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import numpy as np
+
+from talkprep.audio_features import (
+    CHUNK_SAMPLES,
+    RECEPTIVE_SAMPLES,
+    SAMPLE_RATE,
+    STEP_SAMPLES,
+    Chunk,
+    run_chunked,
+)
+from talkprep.errors import MissingWeightsError, TaskError
+from talkprep.manifest import file_fingerprint
+
+HUB_CONNECT_TIMEOUT_S = 3.0
+"""How long to wait for the hub's TCP port before treating it as unreachable."""
+CONFIG_FILE = "config.json"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+"""Any one of these in a folder counts as weights (sharded checkpoints have an index)."""
+TRUE_VALUES = {"1", "on", "yes", "true"}
+
+Head = Literal["hidden", "ctc"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are, and which version they are (for the manifest)."""
+
+    spec: str
+    """What the user gave: a Hugging Face id or a folder."""
+    path: Path
+    """A local folder with config.json, weights and preprocessor_config.json."""
+    revision: str
+    """The hub commit of a cached or downloaded snapshot, or 'folder:<hash>' of a local folder."""
+    from_hub: bool
+
+
+def fetch_hint(spec: str, option: str) -> str:
+    """The one-line instruction that provides a missing model."""
+    if _looks_like_path(spec):
+        return f"give a model folder with {option} DIR"
+    return f"fetch it with `hf download {spec}` or give a local folder with {option} DIR"
+
+
+def resolve_model(spec: str, option: str) -> ModelSource:
+    """A local folder as is; a hub id from the cache, else downloaded when the hub is reachable.
+
+    Raises:
+        MissingWeightsError: the model is neither local nor cached and cannot be fetched now.
+    """
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        _require_files(folder, spec, option)
+        return ModelSource(spec, folder, "folder:" + _folder_hash(folder), from_hub=False)
+    if _looks_like_path(spec):
+        raise MissingWeightsError(f"{option} {spec}: no such folder; {fetch_hint(spec, option)}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    snapshot: Path | None
+    try:
+        snapshot = Path(snapshot_download(spec, local_files_only=True))
+    except HFValidationError:
+        raise MissingWeightsError(
+            f"{option} {spec}: neither a folder nor a Hugging Face model id; "
+            f"give a model folder with {option} DIR"
+        ) from None
+    except (LocalEntryNotFoundError, OSError):
+        snapshot = None
+    if snapshot is None or _missing_files(snapshot):  # not cached, or only partly
+        snapshot = _download(spec, option)
+    _require_files(snapshot, spec, option)
+    return ModelSource(spec, snapshot, snapshot.name, from_hub=True)
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE is set (read now, not only when huggingface_hub was imported)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUE_VALUES:
+        return True
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT_S) -> bool:
+    """Whether the hub endpoint (or the HTTPS proxy) accepts a TCP connection within `timeout`."""
+    from huggingface_hub import constants
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlparse(proxy if proxy else constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _download(spec: str, option: str) -> Path:
+    """Fetch config, preprocessor and one weight format of `spec`, or raise MissingWeightsError."""
+    if hub_offline() or not hub_reachable():
+        raise MissingWeightsError(
+            f"model {spec} is not in the Hugging Face cache and the hub is unreachable (offline); "
+            f"{fetch_hint(spec, option)}"
+        )
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        files = HfApi().list_repo_files(spec)
+        weights = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
+        return Path(snapshot_download(spec, allow_patterns=["*.json", "*.txt", weights]))
+    except RepositoryNotFoundError:
+        raise MissingWeightsError(
+            f"{option} {spec}: no such model on the Hugging Face hub; check the id"
+        ) from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise MissingWeightsError(
+            f"downloading {spec} failed ({type(exc).__name__}); {fetch_hint(spec, option)}"
+        ) from None
+
+
+def _looks_like_path(spec: str) -> bool:
+    """Hub ids are 'name' or 'owner/name'; anything else with a slash is meant as a folder."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
+
+
+def _missing_files(folder: Path) -> list[str]:
+    missing = [name for name in (CONFIG_FILE, PREPROCESSOR_FILE) if not (folder / name).is_file()]
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        missing.append("model.safetensors or pytorch_model.bin")
+    return missing
+
+
+def _require_files(folder: Path, spec: str, option: str) -> None:
+    missing = _missing_files(folder)
+    if missing:
+        raise MissingWeightsError(
+            f"model {spec} lacks {', '.join(missing)} in {folder}; {fetch_hint(spec, option)}"
+        )
+
+
+def _folder_hash(folder: Path) -> str:
+    """Hash of the config and weight files' fingerprints: changes when the model does."""
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, PREPROCESSOR_FILE, *WEIGHT_FILES):
+        path = folder / name
+        if path.is_file():
+            digest.update(f"{name}={file_fingerprint(path)};".encode())
+    for shard in sorted(folder.glob("model-*.safetensors")) + sorted(
+        folder.glob("pytorch_model-*.bin")
+    ):
+        digest.update(f"{shard.name}={file_fingerprint(shard)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def conv_front_end(config: Any) -> tuple[int, int]:
+    """(stride, receptive field) in samples of a wav2vec2-family conv front end."""
+    strides = list(config.conv_stride)
+    kernels = list(config.conv_kernel)
+    receptive, jump = 1, 1
+    for kernel, stride in zip(kernels, strides, strict=True):
+        receptive += (kernel - 1) * jump
+        jump *= stride
+    return math.prod(strides), receptive
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load-time warnings and bars (unused CTC head weights, shards)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+class SpeechEncoder:
+    """A loaded speech model and its feature extractor, run over long audio in ER-NeRF's chunks.
+
+    head 'hidden': `HubertModel` -> last_hidden_state [T, hidden].
+    head 'ctc': any `AutoModelForCTC` (wav2vec2, HuBERT CTC, ...) -> logits [T, classes].
+    Use as a context manager so that the weights (and GPU memory) are freed afterwards.
+    """
+
+    def __init__(self, model: Any, extractor: Any, head: Head, device: str = "cpu") -> None:
+        """Wrap a built model (benchmarks build theirs; `load` reads a folder)."""
+        if extractor.sampling_rate != SAMPLE_RATE:
+            raise TaskError(
+                f"the model expects {extractor.sampling_rate} Hz audio; talkprep feeds "
+                f"{SAMPLE_RATE} Hz: choose a 16 kHz speech model"
+            )
+        self.model = model.eval().to(device)
+        self.extractor = extractor
+        self.head = head
+        self.device = device
+        config = model.config
+        self.width = int(config.hidden_size if head == "hidden" else config.vocab_size)
+
+    @classmethod
+    def load(cls, source: ModelSource, head: Head, device: str = "cpu") -> SpeechEncoder:
+        """Load weights and feature extractor from `source.path` (never from the network)."""
+        import torch
+        from transformers import AutoConfig, AutoModelForCTC, HubertModel, Wav2Vec2FeatureExtractor
+
+        path = str(source.path)
+        try:
+            with _quiet_transformers():
+                config = AutoConfig.from_pretrained(path, local_files_only=True)
+                _check_front_end(config, source.spec)
+                if head == "hidden" and config.model_type != "hubert":
+                    raise TaskError(
+                        f"{source.spec} is a {config.model_type} model, not HuBERT; "
+                        "give a HuBERT model to --hubert-model"
+                    )
+                model_class = HubertModel if head == "hidden" else AutoModelForCTC
+                model = model_class.from_pretrained(
+                    path, local_files_only=True, dtype=torch.float32
+                )
+                extractor = Wav2Vec2FeatureExtractor.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            raise MissingWeightsError(
+                f"cannot load model {source.spec} from {path} ({type(exc).__name__}: {first_line})"
+            ) from None
+        return cls(model, extractor, head, device)
+
+    def __enter__(self) -> SpeechEncoder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the weights; on CUDA also return the cached blocks to the driver."""
+        self.model = None
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def normalise(self, samples: np.ndarray) -> np.ndarray:
+        """The feature extractor's whole-clip normalisation (zero mean, unit variance)."""
+        values = self.extractor(samples, sampling_rate=SAMPLE_RATE, return_tensors="np")
+        return np.asarray(values.input_values[0], dtype=np.float32)
+
+    def forward(self, input_values: np.ndarray) -> np.ndarray:
+        """One chunk of normalised samples -> float32 [steps, width]."""
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(input_values)).unsqueeze(0).to(self.device)
+            output = self.model(x)
+            states = output.last_hidden_state if self.head == "hidden" else output.logits
+            return states[0].float().cpu().numpy()
+
+    def encode(
+        self,
+        samples: np.ndarray,
+        chunk_samples: int = CHUNK_SAMPLES,
+        progress: Callable[[Iterable[Chunk]], Iterable[Chunk]] | None = None,
+    ) -> np.ndarray:
+        """16 kHz mono samples -> float32 [(L - 80) // 320, width], as ER-NeRF's hubert.py."""
+        return run_chunked(
+            self.forward, self.normalise(samples), self.width, chunk_samples, progress
+        )
+
+
+def _check_front_end(config: Any, spec: str) -> None:
+    if not hasattr(config, "conv_stride") or not hasattr(config, "conv_kernel"):
+        raise TaskError(f"{spec} is not a wav2vec2-family speech model (no conv front end)")
+    stride, receptive = conv_front_end(config)
+    if (stride, receptive) != (STEP_SAMPLES, RECEPTIVE_SAMPLES):
+        raise TaskError(
+            f"{spec} has a front end of stride {stride} and receptive field {receptive} samples; "
+            f"talkprep's 50 Hz features need {STEP_SAMPLES} and {RECEPTIVE_SAMPLES}"
+        )

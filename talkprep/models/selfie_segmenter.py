@@ -1,0 +1,59 @@
+"""MediaPipe selfie segmentation: a person probability map per frame (the model ships inside the
+mediapipe wheel, so nothing downloads)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+SEGMENT_SIDE = 256
+"""Frames are shrunk so that their longest side is this before segmentation: the general model's
+input is 256x256, so more pixels only cost conversion time."""
+GENERAL_MODEL = 0
+"""MediaPipe's 256x256 'general' selfie model (1 is the 144x256 landscape model)."""
+
+
+class SelfieSegmenter:
+    """Person probabilities for BGR frames. Use as a context manager to free the graph."""
+
+    def __init__(self, model_selection: int = GENERAL_MODEL) -> None:
+        import mediapipe as mp
+
+        self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
+            model_selection=model_selection
+        )
+
+    def work_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the maps `segment` returns for frames of this size."""
+        scale = min(1.0, SEGMENT_SIDE / max(height, width))
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def segment(self, image_bgr: np.ndarray) -> np.ndarray:
+        """float32 [h, w] person probability in 0..1 at `work_size` of the frame."""
+        h, w = self.work_size(*image_bgr.shape[:2])
+        small = (
+            image_bgr
+            if (h, w) == image_bgr.shape[:2]
+            else cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA)
+        )
+        result = self._segmenter.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        mask = result.segmentation_mask
+        if mask is None:
+            return np.zeros((h, w), np.float32)
+        return np.asarray(mask, dtype=np.float32)
+
+    def close(self) -> None:
+        self._segmenter.close()
+
+    def __enter__(self) -> SelfieSegmenter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,448 @@
+"""Task 4: MediaPipe face mesh landmarks over ori_imgs/, 68-point .lms files and head tracking.
+
+Landmarks stream over the frames in order (a few frames in memory); the only array that grows with
+the video is the [N, 478, 3] landmark table. Short gaps are filled by linear interpolation and
+flagged; longer gaps stay NaN and those frames are left out of the train/val splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from talkprep.config import Config
+from talkprep.errors import TaskError
+from talkprep.geometry.face_topology import LMS68, NUM_LMS68, NUM_MESH_POINTS
+from talkprep.io.atomic import atomic_path, write_npy, write_text, write_torch
+from talkprep.io.images import read_image
+from talkprep.tasks.base import (
+    CheckResult,
+    FolderFacts,
+    Task,
+    TaskContext,
+    TaskResult,
+    batched,
+    check_numbered_files,
+)
+from talkprep.tasks.frames import FRAMES_DIR
+
+LANDMARKS_NAME = "landmarks.npy"
+TRACK_NAME = "track_params.pt"
+BLENDSHAPES_NAME = "bs.npy"
+NUM_BLENDSHAPES = 52
+MAX_GAP = 5
+"""Longest run of faceless frames (in frames) that is filled by linear interpolation."""
+READ_AHEAD = 8
+"""Frames decoded ahead of the landmark model by a reader thread."""
+LMS_BATCH = 64
+"""Frames per batch of .lms files handed to the writer threads."""
+LMS_CHECK_SAMPLES = 64
+"""At most this many .lms files are parsed by `check` (evenly spaced); all are counted."""
+TRACK_KEYS_N3 = ("euler", "trans")
+MIN_FOCAL_PX = 1.0
+
+
+def mesh_box(points: np.ndarray) -> np.ndarray:
+    """x0, y0, x1, y1 of each face in float [..., 478, 3] (pixels)."""
+    xy = points[..., :2]
+    return np.concatenate([xy.min(axis=-2), xy.max(axis=-2)], axis=-1)
+
+
+def pick_face(faces: np.ndarray, previous_box: np.ndarray | None) -> int:
+    """Index of the face that continues the track: large and close to the previous face's box.
+
+    Args:
+        faces: float [K, 478, 3], K >= 1.
+        previous_box: x0, y0, x1, y1 of the face kept last, or None at the start.
+    """
+    boxes = mesh_box(faces)
+    sizes = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))
+    score = sizes / max(float(sizes.max()), 1e-6)
+    if previous_box is not None:
+        previous_size = max(float(np.sqrt(np.prod(previous_box[2:] - previous_box[:2]))), 1e-6)
+        centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+        previous_centre = 0.5 * (previous_box[:2] + previous_box[2:])
+        score = score - np.linalg.norm(centres - previous_centre, axis=1) / previous_size
+    return int(np.argmax(score))
+
+
+def fill_short_gaps(
+    landmarks: np.ndarray, max_gap: int = MAX_GAP, inplace: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill runs of at most `max_gap` faceless frames; longer runs stay NaN.
+
+    Inner gaps are interpolated linearly between the faces on either side; a short gap at the
+    start or end of the video holds the nearest face.
+
+    Args:
+        landmarks: float [N, P, 3], rows all-NaN where no face.
+        inplace: fill `landmarks` itself instead of a copy (saves one [N, 478, 3] array).
+    Returns:
+        (filled array, bool [N] mask of the frames that were filled).
+    """
+    n = len(landmarks)
+    valid = np.isfinite(landmarks).all(axis=(1, 2))
+    filled = landmarks if inplace else landmarks.copy()
+    interpolated = np.zeros(n, dtype=bool)
+    if not valid.any():
+        return filled, interpolated
+    change = np.diff(np.concatenate([[0], (~valid).astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(change == 1), np.flatnonzero(change == -1)
+    for start, end in zip(starts, ends, strict=True):  # one iteration per gap, not per frame
+        if end - start > max_gap:
+            continue
+        before, after = start - 1, end
+        if before < 0:
+            filled[start:end] = landmarks[after]
+        elif after >= n:
+            filled[start:end] = landmarks[before]
+        else:
+            weight = (np.arange(start, end) - before) / (after - before)
+            weight = weight[:, None, None].astype(landmarks.dtype)
+            filled[start:end] = (1 - weight) * landmarks[before] + weight * landmarks[after]
+        interpolated[start:end] = True
+    return filled, interpolated
+
+
+def index_ranges(mask: np.ndarray) -> list[list[int]]:
+    """Compact [first, last] (inclusive) runs of True in a bool [N] mask, for the manifest."""
+    change = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(change == 1), np.flatnonzero(change == -1)
+    return [[int(s), int(e - 1)] for s, e in zip(starts, ends, strict=True)]
+
+
+def lms_text(points68: np.ndarray) -> str:
+    """68 lines 'x y' (pixels), as np.savetxt writes them for the reference loaders."""
+    return "".join(f"{x:.6f} {y:.6f}\n" for x, y in points68[:, :2].tolist())
+
+
+def _read_frames(folder: Path, n: int) -> Iterator[np.ndarray]:
+    """ori_imgs/{i}.jpg in order, decoded by a thread a few frames ahead of the consumer."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(read_image, folder / f"{i}.jpg") for i in range(min(n, READ_AHEAD))]
+        for i in range(n):
+            image = pending.pop(0).result()
+            if i + READ_AHEAD < n:
+                pending.append(pool.submit(read_image, folder / f"{i + READ_AHEAD}.jpg"))
+            yield image
+
+
+def detect_landmarks(
+    folder: Path, n: int, progress: Callable[..., Iterator[Any]] | None = None
+) -> tuple[np.ndarray, int]:
+    """Face mesh of `folder`/{i}.jpg, i < n, in video mode, keeping one face track.
+
+    Returns:
+        (float32 [N, 478, 3] with NaN rows where no face, number of frames with several faces).
+    """
+    from talkprep.models.face_mesh import FaceMesh
+
+    landmarks = np.full((n, NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
+    previous_box = None
+    multi_face = 0
+    frames = _read_frames(folder, n)
+    if progress is not None:
+        frames = progress(frames, total=n, desc="landmarks")
+    with FaceMesh() as mesh:
+        for i, image in enumerate(frames):
+            faces = mesh.process(image)
+            if len(faces) == 0:
+                continue
+            multi_face += len(faces) > 1
+            k = pick_face(faces, previous_box) if len(faces) > 1 else 0
+            landmarks[i] = faces[k]
+            previous_box = mesh_box(faces[k])
+    return landmarks, multi_face
+
+
+def blendshape_scores(
+    folder: Path,
+    n: int,
+    fps: float,
+    model: Path,
+    progress: Callable[..., Iterator[Any]] | None = None,
+) -> np.ndarray:
+    """Float32 [N, 52] MediaPipe blendshape scores (SyncTalk's bs.npy); NaN rows where no face."""
+    from talkprep.models.face_mesh import FaceBlendshapes
+
+    scores = np.full((n, NUM_BLENDSHAPES), np.nan, dtype=np.float32)
+    frames = _read_frames(folder, n)
+    if progress is not None:
+        frames = progress(frames, total=n, desc="blendshapes")
+    with FaceBlendshapes(model) as landmarker:
+        for i, image in enumerate(frames):
+            row = landmarker.process(image, round(1000 * i / fps))
+            if row is not None:
+                scores[i] = row
+    return scores
+
+
+class LandmarksTask(Task):
+    number = 4
+    name = "landmarks"
+    title = (
+        "face mesh landmarks and head tracking -> landmarks.npy, ori_imgs/*.lms, track_params.pt"
+    )
+    needs = ("frames",)
+    makes = (LANDMARKS_NAME, f"{FRAMES_DIR}/*.lms", TRACK_NAME)
+    config_fields = ("blendshape_model",)
+
+    def outputs(self, config: Config) -> tuple[str, ...]:
+        if config.blendshape_model is not None:
+            return (*self.makes, BLENDSHAPES_NAME)
+        return self.makes
+
+    def input_files(self, config: Config) -> list[Path]:
+        return [config.blendshape_model] if config.blendshape_model is not None else []
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        n = ctx.frame_count()
+        frames_info = ctx.records["frames"]["info"]
+        width, height = int(frames_info["width"]), int(frames_info["height"])
+        model = ctx.config.blendshape_model
+        if model is not None and not Path(model).is_file():
+            raise TaskError(
+                f"--blendshape-model {model} does not exist; give the path of face_landmarker.task"
+            )
+        raw, multi_face = self._detect(ctx, n)
+        found = np.isfinite(raw).all(axis=(1, 2))
+        if not found.any():
+            raise TaskError(
+                f"no face found in any of the {n} frames; check the video "
+                "(use --crop auto if the face is small in a large frame)"
+            )
+        landmarks, interpolated = fill_short_gaps(raw, inplace=True)
+        valid = np.isfinite(landmarks).all(axis=(1, 2))
+        with atomic_path(ctx.out / LANDMARKS_NAME) as tmp, tmp.open("wb") as handle:
+            np.save(handle, landmarks, allow_pickle=False)  # streamed: no in-memory copy
+        with ThreadPoolExecutor(max_workers=1) as pool:  # small files written while tracking
+            lms_job = pool.submit(self._write_lms, ctx, landmarks)
+            track = self._track(ctx, landmarks, width, height)
+            lms_job.result()
+        tracked = valid & np.isfinite(track["euler"]).all(axis=1)
+        figures: dict[str, Any] = {
+            "faces_found": int(found.sum()),
+            "multi_face_frames": multi_face,
+            "interpolated_frames": int(interpolated.sum()),
+            "dropped_frames": int(n - tracked.sum()),
+            **track["figures"],
+            "focal_curve": track["focal_curve"],
+        }
+        info = {
+            "n_frames": n,
+            "focal": track["focal"],
+            "interpolated": index_ranges(interpolated),
+            "invalid": index_ranges(~tracked),
+            "camera_distance_m": track["distance"],
+        }
+        warnings = []
+        if n - tracked.sum() > 0:
+            warnings.append(
+                f"{n - int(tracked.sum())} of {n} frames have no usable face and are left out "
+                "of the train/val splits"
+            )
+        if model is not None:
+            figures["blendshape_frames"] = self._blendshapes(ctx, n, model)
+        return TaskResult(frames=n, figures=figures, info=info, warnings=warnings)
+
+    def _detect(self, ctx: TaskContext, n: int) -> tuple[np.ndarray, int]:
+        return detect_landmarks(ctx.out / FRAMES_DIR, n, ctx.progress)
+
+    def _write_lms(self, ctx: TaskContext, landmarks: np.ndarray) -> None:
+        """ori_imgs/{i}.lms for every frame ('nan nan' lines where no face, as np.savetxt)."""
+        folder = ctx.out / FRAMES_DIR
+        points = landmarks[:, LMS68, :2]
+
+        def write_batch(indices: list[int]) -> None:
+            for i in indices:
+                write_text(folder / f"{i}.lms", lms_text(points[i]))
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jobs = [pool.submit(write_batch, b) for b in batched(range(len(points)), LMS_BATCH)]
+            for job in jobs:
+                job.result()
+
+    def _track(
+        self, ctx: TaskContext, landmarks: np.ndarray, width: int, height: int
+    ) -> dict[str, Any]:
+        """Bundle adjustment of focal, shape and poses; writes track_params.pt (RAD-NeRF units)."""
+        import torch
+
+        from talkprep.geometry.camera import radnerf_pose
+        from talkprep.geometry.tracking import TrackingError, track_head
+
+        try:
+            track = track_head(landmarks, width, height, progress=ctx.progress)
+        except TrackingError as exc:
+            raise TaskError(
+                f"head tracking failed: {exc}; look at ori_imgs/*.lms on a few frames "
+                "(if the points sit on the face, please report this video)"
+            ) from exc
+        euler, trans = radnerf_pose(track.rotation, track.translation)
+        params = {
+            "euler": torch.from_numpy(np.asarray(euler, dtype=np.float32)),
+            "trans": torch.from_numpy(np.asarray(trans, dtype=np.float32)),
+            "focal": torch.tensor([float(track.focal)], dtype=torch.float32),
+            "shape": torch.from_numpy(np.asarray(track.shape, dtype=np.float32)),
+            "reproj_err": torch.from_numpy(np.asarray(track.reproj_err, dtype=np.float32)),
+            "rigid_index": torch.from_numpy(np.asarray(track.rigid_index, dtype=np.int64)),
+        }
+        write_torch(ctx.out / TRACK_NAME, params)
+        distance = np.linalg.norm(np.asarray(track.translation, dtype=np.float64), axis=1)
+        finite = np.isfinite(distance)
+        return {
+            "euler": np.asarray(euler),
+            "focal": round(float(track.focal), 3),
+            "distance": round(float(np.median(distance[finite])), 4) if finite.any() else None,
+            "figures": dict(track.figures),
+            "focal_curve": [[round(float(f), 2), round(float(e), 4)] for f, e in track.focal_curve],
+        }
+
+    def _blendshapes(self, ctx: TaskContext, n: int, model: Path) -> int:
+        """Writes bs.npy; returns the number of frames with scores."""
+        fps = float(ctx.records["frames"]["info"].get("fps", ctx.config.fps))
+        scores = blendshape_scores(ctx.out / FRAMES_DIR, n, fps, model, ctx.progress)
+        write_npy(ctx.out / BLENDSHAPES_NAME, scores)
+        return int(np.isfinite(scores).all(axis=1).sum())
+
+    def check(self, facts: FolderFacts) -> list[CheckResult]:
+        results = []
+        landmarks_path = facts.root / LANDMARKS_NAME
+        if landmarks_path.is_file():
+            results.append(_check_landmarks(landmarks_path, facts))
+        lms = check_numbered_files(facts, FRAMES_DIR, ".lms", f"{FRAMES_DIR}/*.lms")
+        if lms is not None:
+            results.append(_check_lms_contents(facts, lms) if lms.ok else lms)
+        track_path = facts.root / TRACK_NAME
+        if track_path.is_file():
+            results.append(_check_track(track_path, facts))
+        bs_path = facts.root / BLENDSHAPES_NAME
+        if bs_path.is_file():
+            results.append(_check_blendshapes(bs_path, facts))
+        return results
+
+
+def _load_npy(path: Path) -> np.ndarray | str:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return f"cannot read {path.name}: {exc}"
+
+
+def _check_landmarks(path: Path, facts: FolderFacts) -> CheckResult:
+    array = _load_npy(path)
+    if isinstance(array, str):
+        return CheckResult(LANDMARKS_NAME, 0, array)
+    count = len(array) if array.ndim else 0
+    if array.ndim != 3 or array.shape[1:] != (NUM_MESH_POINTS, 3):
+        return CheckResult(LANDMARKS_NAME, count, f"shape {array.shape}, expected [N, 478, 3]")
+    if array.dtype != np.float32:
+        return CheckResult(LANDMARKS_NAME, count, f"dtype {array.dtype}, expected float32")
+    if facts.n_frames is not None and count != facts.n_frames:
+        return CheckResult(
+            LANDMARKS_NAME, count, f"{count} rows but the dataset has {facts.n_frames} frames"
+        )
+    finite = np.isfinite(array).all(axis=2)
+    partial = finite.any(axis=1) & ~finite.all(axis=1)
+    if partial.any():
+        return CheckResult(
+            LANDMARKS_NAME,
+            count,
+            f"frame {int(np.argmax(partial))} is partly NaN (rows must be whole)",
+        )
+    if not finite.all(axis=1).any():
+        return CheckResult(LANDMARKS_NAME, count, "no frame has a face (all rows NaN)")
+    if facts.frame_size is not None:
+        h, w = facts.frame_size
+        xy = array[finite.all(axis=1)][..., :2]
+        centres = xy.mean(axis=1)
+        outside = (
+            (centres[:, 0] < 0) | (centres[:, 0] > w) | (centres[:, 1] < 0) | (centres[:, 1] > h)
+        )
+        if outside.any():
+            return CheckResult(LANDMARKS_NAME, count, "face centres lie outside the frame")
+    return CheckResult(LANDMARKS_NAME, count)
+
+
+def _check_lms_contents(facts: FolderFacts, counted: CheckResult) -> CheckResult:
+    picks = np.unique(
+        np.linspace(0, counted.count - 1, min(counted.count, LMS_CHECK_SAMPLES)).astype(int)
+    )
+    for i in picks:
+        path = facts.root / FRAMES_DIR / f"{i}.lms"
+        try:
+            points = np.loadtxt(path, ndmin=2)
+        except ValueError as exc:
+            return CheckResult(counted.group, counted.count, f"{path.name} cannot be read: {exc}")
+        if points.shape != (NUM_LMS68, 2):
+            return CheckResult(
+                counted.group,
+                counted.count,
+                f"{path.name} has shape {points.shape}, expected 68 x 2",
+            )
+    return counted
+
+
+def _check_track(path: Path, facts: FolderFacts) -> CheckResult:
+    import torch
+
+    try:
+        params = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        return CheckResult(TRACK_NAME, 0, f"cannot read {TRACK_NAME}: {type(exc).__name__}")
+    if not isinstance(params, dict):
+        return CheckResult(TRACK_NAME, 0, "not a dict of tensors")
+    missing = [k for k in (*TRACK_KEYS_N3, "focal") if k not in params]
+    if missing:
+        return CheckResult(TRACK_NAME, 0, f"missing keys {missing}")
+    count = int(params["euler"].shape[0]) if params["euler"].ndim else 0
+    for key in TRACK_KEYS_N3:
+        value = params[key]
+        if value.ndim != 2 or value.shape[1] != 3:
+            return CheckResult(
+                TRACK_NAME, count, f"{key} has shape {tuple(value.shape)}, expected [N, 3]"
+            )
+        if value.dtype != torch.float32:
+            return CheckResult(TRACK_NAME, count, f"{key} is {value.dtype}, expected float32")
+        if facts.n_frames is not None and value.shape[0] != facts.n_frames:
+            return CheckResult(
+                TRACK_NAME,
+                count,
+                f"{key} has {value.shape[0]} rows but the dataset has {facts.n_frames} frames",
+            )
+    focal = params["focal"].reshape(-1)
+    if (
+        focal.numel() != 1
+        or not bool(torch.isfinite(focal).all())
+        or float(focal[0]) < MIN_FOCAL_PX
+    ):
+        return CheckResult(
+            TRACK_NAME, count, f"focal must be one positive number, got {focal.tolist()}"
+        )
+    if "reproj_err" in params and params["reproj_err"].shape[0] != count:
+        return CheckResult(TRACK_NAME, count, "reproj_err rows differ from euler rows")
+    if "shape" in params and (params["shape"].ndim != 2 or params["shape"].shape[1] != 3):
+        return CheckResult(
+            TRACK_NAME, count, f"shape has shape {tuple(params['shape'].shape)}, expected [K, 3]"
+        )
+    if not bool(torch.isfinite(params["euler"]).all(dim=1).any()):
+        return CheckResult(TRACK_NAME, count, "no frame has a finite pose")
+    return CheckResult(TRACK_NAME, count)
+
+
+def _check_blendshapes(path: Path, facts: FolderFacts) -> CheckResult:
+    array = _load_npy(path)
+    if isinstance(array, str):
+        return CheckResult(BLENDSHAPES_NAME, 0, array)
+    count = len(array) if array.ndim else 0
+    if array.ndim != 2 or array.shape[1] != NUM_BLENDSHAPES:
+        return CheckResult(BLENDSHAPES_NAME, count, f"shape {array.shape}, expected [N, 52]")
+    if facts.n_frames is not None and count != facts.n_frames:
+        return CheckResult(
+            BLENDSHAPES_NAME, count, f"{count} rows but the dataset has {facts.n_frames} frames"
+        )
+    return CheckResult(BLENDSHAPES_NAME, count)

@@ -1,0 +1,116 @@
+"""Task 7: gt_imgs/{i}.jpg (background replaced by bc.jpg) and torso_imgs/{i}.png (BGRA torso and
+neck with the head removed and the neck carried up under it), as RAD-NeRF's extract_torso_and_gt.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+
+from talkprep.errors import TaskError
+from talkprep.geometry.masks import decode_labels, gt_and_torso
+from talkprep.io.images import read_image, write_jpeg, write_png
+from talkprep.io.prefetch import WriteBehind, read_ahead
+from talkprep.tasks.base import (
+    CheckResult,
+    FolderFacts,
+    Task,
+    TaskContext,
+    TaskResult,
+    check_numbered_files,
+)
+
+FRAMES_DIR = "ori_imgs"
+PARSING_DIR = "parsing"
+PLATE_FILE = "bc.jpg"
+GT_DIR = "gt_imgs"
+TORSO_DIR = "torso_imgs"
+CHECK_SAMPLES = 3
+
+
+def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """A frame and its label map."""
+    return read_image(paths[0]), decode_labels(read_image(paths[1]))
+
+
+class TorsoTask(Task):
+    number = 7
+    name = "torso"
+    title = "gt and torso images -> gt_imgs/, torso_imgs/"
+    needs = ("frames", "parsing", "background")
+    makes = (f"{GT_DIR}/*.jpg", f"{TORSO_DIR}/*.png")
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        n_frames = ctx.frame_count()
+        try:
+            plate = read_image(ctx.out / PLATE_FILE)
+        except (FileNotFoundError, ValueError) as exc:
+            raise TaskError(f"cannot read {PLATE_FILE} ({exc}); rerun task 6") from exc
+        pairs = [
+            (str(ctx.out / FRAMES_DIR / f"{i}.jpg"), str(ctx.out / PARSING_DIR / f"{i}.png"))
+            for i in range(n_frames)
+        ]
+        (ctx.out / GT_DIR).mkdir(parents=True, exist_ok=True)
+        (ctx.out / TORSO_DIR).mkdir(parents=True, exist_ok=True)
+        torso_fraction = np.zeros(n_frames, np.float32)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            writer = WriteBehind(pool)
+            loaded = read_ahead(pool, load_pair, pairs)
+            progress = ctx.progress(enumerate(loaded), total=n_frames, desc="torso")
+            for index, (frame, labels) in progress:
+                if frame.shape != plate.shape or labels.shape != frame.shape[:2]:
+                    raise TaskError(
+                        f"frame {index}, its parsing and bc.jpg differ in size; rerun tasks 5-6"
+                    )
+                gt, torso = gt_and_torso(frame, labels, plate)
+                torso_fraction[index] = np.count_nonzero(torso[..., 3]) / labels.size
+                writer.submit(write_jpeg, ctx.out / GT_DIR / f"{index}.jpg", gt)
+                writer.submit(write_png, ctx.out / TORSO_DIR / f"{index}.png", torso)
+            writer.finish()
+        figures = {
+            "torso_alpha_fraction": {
+                "median": round(float(np.median(torso_fraction)), 4),
+                "min": round(float(torso_fraction.min()), 4),
+                "max": round(float(torso_fraction.max()), 4),
+            }
+        }
+        return TaskResult(frames=n_frames, figures=figures)
+
+    def check(self, facts: FolderFacts) -> list[CheckResult]:
+        results = []
+        gt = check_numbered_files(facts, GT_DIR, ".jpg", f"{GT_DIR}/*.jpg")
+        if gt is not None:
+            results.append(self._check_samples(facts, gt, GT_DIR, ".jpg", channels=3))
+        torso = check_numbered_files(facts, TORSO_DIR, ".png", f"{TORSO_DIR}/*.png")
+        if torso is not None:
+            results.append(self._check_samples(facts, torso, TORSO_DIR, ".png", channels=4))
+        return results
+
+    def _check_samples(
+        self, facts: FolderFacts, result: CheckResult, folder: str, suffix: str, channels: int
+    ) -> CheckResult:
+        if not result.ok:
+            return result
+        for index in sorted({0, result.count // 2, result.count - 1})[:CHECK_SAMPLES]:
+            path = facts.root / folder / f"{index}{suffix}"
+            try:
+                image = read_image(path, cv2.IMREAD_UNCHANGED)
+            except ValueError:
+                return CheckResult(result.group, result.count, f"{path.name} is not readable")
+            found = 1 if image.ndim == 2 else image.shape[2]
+            if found != channels:
+                kind = "RGBA" if channels == 4 else "colour"
+                return CheckResult(
+                    result.group, result.count, f"{path.name} has {found} channel(s), not {kind}"
+                )
+            if facts.frame_size is not None and image.shape[:2] != tuple(facts.frame_size):
+                return CheckResult(
+                    result.group, result.count, f"{path.name} size differs from the frames"
+                )
+            if channels == 4 and not np.isin(image[..., 3], (0, 255)).all():
+                return CheckResult(
+                    result.group, result.count, f"{path.name} has alpha values other than 0, 255"
+                )
+        return result

@@ -1,0 +1,367 @@
+"""Task 9: the train/val split with camera poses (transforms_*.json) and OpenFace-style au.csv.
+
+The JSON files follow RAD-NeRF's save_transforms (focal_len, cx, cy, frames of img_id, aud_id,
+transform_matrix) plus the fields its loaders otherwise compute from the .lms files: `face_rect`
+as [row_min, row_max, col_min, col_max] (RAD-NeRF's [xmin, xmax, ymin, ymax], x being the row) and
+`eye_ratio`, the eyes' area in percent of the image (RAD-NeRF's eye_area; about 0.25 when open).
+au.csv carries blink (AU45) and mouth (AU25, AU26) intensities on OpenFace's 0-5 scale, read by
+ER-NeRF as column ' AU45_r'.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from talkprep.errors import TaskError
+from talkprep.geometry.face_topology import LEFT_EYE_OUTER, LMS68, RIGHT_EYE_OUTER
+from talkprep.io.atomic import write_json, write_text
+from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
+from talkprep.tasks.landmarks import LANDMARKS_NAME, TRACK_NAME
+
+SPLITS = ("train", "val")
+TRAIN_FRACTION = 10 / 11
+"""The first int(n * 10/11) usable frames train, the rest validate (RAD-NeRF's split)."""
+AU_NAME = "au.csv"
+AU_COLUMNS = (" frame", " timestamp", " confidence", " success", " AU45_r", " AU25_r", " AU26_r")
+AU_MAX = 5.0
+"""OpenFace's AU intensity scale is 0-5."""
+EYES_68 = (slice(36, 42), slice(42, 48))
+"""Each eye's six iBUG points in polygon order: outer/inner corner, two upper, corner, two lower."""
+RIGHT_EYE_MESH = (33, 160, 158, 133, 153, 144)
+LEFT_EYE_MESH = (263, 387, 385, 362, 380, 373)
+"""p1..p6 of the eye aspect ratio: corner, upper, upper, corner, lower, lower (p2-p6, p3-p5)."""
+UPPER_LIP_INNER, LOWER_LIP_INNER = 13, 14
+NOSE_BRIDGE, CHIN = 6, 152
+BLINK_OPEN_TOLERANCE = 0.15
+"""Eye closure (1 - EAR / the person's open EAR) below this counts as open: AU45 = 0."""
+BLINK_FULL_CLOSURE = 0.7
+"""Closure at which AU45 reaches 5 (a closed eye's mesh keeps about 30% of its open EAR)."""
+MOUTH_FULL_OPENING = 0.35
+"""Inner-lip gap over outer eye-corner distance at which AU25 reaches 5 (mouth wide open)."""
+JAW_FULL_DROP = 0.25
+"""Growth of the bridge-to-chin distance (over eye-corner distance) at which AU26 reaches 5."""
+CLOSED_PERCENTILE = 5
+"""A person's closed-mouth reference: this percentile of their mouth measures over the video."""
+CONFIDENCE_DETECTED, CONFIDENCE_INTERPOLATED = 0.98, 0.5
+ORTHONORMAL_TOLERANCE = 1e-3
+REQUIRED_KEYS = ("focal_len", "cx", "cy", "frames")
+REQUIRED_FRAME_KEYS = ("img_id", "aud_id", "transform_matrix")
+"""What the RAD-NeRF/ER-NeRF loaders cannot do without; other fields are checked when present."""
+BLINK_COLUMN = " AU45_r"
+"""The au.csv column ER-NeRF reads (OpenFace's header puts a space after each comma)."""
+
+
+def train_val_ids(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame indices of the train and val splits: usable frames in order, split 10:1."""
+    ids = np.flatnonzero(valid)
+    cut = int(len(ids) * TRAIN_FRACTION)
+    return ids[:cut], ids[cut:]
+
+
+def polygon_area(points: np.ndarray) -> np.ndarray:
+    """Shoelace area of closed polygons float [..., P, 2] -> [...]."""
+    x, y = points[..., 0], points[..., 1]
+    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1))
+
+
+def face_rects(lms68: np.ndarray) -> np.ndarray:
+    """RAD-NeRF's face rect from [N, 68, 2] points: int [N, 4] row_min, row_max, col_min, col_max.
+
+    The top is the nose base (points 31-35), so the rect covers the lower face that speech moves.
+    """
+    rows, cols = lms68[..., 1], lms68[..., 0]
+    rect = np.stack(
+        [rows[:, 31:36].min(axis=1), rows.max(axis=1), cols.min(axis=1), cols.max(axis=1)], axis=1
+    )
+    return np.trunc(rect).astype(np.int64)
+
+
+def eye_ratios(lms68: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Both eyes' polygon area in percent of the image, per frame (RAD-NeRF's eye_area)."""
+    area = sum(polygon_area(lms68[:, eye, :2]) for eye in EYES_68)
+    return area / (height * width) * 100.0
+
+
+def eye_aspect_ratio(mesh: np.ndarray) -> np.ndarray:
+    """Mean EAR of both eyes from float [N, 478, 3] mesh points (3D, so head yaw matters less)."""
+    ratios = []
+    for eye in (RIGHT_EYE_MESH, LEFT_EYE_MESH):
+        p = mesh[:, list(eye)]
+        vertical = np.linalg.norm(p[:, 1] - p[:, 5], axis=-1) + np.linalg.norm(
+            p[:, 2] - p[:, 4], axis=-1
+        )
+        ratios.append(vertical / (2.0 * np.linalg.norm(p[:, 0] - p[:, 3], axis=-1)))
+    return 0.5 * (ratios[0] + ratios[1])
+
+
+def action_units(mesh: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Float [N, 3] AU45 (blink), AU25 (lips part), AU26 (jaw drop) on 0-5; 0 where not valid.
+
+    Each measure is normalised by the person's own reference over the usable frames: the median
+    eye opening (eyes are open most of the time) and a low percentile of the mouth measures.
+    """
+    n = len(mesh)
+    out = np.zeros((n, 3), dtype=np.float64)
+    if not valid.any():
+        return out
+    m = mesh[valid].astype(np.float64)
+    scale = np.linalg.norm(m[:, RIGHT_EYE_OUTER] - m[:, LEFT_EYE_OUTER], axis=-1)
+    ear = eye_aspect_ratio(m)
+    closure = 1.0 - ear / np.median(ear)
+    blink = (closure - BLINK_OPEN_TOLERANCE) / (BLINK_FULL_CLOSURE - BLINK_OPEN_TOLERANCE)
+    lips = np.linalg.norm(m[:, UPPER_LIP_INNER] - m[:, LOWER_LIP_INNER], axis=-1) / scale
+    jaw = np.linalg.norm(m[:, NOSE_BRIDGE] - m[:, CHIN], axis=-1) / scale
+    lips_part = (lips - np.percentile(lips, CLOSED_PERCENTILE)) / MOUTH_FULL_OPENING
+    jaw_drop = (jaw - np.percentile(jaw, CLOSED_PERCENTILE)) / JAW_FULL_DROP
+    out[valid] = AU_MAX * np.clip(np.stack([blink, lips_part, jaw_drop], axis=1), 0.0, 1.0)
+    return out
+
+
+def au_csv_text(units: np.ndarray, fps: float, confidence: np.ndarray, success: np.ndarray) -> str:
+    """OpenFace-style CSV ('x, y' separators, every header name with a leading space)."""
+    n = len(units)
+    frame = np.arange(1, n + 1)
+    buffer = io.StringIO()
+    buffer.write(",".join(AU_COLUMNS) + "\n")
+    rows = zip(frame, frame - 1, confidence, success, units, strict=True)
+    buffer.writelines(
+        f" {f}, {i / fps:.3f}, {c:.2f}, {int(s)}, {u[0]:.2f}, {u[1]:.2f}, {u[2]:.2f}\n"
+        for f, i, c, s, u in rows
+    )
+    return buffer.getvalue()
+
+
+class TransformsTask(Task):
+    number = 9
+    name = "transforms"
+    title = "train/val split and camera poses -> transforms_*.json, au.csv"
+    needs = ("frames", "landmarks")
+    makes = ("transforms_train.json", "transforms_val.json", AU_NAME)
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        from talkprep.geometry.camera import transform_matrices
+
+        n = ctx.frame_count()
+        frames_info = ctx.records["frames"]["info"]
+        width, height = int(frames_info["width"]), int(frames_info["height"])
+        fps = float(frames_info.get("fps", ctx.config.fps))
+        mesh = np.load(ctx.out / LANDMARKS_NAME)
+        params = _load_track(ctx.out / TRACK_NAME)
+        euler, trans = params["euler"], params["trans"]
+        if len(mesh) != n or len(euler) != n:
+            raise TaskError(
+                f"{LANDMARKS_NAME} has {len(mesh)} rows and {TRACK_NAME} {len(euler)} for {n} "
+                "frames; rerun task 4 (add 4 to --tasks with --force)"
+            )
+        has_face = np.isfinite(mesh).all(axis=(1, 2))
+        valid = has_face & np.isfinite(euler).all(axis=1) & np.isfinite(trans).all(axis=1)
+        if valid.sum() < len(SPLITS):
+            raise TaskError(
+                f"only {int(valid.sum())} of {n} frames have a tracked face; a split needs at "
+                "least 2: check the video and task 4's warnings"
+            )
+        matrices = np.full((n, 4, 4), np.nan)
+        matrices[valid] = transform_matrices(euler[valid], trans[valid])
+        lms68 = mesh[:, LMS68, :2].astype(np.float64)
+        rects = np.zeros((n, 4), dtype=np.int64)
+        rects[valid] = face_rects(lms68[valid])
+        eyes = np.zeros(n)
+        eyes[valid] = eye_ratios(lms68[valid], height, width)
+
+        focal = float(params["focal"].reshape(-1)[0])
+        splits = dict(zip(SPLITS, train_val_ids(valid), strict=True))
+        for split, ids in splits.items():
+            document = {
+                "focal_len": focal,
+                "cx": width / 2.0,
+                "cy": height / 2.0,
+                "h": height,
+                "w": width,
+                "frames": [
+                    {
+                        "img_id": int(i),
+                        "aud_id": int(i),
+                        "transform_matrix": matrices[i].tolist(),
+                        "face_rect": rects[i].tolist(),
+                        "eye_ratio": round(float(eyes[i]), 6),
+                    }
+                    for i in ids
+                ],
+            }
+            write_json(ctx.out / f"transforms_{split}.json", document)
+
+        interpolated = np.zeros(n, dtype=bool)
+        for first, last in ctx.records.get("landmarks", {}).get("info", {}).get("interpolated", []):
+            interpolated[first : last + 1] = True
+        confidence = np.where(
+            valid, np.where(interpolated, CONFIDENCE_INTERPOLATED, CONFIDENCE_DETECTED), 0.0
+        )
+        units = action_units(mesh, valid)
+        write_text(ctx.out / AU_NAME, au_csv_text(units, fps, confidence, valid))
+
+        blink = units[valid, 0]
+        figures = {
+            "train_frames": len(splits["train"]),
+            "val_frames": len(splits["val"]),
+            "left_out_frames": int(n - valid.sum()),
+            "eye_ratio_median": round(float(np.median(eyes[valid])), 4),
+            "blink_frames": int((blink >= 1.0).sum()),
+            "au45_p50_p99": [round(float(v), 3) for v in np.percentile(blink, [50, 99])],
+            "au25_p50_p99": [round(float(v), 3) for v in np.percentile(units[valid, 1], [50, 99])],
+        }
+        info = {
+            "train_range": [int(splits["train"][0]), int(splits["train"][-1])]
+            if len(splits["train"])
+            else None,
+            "val_range": [int(splits["val"][0]), int(splits["val"][-1])],
+        }
+        return TaskResult(frames=n, figures=figures, info=info)
+
+    def check(self, facts: FolderFacts) -> list[CheckResult]:
+        results = []
+        seen: dict[str, set[int]] = {}
+        for split in SPLITS:
+            path = facts.root / f"transforms_{split}.json"
+            if path.is_file():
+                result, ids = _check_transforms(path, facts)
+                results.append(result)
+                seen[split] = ids
+        if len(seen) == len(SPLITS) and seen["train"] & seen["val"]:
+            first = min(seen["train"] & seen["val"])
+            results.append(CheckResult("transforms splits", 0, f"frame {first} is in both splits"))
+        au_path = facts.root / AU_NAME
+        if au_path.is_file():
+            results.append(_check_au(au_path, facts))
+        return results
+
+
+def _load_track(path: Path) -> dict[str, np.ndarray]:
+    import torch
+
+    try:
+        params = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: params[k].numpy().astype(np.float64) for k in ("euler", "trans", "focal")}
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4") from None
+
+
+def _check_transforms(path: Path, facts: FolderFacts) -> tuple[CheckResult, set[int]]:
+    group = path.name
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return CheckResult(group, 0, f"not valid JSON: {exc}"), set()
+    missing = [k for k in REQUIRED_KEYS if k not in document]
+    if missing:
+        return CheckResult(group, 0, f"missing keys {missing}"), set()
+    frames = document["frames"]
+    count = len(frames) if isinstance(frames, list) else 0
+    problem = _transforms_problem(document, facts)
+    if problem is None and count == 0:
+        problem = "no frames"
+    ids: set[int] = set()
+    for frame in frames if problem is None else []:
+        problem = _frame_problem(frame, facts, ids)
+        if problem is not None:
+            break
+        ids.add(frame["img_id"])
+    return CheckResult(group, count, problem), ids
+
+
+def _transforms_problem(document: dict[str, Any], facts: FolderFacts) -> str | None:
+    """Problems of the intrinsics; h and w are optional (RAD-NeRF then uses 2 * cy, 2 * cx)."""
+    if not isinstance(document["frames"], list):
+        return "frames is not a list"
+    try:
+        focal, cx, cy = (float(document[k]) for k in ("focal_len", "cx", "cy"))
+        h = int(document.get("h", 2 * cy))
+        w = int(document.get("w", 2 * cx))
+    except (TypeError, ValueError):
+        return "focal_len, cx, cy, h, w must be numbers"
+    if not focal > 0:
+        return f"focal_len {focal} is not positive"
+    if facts.frame_size is not None and (h, w) != tuple(facts.frame_size):
+        return f"h, w = {h}, {w} but the frames are {facts.frame_size[0]} x {facts.frame_size[1]}"
+    if not (0 < cx < w and 0 < cy < h):
+        return f"principal point ({cx}, {cy}) is outside the image"
+    return None
+
+
+def _frame_problem(frame: Any, facts: FolderFacts, ids: set[int]) -> str | None:
+    if not isinstance(frame, dict):
+        return "a frame entry is not an object"
+    missing = [k for k in REQUIRED_FRAME_KEYS if k not in frame]
+    if missing:
+        return f"a frame lacks {missing}"
+    img_id, aud_id = frame["img_id"], frame["aud_id"]
+    if not isinstance(img_id, int) or not isinstance(aud_id, int):
+        return f"img_id {img_id!r} / aud_id {aud_id!r} are not integers"
+    limit = facts.n_frames
+    if img_id < 0 or aud_id < 0 or (limit is not None and max(img_id, aud_id) >= limit):
+        return f"frame id {img_id} / aud_id {aud_id} outside 0..{limit}"
+    if img_id in ids:
+        return f"img_id {img_id} appears twice"
+    try:
+        matrix = np.asarray(frame["transform_matrix"], dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"img_id {img_id}: transform_matrix is not a 4x4 array of numbers"
+    if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
+        return f"img_id {img_id}: transform_matrix is not a finite 4x4"
+    rotation = matrix[:3, :3]
+    if not np.allclose(rotation.T @ rotation, np.eye(3), atol=ORTHONORMAL_TOLERANCE):
+        return f"img_id {img_id}: rotation is not orthonormal"
+    if np.linalg.det(rotation) < 0 or not np.allclose(matrix[3], [0, 0, 0, 1]):
+        return f"img_id {img_id}: transform_matrix is not a rigid camera-to-world transform"
+    return _optional_fields_problem(frame, img_id)
+
+
+def _optional_fields_problem(frame: dict[str, Any], img_id: int) -> str | None:
+    """face_rect and eye_ratio: talkprep writes them; other producers may leave them out."""
+    rect = frame.get("face_rect", [0, 0, 0, 0])
+    if not (isinstance(rect, list) and len(rect) == 4 and all(isinstance(v, int) for v in rect)):
+        return f"img_id {img_id}: face_rect {rect!r} is not 4 integers"
+    if rect[0] > rect[1] or rect[2] > rect[3]:
+        return f"img_id {img_id}: face_rect {rect} has min above max"
+    ratio = frame.get("eye_ratio", 0.0)
+    if not isinstance(ratio, int | float) or not np.isfinite(ratio) or ratio < 0:
+        return f"img_id {img_id}: eye_ratio {ratio!r} is not a non-negative number"
+    return None
+
+
+def _check_au(path: Path, facts: FolderFacts) -> CheckResult:
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return CheckResult(AU_NAME, 0, f"cannot read: {exc}")
+    if not rows:
+        return CheckResult(AU_NAME, 0, "empty file")
+    header, body = rows[0], rows[1:]
+    count = len(body)
+    if BLINK_COLUMN not in header:
+        return CheckResult(AU_NAME, count, f"header lacks {BLINK_COLUMN!r} (with a leading space)")
+    if facts.n_frames is not None and count != facts.n_frames:
+        return CheckResult(
+            AU_NAME, count, f"{count} rows but the dataset has {facts.n_frames} frames"
+        )
+    if any(len(row) != len(header) for row in body):
+        return CheckResult(AU_NAME, count, "rows have different column counts")
+    try:
+        values = np.array(body, dtype=np.float64)
+    except ValueError:
+        return CheckResult(AU_NAME, count, "non-numeric values")
+    frame_column = next((c for c in (" frame", "frame") if c in header), None)
+    if frame_column is not None and not np.array_equal(
+        values[:, header.index(frame_column)], np.arange(1, count + 1)
+    ):
+        return CheckResult(AU_NAME, count, "frame column is not 1..N in order")
+    units = values[:, [header.index(c) for c in header if c.strip().startswith("AU")]]
+    if not np.isfinite(units).all() or units.min() < 0 or units.max() > AU_MAX:
+        return CheckResult(AU_NAME, count, "AU intensities outside 0-5")
+    return CheckResult(AU_NAME, count)

@@ -1,0 +1,171 @@
+"""Task 6: the background plate, on a synthetic scene with known ground truth and on real clips."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy.ndimage import distance_transform_edt
+
+from talkprep.config import build_config
+from talkprep.console import Console
+from talkprep.geometry.masks import BACKGROUND, HEAD, TORSO, BackgroundPlate, labels_to_bgr
+from talkprep.io.images import read_image, write_jpeg, write_png
+from talkprep.tasks.background import BackgroundTask, margin_for, sample_indices
+from talkprep.tasks.base import TaskContext
+
+CLIP_NAMES = ("anchor", "hdtf", "obama", "selfie", "headturn")
+FIGURE_BGR = (20, 210, 30)
+"""The moving figure's colour: far from every background colour, so leaks are easy to see."""
+
+
+def textured_background(size: int, seed: int = 0) -> np.ndarray:
+    """A smooth colourful texture with fine detail (what a plate must reproduce)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.random((size // 8, size // 8, 3)).astype(np.float32)
+    smooth = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * 6 * (xx + 0.5 * yy))
+    image = 40 + 120 * smooth + 60 * stripes[..., None] * np.array([1.0, 0.4, 0.7], np.float32)
+    image[..., 1] *= 0.5  # keep green low: the figure is green
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def figure_labels(size: int, centre_x: int) -> np.ndarray:
+    """Head ellipse above a wide body that reaches the bottom edge."""
+    labels = np.zeros((size, size), np.uint8)
+    head = np.zeros((size, size), np.uint8)
+    cv2.ellipse(head, (centre_x, size * 3 // 8), (size // 10, size // 7), 0, 0, 360, 1, -1)
+    labels[size * 5 // 8 :, max(0, centre_x - size // 4) : centre_x + size // 4] = TORSO
+    labels[head > 0] = HEAD
+    return labels
+
+
+def synthetic_dataset(folder: Path, n_frames: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a figure sliding across a textured background, with exact parsing maps.
+
+    Returns the true background and bool [N, H, W] figure masks.
+    """
+    background = textured_background(size)
+    masks = []
+    for i in range(n_frames):
+        centre = int(round(size * (0.3 + 0.4 * i / max(1, n_frames - 1))))
+        labels = figure_labels(size, centre)
+        person = labels != BACKGROUND
+        frame = background.copy()
+        frame[person] = FIGURE_BGR
+        write_jpeg(folder / "ori_imgs" / f"{i}.jpg", frame)
+        write_png(folder / "parsing" / f"{i}.png", labels_to_bgr(labels))
+        masks.append(person)
+    return background, np.stack(masks)
+
+
+def run_background(folder: Path, n_frames: int) -> dict:
+    config = build_config({"video": folder / "unused.mp4", "out": folder, "tasks": "6"})
+    ctx = TaskContext(
+        out=folder,
+        config=config,
+        input={},
+        records={"frames": {"info": {"n_frames": n_frames}}},
+        progress=Console(quiet=True).progress,
+    )
+    return BackgroundTask().run(ctx).figures
+
+
+def test_plate_takes_the_farthest_frame() -> None:
+    plate = BackgroundPlate(20, 20)
+    left = np.zeros((20, 20), bool)
+    left[:, :8] = True
+    plate.add(np.full((20, 20, 3), 10, np.uint8), left)  # person on the left
+    plate.add(np.full((20, 20, 3), 200, np.uint8), ~left)  # person on the right
+    image = plate.plate(margin=2.0)
+    assert image[10, 18].tolist() == [10, 10, 10]  # right side: far from the person in frame 0
+    assert image[10, 1].tolist() == [200, 200, 200]
+    empty = BackgroundPlate(4, 4)
+    empty.add(np.full((4, 4, 3), 7, np.uint8), np.zeros((4, 4), bool))
+    assert (empty.plate(margin=2.0) == 7).all()
+
+
+def test_synthetic_plate_matches_true_background(tmp_path: Path) -> None:
+    size, n_frames = 160, 40
+    truth, masks = synthetic_dataset(tmp_path, n_frames, size)
+    figures = run_background(tmp_path, n_frames)
+    plate = read_image(tmp_path / "bc.jpg").astype(np.int32)
+    margin = margin_for(size, size)
+    sampled = masks[sample_indices(n_frames)]
+    farthest = np.max([distance_transform_edt(~m) for m in sampled], axis=0)
+    visible = farthest > margin
+    error = np.abs(plate - truth.astype(np.int32)).mean(axis=-1)
+    assert error[visible].mean() < 3.0, f"mean error {error[visible].mean():.2f} where visible"
+    assert np.percentile(error[visible], 99) < 12
+    # the figure never leaks into the plate where the background was visible
+    leak = np.abs(plate - np.array(FIGURE_BGR)).max(axis=-1) < 40
+    assert not (leak & visible).any()
+    # never-seen pixels are filled from around them, not left black or figure-coloured
+    never = ~visible
+    assert never.sum() > 100, "the synthetic scene should leave a never-seen area"
+    assert abs(figures["background_pixels_never_seen"] - int(never.sum())) <= 0.05 * never.sum()
+    assert plate[never].min() > 20 and not leak[never].any()
+
+
+def test_background_memory_is_flat_in_frame_count(tmp_path: Path) -> None:
+    size = 256
+    peaks = {}
+    for n_frames in (40, 200):
+        folder = tmp_path / str(n_frames)
+        synthetic_dataset(folder, n_frames, size)
+        tracemalloc.start()
+        run_background(folder, n_frames)
+        peaks[n_frames] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    frame_bytes = size * size * 3
+    # 5x the frames (20 -> 100 sampled): the peak may grow by the read-ahead's jitter only,
+    # far less than the 80 extra frames holding them would take
+    assert peaks[200] - peaks[40] < 10 * frame_bytes, peaks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", CLIP_NAMES)
+def test_background_on_real_clip(processed, clip: str) -> None:
+    folder = processed(clip, tasks="3,4,5,6,7")
+    plate = read_image(folder / "bc.jpg").astype(np.int16)
+    first = read_image(folder / "ori_imgs" / "0.jpg")
+    assert plate.shape == first.shape
+    n = json.loads((folder / "manifest.json").read_text())["tasks"]["frames"]["info"]["n_frames"]
+    step = max(1, n // 60)
+    frames, persons = [], []
+    for i in range(0, n, step):
+        frames.append(read_image(folder / "ori_imgs" / f"{i}.jpg"))
+        persons.append((read_image(folder / "parsing" / f"{i}.png") != 255).any(axis=-1))
+    frames_arr = np.stack(frames).astype(np.int16)
+    ever_person = np.any(persons, axis=0)
+    # where the person never stood (with a halo for mask edges), the plate is the scene itself
+    away = distance_transform_edt(~ever_person) > 8
+    assert away.mean() > 0.05
+    median = np.median(frames_arr, axis=0)
+    error = np.abs(plate - median).mean(axis=-1)
+    assert error[away].mean() < 6.0, f"plate differs from the scene: {error[away].mean():.2f}"
+    # no holes: pixels never seen far enough from the person are filled from the seen pixels
+    # around them, so their colours stay within the range of that surrounding ring
+    farthest = np.zeros(plate.shape[:2], np.float32)
+    for i in sample_indices(n):
+        free = (read_image(folder / "parsing" / f"{i}.png") == 255).all(axis=-1)
+        dist = cv2.distanceTransform(free.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        np.maximum(farthest, dist, out=farthest)
+    unseen = farthest <= margin_for(*plate.shape[:2])
+    if unseen.any():
+        labels_count, components = cv2.connectedComponents(unseen.astype(np.uint8))
+        for k in range(1, labels_count):
+            hole = components == k
+            grown = cv2.dilate(hole.astype(np.uint8), np.ones((21, 21), np.uint8)) > 0
+            ring = grown & ~unseen
+            if ring.sum() < 20:
+                continue
+            low, high = plate[ring].min(axis=0), plate[ring].max(axis=0)
+            assert (plate[hole] >= low - 12).all() and (plate[hole] <= high + 12).all()
+    figures = json.loads((folder / "manifest.json").read_text())["tasks"]["background"]["figures"]
+    assert 0 <= figures["background_never_seen_fraction"] < 0.9

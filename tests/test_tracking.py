@@ -1,0 +1,195 @@
+"""Head/camera tracking: ground truth from a synthetic talking head, and real clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import CLIPS
+from synth_face import FACE_MM, SyntheticSequence, synthetic_sequence
+
+import talkprep.geometry.tracking as tracking
+from talkprep.geometry.tracking import (
+    EYE_CORNER_DISTANCE_M,
+    FOCAL_SEARCH_STEPS,
+    FOV_RANGE_DEG,
+    PRIOR_FOV_DEG,
+    RIGID_INDEX,
+    HeadTrack,
+    TrackingError,
+    track_head,
+)
+
+MISSING = tuple(range(100, 105))
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """s, R, t with s * R @ src + t ~ dst (Umeyama)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    u, sig, vt = np.linalg.svd((dst - mu_d).T @ (src - mu_s))
+    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ fix @ vt
+    scale = float((sig * np.diag(fix)).sum() / ((src - mu_s) ** 2).sum())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def pose_errors(track: HeadTrack, seq: SyntheticSequence) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation error (degrees) and translation error (fraction of the camera distance).
+
+    The tracker's head frame is its own choice: the true face is first mapped into it by the
+    similarity that best aligns the rigid points, and the true poses expressed accordingly.
+    """
+    scale, q, d = _similarity(seq.face[track.rigid_index], track.shape)
+    ok = np.isfinite(track.translation[:, 0])
+    # estimated camera point of a true head point X: R_e (s Q X + d) + t_e = s * (R X + t)
+    rot = track.rotation[ok] @ q
+    trans = (np.einsum("nij,j->ni", track.rotation[ok], d) + track.translation[ok]) / scale
+    rel = np.transpose(rot, (0, 2, 1)) @ seq.rotation[ok]
+    angle = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    dist = np.linalg.norm(trans - seq.translation[ok], axis=1)
+    return angle, dist / np.linalg.norm(seq.translation[ok], axis=1)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[SyntheticSequence, HeadTrack]:
+    seq = synthetic_sequence(n=250, focal=1000.0, distance=0.6, missing=MISSING)
+    return seq, track_head(seq.landmarks, seq.width, seq.height)
+
+
+def test_synthetic_face_is_metric() -> None:
+    eye = np.linalg.norm(FACE_MM[263] - FACE_MM[33]) / 1000.0
+    assert eye == pytest.approx(EYE_CORNER_DISTANCE_M, abs=1e-4)
+
+
+def test_recovers_focal_rotation_and_translation(synthetic) -> None:
+    seq, track = synthetic
+    assert track.focal == pytest.approx(seq.focal, rel=0.10)
+    assert track.figures["focal_source"] == "data"
+    angle, trans_err = pose_errors(track, seq)
+    assert angle.max() < 1.0, angle.max()
+    assert trans_err.max() < 0.03, trans_err.max()
+    assert len(angle) == len(seq.landmarks) - len(MISSING)
+
+
+def test_metric_scale_from_the_eye_corners(synthetic) -> None:
+    _, track = synthetic
+    where = {int(i): k for k, i in enumerate(track.rigid_index)}
+    eye = np.linalg.norm(track.shape[where[263]] - track.shape[where[33]])
+    assert eye == pytest.approx(EYE_CORNER_DISTANCE_M, rel=1e-3)
+
+
+def test_head_frame_axes(synthetic) -> None:
+    """x toward the subject's left, y up, z out of the face; frontal head = diag(1, -1, -1)."""
+    _, track = synthetic
+    where = {int(i): k for k, i in enumerate(track.rigid_index)}
+    shape = track.shape
+    assert shape[where[263], 0] - shape[where[33], 0] > 0.085
+    assert shape[where[151], 1] > shape[where[4], 1] + 0.03  # forehead above the nose tip
+    assert shape[where[4], 2] > shape[where[33], 2] + 0.01  # nose tip in front of the eyes
+    # the head centre (origin) sits behind the eyes, so the camera is farther than the face
+    assert np.nanmedian(track.translation[:, 2]) > 0.6
+
+
+def test_outputs_have_nan_where_no_face_and_fixed_shapes(synthetic) -> None:
+    seq, track = synthetic
+    n = len(seq.landmarks)
+    assert track.rotation.shape == (n, 3, 3) and track.translation.shape == (n, 3)
+    assert track.reproj_err.shape == (n,)
+    assert track.shape.shape == (len(RIGID_INDEX), 3)
+    gone = np.zeros(n, bool)
+    gone[list(MISSING)] = True
+    assert np.isnan(track.rotation[gone]).all() and np.isnan(track.reproj_err[gone]).all()
+    assert np.isfinite(track.rotation[~gone]).all() and np.isfinite(track.reproj_err[~gone]).all()
+    rot = track.rotation[~gone]
+    np.testing.assert_allclose(
+        rot @ np.transpose(rot, (0, 2, 1)), np.broadcast_to(np.eye(3), rot.shape), atol=1e-9
+    )
+    np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-9)
+
+
+def test_reprojection_error_is_the_noise(synthetic) -> None:
+    _, track = synthetic
+    # Gaussian noise of 0.5 px per axis: the median distance is 0.5 * sqrt(2 ln 2) = 0.59 px
+    assert 0.45 < track.figures["reproj_median_px"] < 0.75
+    assert track.figures["frames_tracked"] == 250 - len(MISSING)
+
+
+def test_focal_curve_covers_the_plausible_fields_of_view(synthetic) -> None:
+    seq, track = synthetic
+    focals = np.array([f for f, _ in track.focal_curve])
+    errors = np.array([e for _, e in track.focal_curve])
+    assert len(focals) == FOCAL_SEARCH_STEPS and (np.diff(focals) > 0).all()
+    fov = np.degrees(2 * np.arctan(seq.width / 2 / focals))
+    assert fov.max() == pytest.approx(max(FOV_RANGE_DEG)) and fov.min() == pytest.approx(
+        min(FOV_RANGE_DEG)
+    )
+    # the true focal explains the landmarks clearly better than the extremes
+    best = focals[np.argmin(errors)]
+    assert best == pytest.approx(seq.focal, rel=0.25)
+    assert errors[0] > 1.1 * errors.min() and errors[-1] > 1.05 * errors.min()
+
+
+def test_figures_are_json_ready(synthetic) -> None:
+    import json
+
+    _, track = synthetic
+    figures = json.loads(json.dumps(track.figures))
+    for key in ("focal", "fov_deg", "reproj_median_px", "reproj_p95_px", "reproj_median_px_512",
+                "reproj_p95_px_512", "jitter_rot_deg", "jitter_trans_mm", "camera_distance_m",
+                "frames_tracked"):  # fmt: skip
+        assert key in figures
+    assert 0.6 < figures["camera_distance_m"] < 0.8
+
+
+def test_smoothness_lowers_jitter_without_bias(monkeypatch) -> None:
+    seq = synthetic_sequence(n=150, noise_px=1.5, seed=3)
+    smooth = track_head(seq.landmarks, seq.width, seq.height)
+    monkeypatch.setattr(tracking, "SMOOTH_WEIGHT", 0.0)
+    raw = track_head(seq.landmarks, seq.width, seq.height)
+    assert smooth.figures["jitter_rot_deg"] < 0.8 * raw.figures["jitter_rot_deg"]
+    angle_s, _ = pose_errors(smooth, seq)
+    angle_r, _ = pose_errors(raw, seq)
+    assert np.median(angle_s) < np.median(angle_r)
+
+
+def test_still_frontal_head_falls_back_to_the_prior_focal() -> None:
+    """Without head rotation the landmarks cannot tell focal from distance: the prior decides."""
+    seq = synthetic_sequence(n=60, yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0, noise_px=0.5)
+    track = track_head(seq.landmarks, seq.width, seq.height)
+    assert track.figures["focal_source"] == "prior"
+    assert track.figures["fov_deg"] == pytest.approx(PRIOR_FOV_DEG, abs=0.01)
+    assert track.figures["reproj_median_px"] < 0.8
+
+
+def test_no_face_at_all_is_an_error() -> None:
+    with pytest.raises(TrackingError, match="no frame"):
+        track_head(np.full((5, 478, 3), np.nan, np.float32), 512, 512)
+
+
+def test_wrong_array_shape_is_an_error() -> None:
+    with pytest.raises(TrackingError, match="478"):
+        track_head(np.zeros((5, 468, 3), np.float32), 512, 512)
+
+
+def test_few_frames_still_track() -> None:
+    seq = synthetic_sequence(n=4, noise_px=0.2)
+    track = track_head(seq.landmarks, seq.width, seq.height)
+    assert np.isfinite(track.rotation).all()
+    assert np.nanmax(track.reproj_err) < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", sorted(CLIPS))
+def test_real_clip_reprojection_and_distance(processed, clip: str) -> None:
+    import cv2
+
+    out = processed(clip, tasks="3,4")
+    landmarks = np.load(out / "landmarks.npy")
+    height, width = cv2.imread(str(out / "ori_imgs" / "0.jpg")).shape[:2]
+    track = track_head(landmarks, width, height)
+    figures = track.figures
+    assert figures["reproj_median_px_512"] < 1.5, figures
+    assert figures["reproj_p95_px_512"] < 3.0, figures
+    assert 0.3 < figures["camera_distance_m"] < 2.0, figures
+    has_face = np.isfinite(landmarks[:, RIGID_INDEX]).all(axis=(1, 2))
+    assert np.isfinite(track.rotation[has_face]).all()
+    assert figures["frames_tracked"] == int(has_face.sum())
