@@ -7,11 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+from conftest import clip_path
+from synth import write_video
 
 from talkprep.check import check_folder, folder_facts
+from talkprep.config import build_config
+from talkprep.console import Console
 from talkprep.geometry.face_topology import NUM_MESH_POINTS
+from talkprep.pipeline import Pipeline
 from talkprep.tasks.transforms import (
     AU_COLUMNS,
     LEFT_EYE_MESH,
@@ -197,3 +203,37 @@ def test_check_accepts_a_radnerf_folder_without_optional_fields(processed, tmp_p
     results = {r.group: r for r in TransformsTask().check(folder_facts(folder))}
     assert "transform_matrix is not a 4x4" in results["transforms_val.json"].problem
     assert "lacks ' AU45_r'" in results["au.csv"].problem
+
+
+def test_gaps_short_filled_long_left_out_of_splits(tmp_path: Path) -> None:
+    """Blank frames: a 3-frame gap is interpolated, an 8-frame gap leaves the splits; N rows."""
+    frames = []
+    with av.open(str(clip_path("anchor"))) as clip:
+        for _, frame in zip(range(60), clip.decode(video=0), strict=False):
+            frames.append(frame.to_ndarray(format="bgr24"))
+    short, long = range(20, 23), range(35, 43)
+    for i in (*short, *long):
+        frames[i] = np.zeros_like(frames[i])
+    video = write_video(tmp_path / "gaps.mp4", frames)
+    out = tmp_path / "out"
+    config = build_config({"video": video, "out": out, "tasks": "3,4,9"})
+    outcomes = {o.name: o for o in Pipeline(config, Console(quiet=True)).run()}
+    assert all(o.status == "done" for o in outcomes.values()), outcomes
+
+    record = _manifest(out)["tasks"]["landmarks"]
+    assert record["info"]["interpolated"] == [[20, 22]]
+    assert record["info"]["invalid"] == [[35, 42]]
+    assert record["figures"]["dropped_frames"] == 8 and record["warnings"]
+    marks = np.load(out / "landmarks.npy")
+    assert np.isfinite(marks[20:23]).all() and np.isnan(marks[35:43]).all()
+    ids = [
+        f["img_id"]
+        for split in ("train", "val")
+        for f in json.loads((out / f"transforms_{split}.json").read_text())["frames"]
+    ]
+    assert ids == [i for i in range(60) if i not in long]
+    with (out / "au.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    success = [int(r[AU_COLUMNS.index(" success")]) for r in rows]
+    assert len(rows) == 60 and success == [0 if i in long else 1 for i in range(60)]
+    assert all(r.ok for r in check_folder(out))

@@ -43,7 +43,7 @@ DECIMETRES_PER_METRE = 10.0
 """AD-NeRF's ``trans`` is in the 3DMM's decimetres; ``save_transforms`` divides it by 10."""
 
 CV_TO_GL = np.diag([1.0, -1.0, -1.0])
-"""Maps computer-vision camera axes (x right, y down, z forward) to OpenGL's (x right, y up, z back)."""
+"""Maps computer-vision camera axes (x right, y down, z forward) to OpenGL's (y up, z back)."""
 
 
 def _axis_rotations(angles: np.ndarray, axis: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def _axis_rotations(angles: np.ndarray, axis: int) -> np.ndarray:
 
 
 def euler_to_rotation(euler: np.ndarray) -> np.ndarray:
-    """AD-NeRF's ``euler2rot``: ``Rx(e0) @ Ry(e1) @ Rz(-e2)`` for euler [N,3] in radians -> [N,3,3]."""
+    """AD-NeRF's ``euler2rot``: ``Rx(e0) @ Ry(e1) @ Rz(-e2)``, euler [N,3] radians -> [N,3,3]."""
     euler = np.asarray(euler, dtype=np.float64).reshape(-1, 3)
     rx = _axis_rotations(euler[:, 0], 0)
     ry = _axis_rotations(euler[:, 1], 1)
@@ -69,7 +69,7 @@ def euler_to_rotation(euler: np.ndarray) -> np.ndarray:
 
 
 def rotation_to_euler(rotation: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`euler_to_rotation` for [N,3,3] (middle angle in [-pi/2, pi/2]); NaN stays NaN."""
+    """Inverse of :func:`euler_to_rotation` for [N,3,3] (middle angle in [-pi/2, pi/2])."""
     m = np.asarray(rotation, dtype=np.float64).reshape(-1, 3, 3)
     # Rx(a) Ry(b) Rz(g): m02 = sin b, m12 = -sin a cos b, m22 = cos a cos b, m01 = -cos b sin g,
     # m00 = cos b cos g; AD-NeRF's third angle is -g.

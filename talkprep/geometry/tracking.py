@@ -33,6 +33,7 @@ Steps:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,7 @@ so that the NeRF's bounding box around the origin holds the whole head."""
 FOREHEAD_POINT = 151
 """Mid-forehead mesh point (checks that the head frame's y axis points up)."""
 SMOOTH_ANCHORS = (RIGHT_EYE_OUTER, LEFT_EYE_OUTER, NOSE_TIP, FOREHEAD_POINT)
-"""Face points (eye corners, nose tip, forehead) whose acceleration the smoothness term penalises."""
+"""Face points (eye corners, nose tip, forehead) whose acceleration the smoothness term damps."""
 
 FOV_RANGE_DEG = (10.0, 50.0)
 """Plausible fields of view (over the larger image side) searched for the focal length."""
@@ -103,7 +104,7 @@ SMOOTH_WEIGHT = 1.0
 SEARCH_ITERATIONS = 10
 BA_ITERATIONS = 40
 POSE_ITERATIONS = 8
-POSE_CHUNK = 2048
+POSE_CHUNK = 512
 """Frames whose per-point Jacobians are held at once in the per-frame stage (memory bound)."""
 GAUGE_WEIGHT = 1e4
 """Penalty weight (relative to the shape blocks) holding the shape's position and orientation."""
@@ -120,9 +121,9 @@ class HeadTrack:
     rigid_index: np.ndarray
     """int [K] mesh indices of the rigid subset."""
     shape: np.ndarray
-    """float [K,3] metres in the head frame (x toward the subject's left, y up, z out of the face)."""
+    """float [K,3] metres, head frame (x toward the subject's left, y up, z out of the face)."""
     rotation: np.ndarray
-    """float [N,3,3] head -> computer-vision camera (x right, y down, z forward); NaN where no face."""
+    """float [N,3,3] head -> CV camera (x right, y down, z forward); NaN where no face."""
     translation: np.ndarray
     """float [N,3] metres in the same camera; NaN where no face."""
     reproj_err: np.ndarray
@@ -135,6 +136,49 @@ class HeadTrack:
 
 class TrackingError(ValueError):
     """The landmarks cannot be tracked (no face in any frame, or a bad array)."""
+
+
+# --------------------------------------------------------------------------------------------
+# BLAS threads
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Run NumPy's and SciPy's OpenBLAS on one thread for the duration (restored afterwards).
+
+    The solver makes thousands of calls on tiny matrices (6x6 blocks, a ~200x200 system); a
+    multi-threaded OpenBLAS spends its time waking threads for them, ten times slower on a busy
+    2-core machine than one thread. Looks the libraries up among those loaded (Linux); elsewhere
+    it does nothing.
+    """
+    import ctypes
+
+    import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS so that it is found below
+
+    handles: list[tuple[Any, Any, int]] = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        paths = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("openblas", "scipy_openblas"):
+            for suffix in ("", "64_"):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    handles.append((get, put, int(get())))
+    for _, put, _ in handles:
+        put(1)
+    try:
+        yield
+    finally:
+        for _, put, before in handles:
+            put(before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,8 +227,7 @@ def _project(
     shape: np.ndarray, rot: np.ndarray, trans: np.ndarray, focal: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centred pixel positions [M,K,2] and camera points [M,K,3] of shape [K,3] or [M,K,3]."""
-    spec = "mij,kj->mki" if shape.ndim == 2 else "mij,mkj->mki"
-    cam = np.einsum(spec, rot, shape) + trans[:, None, :]
+    cam = np.matmul(shape, rot.transpose(0, 2, 1)) + trans[:, None, :]
     z = np.maximum(cam[..., 2], MIN_DEPTH_M)
     return focal * cam[..., :2] / z[..., None], cam
 
@@ -200,6 +243,22 @@ def _huber_cost(err: np.ndarray, threshold: float) -> float:
     )
 
 
+def _per_frame_gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over points k and rows r of a[m,k,r,i] * b[m,k,r,j] -> [m,i,j] (batched BLAS)."""
+    m = a.shape[0]
+    return np.matmul(
+        a.reshape(m, -1, a.shape[-1]).transpose(0, 2, 1), b.reshape(m, -1, b.shape[-1])
+    )
+
+
+def _per_point_gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over frames m and rows r of a[m,k,r,i] * b[m,k,r,j] -> [k,i,j] (batched BLAS)."""
+    k = a.shape[1]
+    at = a.transpose(1, 0, 2, 3).reshape(k, -1, a.shape[-1])
+    bt = b.transpose(1, 0, 2, 3).reshape(k, -1, b.shape[-1])
+    return np.matmul(at.transpose(0, 2, 1), bt)
+
+
 def _jacobians(
     cam: np.ndarray, rot: np.ndarray, shape: np.ndarray, trans: np.ndarray, focal: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -213,8 +272,10 @@ def _jacobians(
     jp[..., 1, 1] = focal / z
     jp[..., 1, 2] = -focal * y / z**2
     q = cam - trans[:, None, :]
-    j_pose = np.concatenate([-jp @ _skew(q), jp], axis=-1)
-    j_shape = jp @ rot[:, None, :, :]
+    # row a of -jp @ [q]x is q x a
+    j_rot = np.cross(q[..., None, :], jp)
+    j_pose = np.concatenate([j_rot, jp], axis=-1)
+    j_shape = np.matmul(jp, rot[:, None, :, :])
     return j_pose, j_shape
 
 
@@ -343,11 +404,12 @@ def _bundle_adjust(
         w = _huber_weights(err, huber)[..., None, None]
         j_pose, j_shape = _jacobians(cam, state.rot, state.shape, state.trans, state.focal)
         wjp = w * j_pose
-        a = np.einsum("mkri,mkrj->mij", wjp, j_pose)
-        g_pose = np.einsum("mkri,mkr->mi", wjp, res)
-        b_shape = np.einsum("mkri,mkrj->mkij", wjp, j_shape)  # [M,K,6,3]
-        c_blocks = np.einsum("mkri,mkrj->kij", w * j_shape, j_shape)
-        g_shape = np.einsum("mkri,mkr->ki", w * j_shape, res)
+        wjs = w * j_shape
+        a = _per_frame_gram(wjp, j_pose)
+        g_pose = _per_frame_gram(wjp, res[..., None])[..., 0]
+        b_shape = np.matmul(wjp.transpose(0, 1, 3, 2), j_shape)  # [M,K,6,3]
+        c_blocks = _per_point_gram(wjs, j_shape)
+        g_shape = _per_point_gram(wjs, res[..., None])[..., 0]
         b = np.zeros((m, 6, p))
         b[:, :, : 3 * k] = np.transpose(b_shape, (0, 2, 1, 3)).reshape(m, 6, 3 * k)
         c = np.zeros((p, p))
@@ -360,9 +422,9 @@ def _bundle_adjust(
             proj = res + obs
             j_f = proj  # d(proj)/d(log f) = proj
             wjf = w[..., 0] * j_f
-            b[:, :, -1] = np.einsum("mkri,mkr->mi", wjp, j_f)
-            c[:3 * k, -1] = np.einsum("mkri,mkr->ki", w * j_shape, j_f).reshape(-1)
-            c[-1, :3 * k] = c[:3 * k, -1]
+            b[:, :, -1] = _per_frame_gram(wjp, j_f[..., None])[..., 0]
+            c[: 3 * k, -1] = _per_point_gram(wjs, j_f[..., None])[..., 0].reshape(-1)
+            c[-1, : 3 * k] = c[: 3 * k, -1]
             c[-1, -1] = float((wjf * j_f).sum())
             g_y[-1] = float((wjf * res).sum())
         gauge = np.vstack([_gauge_matrix(state.shape), _scale_row(state.shape, index)])
@@ -445,8 +507,8 @@ def _triangulate(
         res = proj - obs
         w = _huber_weights(np.linalg.norm(res, axis=-1), huber)[..., None, None]
         _, j_shape = _jacobians(cam, rot, shape, trans, focal)
-        h = np.einsum("mkri,mkrj->kij", w * j_shape, j_shape) + prior_weight**2 * np.eye(3)
-        g = np.einsum("mkri,mkr->ki", w * j_shape, res) + prior_weight**2 * (shape - prior)
+        h = _per_point_gram(w * j_shape, j_shape) + prior_weight**2 * np.eye(3)
+        g = _per_point_gram(w * j_shape, res[..., None])[..., 0] + prior_weight**2 * (shape - prior)
         step = -np.linalg.solve(h, g[..., None])[..., 0]
         shape = shape + step
         if np.abs(step).max() < 1e-7:
@@ -499,6 +561,29 @@ def _smooth_triples(frames: np.ndarray) -> np.ndarray:
     return np.nonzero(ok)[0] + 1
 
 
+def _solve_block_banded(bands: list[np.ndarray], rhs: np.ndarray) -> np.ndarray:
+    """Solve the symmetric positive definite system given by its lower block bands.
+
+    ``bands[d][q]`` is the 6x6 block at block row q + d, block column q; ``rhs`` is [n, 6].
+    """
+    from scipy.linalg import solveh_banded
+
+    n = len(rhs)
+    width = 6 * (len(bands) - 1) + 5
+    ab = np.zeros((width + 1, 6 * n))
+    for d, blocks in enumerate(bands):
+        if len(blocks) == 0:
+            continue
+        cols = 6 * np.arange(len(blocks))
+        for r in range(6):
+            for c in range(6):
+                offset = 6 * d + r - c
+                if offset < 0:
+                    continue  # upper triangle of a diagonal block
+                ab[offset, cols + c] = blocks[:, r, c]
+    return solveh_banded(ab, rhs.reshape(-1), lower=True).reshape(n, 6)
+
+
 def _refine_poses(
     obs_of: Callable[[slice], np.ndarray],
     n: int,
@@ -514,12 +599,9 @@ def _refine_poses(
 
     The smoothness residual is the second difference (acceleration) of a few face points in the
     camera over consecutive frames, in pixels (scaled by focal / distance). It couples each frame
-    with its two neighbours on each side, so the normal matrix is banded; it is assembled
-    sparse and solved directly.
+    with its two neighbours on each side, so the normal matrix is block-banded (bandwidth 17);
+    it is solved by a banded Cholesky factorisation, memory linear in the number of frames.
     """
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import spsolve
-
     where = {int(i): k for k, i in enumerate(RIGID_INDEX)}
     anchors = shape[[where[i] for i in SMOOTH_ANCHORS]]
     centres = _smooth_triples(frames)
@@ -543,8 +625,8 @@ def _refine_poses(
                 w = _huber_weights(err, huber)[..., None, None]
                 j_pose, _ = _jacobians(cam, r[sl], shape, t[sl], focal)
                 wj = w * j_pose
-                blocks[sl] = np.einsum("mkri,mkrj->mij", wj, j_pose)
-                grads[sl] = np.einsum("mkri,mkr->mi", wj, res)
+                blocks[sl] = _per_frame_gram(wj, j_pose)
+                grads[sl] = _per_frame_gram(wj, res[..., None])[..., 0]
         return cost, blocks, grads
 
     def smooth_terms(r: np.ndarray, t: np.ndarray):
@@ -557,9 +639,9 @@ def _refine_poses(
     cost_s, pts, idx, acc = smooth_terms(rot, trans)
     cost = cost_d + cost_s
     for _ in range(POSE_ITERATIONS):
-        rows, cols, vals = [], [], []
         g = grads.copy()
-        h_diag = blocks.copy()
+        # lower block bands of the normal matrix: band[d][q] couples frame q + d with frame q
+        band = [blocks.copy(), np.zeros((max(n - 1, 0), 6, 6)), np.zeros((max(n - 2, 0), 6, 6))]
         if len(centres):
             q = pts - trans[:, None, :]  # rotated anchors [n, A, 3]
             jac = np.concatenate(
@@ -567,26 +649,14 @@ def _refine_poses(
             )  # d(point)/d(pose) [n, A, 3, 6]
             jt = jac[idx] * (w_s * coeffs)[None, :, None, None, None]  # [T, 3, A, 3, 6]
             np.add.at(g, idx, np.einsum("tcari,tar->tci", jt, acc))
+            flat = jt.reshape(len(idx), 3, -1, 6)
             for ca in range(3):
-                for cb in range(3):
-                    blk = np.einsum("tari,tarj->tij", jt[:, ca], jt[:, cb])
-                    if ca == cb:
-                        np.add.at(h_diag, idx[:, ca], blk)
-                    else:
-                        rr = idx[:, ca, None, None] * 6 + np.arange(6)[:, None]
-                        cc = idx[:, cb, None, None] * 6 + np.arange(6)[None, :]
-                        rows.append(np.broadcast_to(rr, blk.shape).ravel())
-                        cols.append(np.broadcast_to(cc, blk.shape).ravel())
-                        vals.append(blk.ravel())
-        base_r = np.arange(n)[:, None, None] * 6 + np.arange(6)[:, None]
-        base_c = np.arange(n)[:, None, None] * 6 + np.arange(6)[None, :]
+                for cb in range(ca + 1):
+                    blk = np.matmul(flat[:, ca].transpose(0, 2, 1), flat[:, cb])
+                    np.add.at(band[ca - cb], idx[:, cb], blk)
         while True:
-            damped = h_diag + lam * (h_diag * np.eye(6)) + 1e-9 * np.eye(6)
-            all_r = np.concatenate([np.broadcast_to(base_r, damped.shape).ravel(), *rows])
-            all_c = np.concatenate([np.broadcast_to(base_c, damped.shape).ravel(), *cols])
-            all_v = np.concatenate([damped.ravel(), *vals])
-            h = sp.csc_matrix((all_v, (all_r, all_c)), shape=(6 * n, 6 * n))
-            step = spsolve(h, -g.ravel()).reshape(n, 6)
+            diag = band[0] + lam * (band[0] * np.eye(6)) + 1e-9 * np.eye(6)
+            step = _solve_block_banded([diag, band[1], band[2]], -g)
             new_rot = _exp_so3(step[:, :3]) @ rot
             new_trans = trans + step[:, 3:]
             new_d, new_blocks, new_grads = data_terms(new_rot, new_trans, True)
@@ -599,7 +669,12 @@ def _refine_poses(
                 return rot, trans
         improvement = (cost - new_d - new_s) / max(cost, 1e-12)
         rot, trans, blocks, grads, pts, acc = (
-            new_rot, new_trans, new_blocks, new_grads, new_pts, new_acc
+            new_rot,
+            new_trans,
+            new_blocks,
+            new_grads,
+            new_pts,
+            new_acc,
         )
         cost = new_d + new_s
         if improvement < 1e-7:
@@ -630,7 +705,8 @@ def _jitter(rot: np.ndarray, trans: np.ndarray, frames: np.ndarray) -> tuple[flo
     half = np.where(norm > 1e-12, axis_v / np.maximum(norm, 1e-12), 0.0) * (angle[:, None] / 2)
     mid = prev @ _exp_so3(half)
     rot_dev = np.degrees(_log_so3_angle(np.transpose(mid, (0, 2, 1)) @ cur))
-    trans_dev = np.linalg.norm(trans[centres] - 0.5 * (trans[centres - 1] + trans[centres + 1]), axis=1)
+    mid_t = 0.5 * (trans[centres - 1] + trans[centres + 1])
+    trans_dev = np.linalg.norm(trans[centres] - mid_t, axis=1)
     return float(np.median(rot_dev)), float(np.median(trans_dev) * 1000.0)
 
 
@@ -715,11 +791,27 @@ def track_head(
     Raises:
         TrackingError: bad array shape, or no frame with a face.
     """
+    with _single_threaded_blas():
+        return _track_head(landmarks, width, height, progress)
+
+
+def _track_head(
+    landmarks: np.ndarray,
+    width: int,
+    height: int,
+    progress: Callable[..., Iterator[Any]] | None,
+) -> HeadTrack:
     lm = np.asarray(landmarks)
     if lm.ndim != 3 or lm.shape[1:] != (NUM_MESH_POINTS, 3):
         raise TrackingError(f"landmarks must be [N, {NUM_MESH_POINTS}, 3], got {lm.shape}")
     n_total = len(lm)
-    valid = np.isfinite(lm[:, RIGID_INDEX, :]).all(axis=(1, 2))
+    valid = np.concatenate(
+        [
+            np.isfinite(lm[start : start + POSE_CHUNK, RIGID_INDEX]).all(axis=(1, 2))
+            for start in range(0, n_total, POSE_CHUNK)
+        ]
+        or [np.zeros(0, bool)]
+    )
     frames = np.nonzero(valid)[0]
     if len(frames) == 0:
         raise TrackingError("no frame has a face to track")
@@ -729,14 +821,15 @@ def track_head(
     prior_weight = SHAPE_PRIOR_PX_PER_M * size / REFERENCE_SIZE_PX
 
     def obs_of(sl: slice) -> np.ndarray:
-        return lm[frames[sl]][:, RIGID_INDEX, :2].astype(np.float64) - centre
+        return lm[frames[sl][:, None], RIGID_INDEX[None, :], :2].astype(np.float64) - centre
 
     stages = _stages(progress, ["shape", "focal search", "bundle adjustment", "poses"])
     next(stages, None)
     keys = np.unique(np.linspace(0, len(frames) - 1, min(MAX_KEYFRAMES, len(frames))).round())
     keys = frames[keys.astype(np.int64)]
-    key_obs = lm[keys][:, RIGID_INDEX, :2].astype(np.float64) - centre
-    shape0 = _initial_shape(lm[keys][:, RIGID_INDEX, :].astype(np.float64), RIGID_INDEX)
+    key_points = lm[keys[:, None], RIGID_INDEX[None, :]].astype(np.float64)
+    key_obs = key_points[..., :2] - centre
+    shape0 = _initial_shape(key_points, RIGID_INDEX)
     subset = _ba_subset(shape0, BA_POINTS)
     sub_index = RIGID_INDEX[subset]
 
@@ -795,9 +888,7 @@ def track_head(
     for start in range(0, n, POSE_CHUNK):
         sl = slice(start, min(n, start + POSE_CHUNK))
         rot[sl], trans[sl] = _weak_perspective_poses(obs_of(sl), shape, focal)
-    rot, trans = _refine_poses(
-        obs_of, n, frames, shape, focal, rot, trans, huber, SMOOTH_WEIGHT
-    )
+    rot, trans = _refine_poses(obs_of, n, frames, shape, focal, rot, trans, huber, SMOOTH_WEIGHT)
     err = np.empty(n)
     for start in range(0, n, POSE_CHUNK):
         sl = slice(start, min(n, start + POSE_CHUNK))
