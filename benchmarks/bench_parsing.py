@@ -67,6 +67,20 @@ def build_long(source: Path, folder: Path, frames_record: dict[str, Any], minute
     return {"info": {**frames_record["info"], "n_frames": n}}
 
 
+def reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM): a spawned child inherits its parent's ru_maxrss
+    across exec, so ru_maxrss alone would report the parent's peak."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib() -> float:
+    """VmHWM of this process since the last reset, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_task(folder: str, frames_record: dict[str, Any], task_name: str) -> dict[str, Any]:
     """One task on one folder in this (fresh) process: wall time, frames/s and peak memory."""
     from talkprep.config import build_config
@@ -84,8 +98,9 @@ def run_task(folder: str, frames_record: dict[str, Any], task_name: str) -> dict
         records={"frames": frames_record},
         progress=Console(quiet=True).progress,
     )
+    reset_peak_rss()
+    baseline_mib = peak_rss_mib()  # after imports, before the task
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    baseline_mib = usage.ru_maxrss / 1024  # after imports, before the task
     start = time.perf_counter()
     result = task.run(ctx)
     wall = time.perf_counter() - start
@@ -98,7 +113,7 @@ def run_task(folder: str, frames_record: dict[str, Any], task_name: str) -> dict
         "wall_s": round(wall, 2),
         "frames_per_s": round(n / wall, 1),
         "cpu_s": round(cpu, 2),
-        "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "rss_before_task_mib": round(baseline_mib, 1),
         "figures": result.figures,
     }
@@ -110,6 +125,7 @@ def bench_bisenet(runs: int) -> dict[str, Any]:
 
     from talkprep.models.bisenet import BiSeNet
 
+    reset_peak_rss()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     model = BiSeNet().eval()
     batch = torch.randn(1, 3, 512, 512)
@@ -126,7 +142,7 @@ def bench_bisenet(runs: int) -> dict[str, Any]:
         "best_s_per_frame": round(best, 3),
         "median_s_per_frame": round(median, 3),
         "frames_per_s": round(1.0 / median, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
 

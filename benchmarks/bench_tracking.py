@@ -5,7 +5,8 @@
 Landmarks: the anchor clip's landmarks.npy (made here with tasks 3-4 unless --landmarks is
 given). The long case plays them forward and backward (continuous motion across the joins)
 until they last `--minutes` at 25 fps. Each case runs in a fresh process, so its peak resident
-memory (ru_maxrss) is its own; the peak of NumPy allocations inside track_head is measured with
+memory (ru_maxrss, which Linux carries over from the parent: the parent stays small) is its
+own; the peak of NumPy allocations inside track_head is measured with
 tracemalloc (it includes the landmark array passed in). Times are the best of `--repeats` runs
 (the machine is shared; the spread is printed too).
 """
@@ -87,7 +88,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.landmarks or anchor_landmarks(Path(tmp) / "anchor")
+        path = args.landmarks
+        if path is None:  # in its own process, so that its memory does not count below
+            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                path = pool.submit(anchor_landmarks, Path(tmp) / "anchor").result()
         n_anchor = len(np.load(path))
         cases = {"anchor": n_anchor, f"{args.minutes:g} min": int(round(args.minutes * 60 * FPS))}
         results = {}

@@ -193,3 +193,18 @@ def test_real_clip_reprojection_and_distance(processed, clip: str) -> None:
     has_face = np.isfinite(landmarks[:, RIGID_INDEX]).all(axis=(1, 2))
     assert np.isfinite(track.rotation[has_face]).all()
     assert figures["frames_tracked"] == int(has_face.sum())
+
+
+def test_pose_windows_join_without_seams(monkeypatch, synthetic) -> None:
+    """Poses are solved in windows; small windows must give the same poses as one big one."""
+    seq, whole = synthetic
+    monkeypatch.setattr(tracking, "POSE_WINDOW", 37)
+    windowed = track_head(seq.landmarks, seq.width, seq.height)
+    ok = np.isfinite(whole.translation[:, 0])
+    rel = np.transpose(whole.rotation[ok], (0, 2, 1)) @ windowed.rotation[ok]
+    angle = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    assert angle.max() < 0.02
+    assert np.abs(whole.translation[ok] - windowed.translation[ok]).max() < 1e-4
+    assert windowed.figures["jitter_rot_deg"] == pytest.approx(
+        whole.figures["jitter_rot_deg"], rel=0.05
+    )

@@ -9,13 +9,17 @@ convention of MediaPipe's normalised landmarks times the image size).
 The head frame (set by the tracker) is x toward the subject's left (image right on a frontal
 face), y up, z out of the face toward the camera; so a frontal head has ``R_cv = diag(1, -1, -1)``.
 
-AD-NeRF's ``track_params.pt`` convention, verified against the code (ashawkey/RAD-NeRF
-``data_utils/face_tracking/util.py`` and ``face_tracker.py``, identical in AD-NeRF/ER-NeRF):
+AD-NeRF's ``track_params.pt`` convention as RAD-NeRF and ER-NeRF use it, verified against their
+code (RAD-NeRF ``data_utils/face_tracking/face_tracker.py`` and ``data_utils/process.py``; ER-NeRF
+``data_utils/face_tracking/util.py``; the same functions in both):
 
 * ``euler2rot(euler) = Rx(e0) @ Ry(e1) @ Rz(-e2)``: ``rot_x``/``rot_y`` are the standard
   right-handed rotations, but ``rot_z`` is built column by column from
   ``(cos, -sin, 0), (sin, cos, 0), (0, 0, 1)`` (``torch.cat(..., 2)`` stacks columns), i.e. the
-  transpose of the standard ``Rz``: the third angle has the opposite sign.
+  transpose of the standard ``Rz``: the third angle has the opposite sign. ``save_transforms``
+  uses an identical copy. (An older AD-NeRF ``face_tracking/util.py``, YudongGuo/AD-NeRF at
+  2a36d83, builds the standard ``Rz(+e2)`` while its ``process_data.py`` uses ``Rz(-e2)``; we
+  follow RAD-NeRF/ER-NeRF, whose tracker and writer agree.)
 * ``rot_trans_pts``: camera point ``P = R @ X + trans``.
 * ``proj_pts``: ``u = -f*P.x/P.z + cx``, ``v = f*P.y/P.z + cy`` with ``cxy = (w/2, h/2)``;
   ``trans`` starts at ``(0, 0, -7)``, so points have ``P.z < 0``: this is an OpenGL camera

@@ -1,14 +1,15 @@
 """Head and camera tracking from face-mesh landmarks: one focal, one rigid face, a pose per frame.
 
 A bundle adjustment over the video, no 3D face model needed. Unknowns: the focal length (principal
-point at the image centre), the 3D shape of the rigid part of the person's face (forehead, nose,
-upper cheeks, eye corners; not lips, jaw, eyelids, brows or irises) and a rotation and translation
-per frame, in a computer-vision camera (x right, y down, z forward; see ``camera.py``).
+point at the image centre), the 3D shape of the rigid part of the person's face (forehead,
+temples, eye corners, nose; not lips, jaw, cheeks, eyelids, brows or irises: ``RIGID_INDEX``) and
+a rotation and translation per frame, in a computer-vision camera (x right, y down, z forward;
+see ``camera.py``).
 
 Why the shape is re-estimated: MediaPipe's own 3D points come from a near-orthographic model, so
 with them held fixed the reprojection error keeps falling as the focal grows and cannot pick it.
-They only start the shape, which is then fitted to the 2D observations of many frames, where
-perspective (points nearer the camera spread faster) tells focal and distance apart.
+They only start the shape (and weakly hold the depths that the views leave open), which is
+fitted to the 2D observations of many frames, where perspective tells focal and distance apart.
 
 Steps:
 
@@ -16,18 +17,22 @@ Steps:
 2. initial shape: MediaPipe's 3D landmarks of the keyframes, aligned by similarity Procrustes and
    averaged, scaled so the outer eye corners are ``EYE_CORNER_DISTANCE_M`` apart;
 3. focal search: for each focal of a grid over plausible fields of view (``FOV_RANGE_DEG``),
-   shape and poses are fitted with that focal fixed; the median reprojection error of each is the
-   recorded ``focal_curve``; the best one starts
-4. the keyframe bundle adjustment with the focal free: Levenberg-Marquardt on a Huber-robust
-   reprojection error, the per-frame 6x6 pose blocks eliminated by the Schur complement; the
-   gauge (where the shape sits and how it is turned) is held by a penalty, the scale by the eye
-   corner rule;
+   shape and poses of ``SEARCH_KEYFRAMES`` frames are fitted with that focal fixed; the median
+   reprojection error of each is the recorded ``focal_curve``. If the curve rises clearly on
+   both sides of its best trial the data decide, else the prior field of view does
+   (``_choose_focal``; ``figures["focal_source"]`` says which);
+4. the keyframe bundle adjustment (focal free between the best trial's neighbours when the data
+   decide): Levenberg-Marquardt on a Huber-robust reprojection error over ``BA_POINTS`` rigid
+   points, the per-frame 6x6 pose blocks eliminated by the Schur complement; the gauge (where
+   the shape sits and how it is turned) is held by a penalty, the scale by the eye-corner rule;
+   the other rigid points are then triangulated with the poses fixed;
 5. the shape is put in a canonical head frame: x along the outer eye corners toward the subject's
    left, z out of the face (the normal of the plane through the rigid points, made orthogonal to
    x), y = z x x (up); origin ``HEAD_CENTRE_DEPTH_M`` behind the eye corners' midpoint;
 6. every frame: pose from a batched weak-perspective PnP, refined by robust Gauss-Newton with the
    shape and focal fixed and a small penalty on the acceleration of face points (temporal
-   smoothness), all frames in one sparse banded system solved in chunks of frames.
+   smoothness); windows of ``POSE_WINDOW`` frames, each one block-banded system solved by a
+   banded Cholesky factorisation, so time and memory grow linearly and stay small.
 """
 
 from __future__ import annotations
@@ -47,23 +52,25 @@ from talkprep.geometry.face_topology import (
 )
 
 RIGID_INDEX = np.array(
-    [1, 3, 4, 5, 6, 8, 9, 10, 19, 20, 33, 34, 35, 44, 45, 47, 48, 49, 51, 59, 60, 67, 68, 69, 71,
-     75, 79, 100, 102, 104, 108, 109, 113, 114, 115, 121, 122, 124, 125, 126, 128, 131, 133, 134,
-     139, 143, 151, 156, 166, 168, 174, 188, 189, 193, 195, 196, 197, 198, 209, 217, 218, 219, 220,
-     221, 222, 223, 224, 225, 226, 232, 233, 235, 236, 237, 238, 239, 241, 244, 245, 248, 250, 261,
-     263, 264, 265, 274, 275, 277, 278, 279, 281, 289, 290, 297, 298, 299, 301, 305, 309, 329, 331,
-     333, 337, 338, 342, 343, 344, 350, 351, 353, 354, 355, 357, 360, 362, 363, 368, 372, 383, 392,
-     399, 412, 413, 417, 419, 420, 429, 437, 438, 439, 440, 441, 442, 443, 444, 445, 446, 448, 452,
-     453, 455, 456, 457, 458, 459, 461, 464, 465]
+    [1, 3, 4, 5, 6, 10, 19, 20, 33, 35, 44, 45, 47, 48, 49, 51, 59, 60, 67, 68, 69, 71, 75, 79, 100,
+     102, 104, 108, 109, 113, 114, 115, 121, 122, 125, 126, 128, 131, 133, 134, 139, 151, 166, 168,
+     174, 188, 189, 193, 195, 196, 197, 198, 209, 217, 218, 219, 220, 226, 232, 233, 235, 236, 237,
+     238, 239, 241, 244, 245, 248, 250, 261, 263, 265, 274, 275, 277, 278, 279, 281, 289, 290, 297,
+     298, 299, 301, 305, 309, 329, 331, 333, 337, 338, 342, 343, 344, 350, 351, 354, 355, 357, 360,
+     362, 363, 368, 392, 399, 412, 413, 417, 419, 420, 429, 437, 438, 439, 440, 446, 448, 452, 453,
+     455, 456, 457, 458, 459, 461, 464, 465]
 )  # fmt: skip
-"""Mesh points treated as rigid (148): forehead, temples at eye level, the eye corners and the
-nose. Built from the 468-point mesh at or above the subnasale (point 2) without the eye contours
-and their first ring (eyelids), the brows, the lips and three rings around them, the irises, the
-face oval (silhouette points slide over the skin as the head turns; the five at the top of the
-forehead stay) and the cheeks below the eyes beside the nose (they rise when the person smiles,
-which otherwise flattens the fitted face). The four eye corners (33, 133, 362, 263) are kept.
-Derived from mediapipe's FACEMESH_* sets and tessellation on a frontal frame; literal here so
-that nothing imports mediapipe."""
+"""Mesh points treated as rigid (128): forehead, temples at eye level, the eye corners and
+the nose. Built from the 468-point mesh at or above the subnasale (point 2) without: the eye
+contours and their first ring (eyelids); the brows, the fold under them (221-225, 441-445) and
+the glabella (8, 9), which move with brows and frowns; the skin beside the outer eye corners
+(crow's feet: 34, 124, 143, 156, 264, 353, 372, 383); the lips and three rings around them; the
+irises; the face oval (silhouette points slide over the skin as the head turns; the five at
+the top of the forehead stay); the cheeks below the eyes beside the nose (they rise when the
+person smiles, which otherwise flattens the fitted face). The four eye corners (33, 133, 362,
+263) stay. Derived from mediapipe's FACEMESH_* sets and tessellation on a frontal frame, then
+pruned by the points' 95th-percentile errors on the shared clips; literal here so that nothing
+imports mediapipe."""
 
 EYE_CORNER_DISTANCE_M = 0.090
 """Population-average outer-eye-corner distance (mesh points 33 and 263): fixes the metric scale."""
@@ -80,17 +87,20 @@ FOV_RANGE_DEG = (10.0, 50.0)
 FOCAL_SEARCH_STEPS = 9
 MAX_KEYFRAMES = 150
 """Frames used for the shape and focal bundle adjustment (spread evenly over the video)."""
-SEARCH_KEYFRAMES = 40
+SEARCH_KEYFRAMES = 100
 """Frames used by each trial of the coarse focal search."""
 BA_POINTS = 64
 """Rigid points in the bundle adjustment (spread over the face); the rest are triangulated."""
-FOCAL_TOLERANCE = 0.03
-"""Focal trials whose median error is within this fraction of the best count as equally good."""
-FOCAL_DECISIVE_SPAN = 2.0
-"""If the equally good trials span at most this focal ratio, the data decide the focal."""
+FOCAL_RISE = 0.03
+"""The data decide the focal when the search's median error rises by this fraction on both
+sides of the best trial (synthetic heads turning +-10-20 degrees: 3-26%; the shared real clips:
+at most 2.6%)."""
+FOCAL_TOLERANCE = 0.01
+"""Otherwise, trials within this fraction of the best error are equally good; the prior picks."""
 PRIOR_FOV_DEG = 24.0
-"""Field of view used when the landmarks cannot decide (about the focal, 1100-1200 px for a
-450-512 px frame, that AD-NeRF's 3DMM tracker typically finds on such videos)."""
+"""Field of view used when the landmarks cannot decide: 1200 px at 512 px, inside AD-NeRF's own
+focal search (600-1400 px in ``face_tracker.py``) and a common telephoto-ish framing of talking
+heads; it puts the camera about 0.7-1.2 m away."""
 REFERENCE_SIZE_PX = 512
 """Pixel errors are also reported scaled to a frame of this size (RAD-NeRF's usual 512 px)."""
 HUBER_PX = 1.0
@@ -101,11 +111,25 @@ departure costs like 0.1 px of error in one view, so the views decide wherever t
 prior only fills in depths that they leave open (a frontal, still head)."""
 SMOOTH_WEIGHT = 1.0
 """Weight of the acceleration of the anchor points (expressed in pixels) against reprojection."""
-SEARCH_ITERATIONS = 10
+FLAG_ERROR_PX = 3.0
+"""A frame whose median rigid-point error exceeds this (at REFERENCE_SIZE_PX) is flagged..."""
+FLAG_ERROR_FACTOR = 4.0
+"""...as is one whose error exceeds this many times the video's median."""
+HISTOGRAM_MAX_PX, HISTOGRAM_BINS = 20.0, 20000
+"""Point errors are summarised by a histogram (0.001 px bins at 512 px), memory flat."""
+SEARCH_ITERATIONS = 25
 BA_ITERATIONS = 40
 POSE_ITERATIONS = 8
 POSE_CHUNK = 512
 """Frames whose per-point Jacobians are held at once in the per-frame stage (memory bound)."""
+POSE_WINDOW = 1024
+"""Frames solved together in the per-frame stage (memory flat in video length)."""
+SMOOTH_CONTEXT = 2
+"""Poses of the previous window held fixed at the start of the next (the smoothness term's
+reach: it couples each frame with two neighbours on each side)."""
+WINDOW_OVERLAP = 24
+"""Frames of the previous window solved again by the next (a window's last poses lack the
+frames after them; their influence fades within a dozen frames)."""
 GAUGE_WEIGHT = 1e4
 """Penalty weight (relative to the shape blocks) holding the shape's position and orientation."""
 MIN_DEPTH_M = 0.05
@@ -586,7 +610,6 @@ def _solve_block_banded(bands: list[np.ndarray], rhs: np.ndarray) -> np.ndarray:
 
 def _refine_poses(
     obs_of: Callable[[slice], np.ndarray],
-    n: int,
     frames: np.ndarray,
     shape: np.ndarray,
     focal: float,
@@ -594,18 +617,22 @@ def _refine_poses(
     trans: np.ndarray,
     huber: float,
     smooth_weight: float,
+    depth: float,
+    fixed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Robust Gauss-Newton for all poses at once, shape and focal fixed, with smoothness.
 
     The smoothness residual is the second difference (acceleration) of a few face points in the
     camera over consecutive frames, in pixels (scaled by focal / distance). It couples each frame
     with its two neighbours on each side, so the normal matrix is block-banded (bandwidth 17);
-    it is solved by a banded Cholesky factorisation, memory linear in the number of frames.
+    it is solved by a banded Cholesky factorisation. The first ``fixed`` poses are held (the
+    end of the previous window); ``obs_of(slice)`` gives the observations [m,K,2] of the
+    window's frames.
     """
+    n = len(frames)
     where = {int(i): k for k, i in enumerate(RIGID_INDEX)}
     anchors = shape[[where[i] for i in SMOOTH_ANCHORS]]
     centres = _smooth_triples(frames)
-    depth = float(np.median(trans[:, 2]))
     w_s = smooth_weight * focal / depth
     coeffs = np.array([1.0, -2.0, 1.0])
     lam = 1e-4
@@ -654,6 +681,11 @@ def _refine_poses(
                 for cb in range(ca + 1):
                     blk = np.matmul(flat[:, ca].transpose(0, 2, 1), flat[:, cb])
                     np.add.at(band[ca - cb], idx[:, cb], blk)
+        if fixed:
+            g[:fixed] = 0.0
+            band[0][:fixed] = np.eye(6)
+            band[1][:fixed] = 0.0
+            band[2][:fixed] = 0.0
         while True:
             diag = band[0] + lam * (band[0] * np.eye(6)) + 1e-9 * np.eye(6)
             step = _solve_block_banded([diag, band[1], band[2]], -g)
@@ -691,39 +723,64 @@ def _jitter(rot: np.ndarray, trans: np.ndarray, frames: np.ndarray) -> tuple[flo
 
     Smooth motion (constant velocity) gives zero; noise from frame to frame does not.
     """
-    centres = _smooth_triples(frames)
-    if len(centres) == 0:
+    all_centres = _smooth_triples(frames)
+    if len(all_centres) == 0:
         return float("nan"), float("nan")
-    prev, cur, nxt = rot[centres - 1], rot[centres], rot[centres + 1]
-    # half of the rotation from prev to next, applied to prev: the rotational midpoint
-    rel = np.transpose(prev, (0, 2, 1)) @ nxt
-    angle = _log_so3_angle(rel)
-    axis_v = np.stack(
-        [rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]], 1
-    )
-    norm = np.linalg.norm(axis_v, axis=1, keepdims=True)
-    half = np.where(norm > 1e-12, axis_v / np.maximum(norm, 1e-12), 0.0) * (angle[:, None] / 2)
-    mid = prev @ _exp_so3(half)
-    rot_dev = np.degrees(_log_so3_angle(np.transpose(mid, (0, 2, 1)) @ cur))
-    mid_t = 0.5 * (trans[centres - 1] + trans[centres + 1])
-    trans_dev = np.linalg.norm(trans[centres] - mid_t, axis=1)
+    rot_dev = np.empty(len(all_centres))
+    trans_dev = np.empty(len(all_centres))
+    for start in range(0, len(all_centres), POSE_CHUNK):
+        sl = slice(start, start + POSE_CHUNK)
+        centres = all_centres[sl]
+        prev, cur, nxt = rot[centres - 1], rot[centres], rot[centres + 1]
+        # half of the rotation from prev to next, applied to prev: the rotational midpoint
+        rel = np.transpose(prev, (0, 2, 1)) @ nxt
+        angle = _log_so3_angle(rel)
+        axis_v = np.stack(
+            [rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]],
+            axis=1,
+        )
+        norm = np.linalg.norm(axis_v, axis=1, keepdims=True)
+        unit = np.where(norm > 1e-12, axis_v / np.maximum(norm, 1e-12), 0.0)
+        mid = prev @ _exp_so3(unit * (angle[:, None] / 2))
+        rot_dev[sl] = np.degrees(_log_so3_angle(np.transpose(mid, (0, 2, 1)) @ cur))
+        mid_t = 0.5 * (trans[centres - 1] + trans[centres + 1])
+        trans_dev[sl] = np.linalg.norm(trans[centres] - mid_t, axis=1)
     return float(np.median(rot_dev)), float(np.median(trans_dev) * 1000.0)
+
+
+def _histogram_quantiles(
+    counts: np.ndarray, edges: np.ndarray, qs: tuple[float, float]
+) -> tuple[float, float]:
+    """Quantiles from a histogram (the last count: values beyond the last edge, taken as it)."""
+    cum = np.cumsum(counts)
+    out = []
+    for q in qs:
+        i = int(np.searchsorted(cum, q * cum[-1]))
+        out.append(float(edges[min(i + 1, len(edges) - 1)]))
+    return out[0], out[1]
 
 
 def _figures(
     focal: float,
     size: int,
     err: np.ndarray,
+    point_quantiles: tuple[float, float],
     rot: np.ndarray,
     trans: np.ndarray,
     frames: np.ndarray,
     n_total: int,
     focal_source: str,
 ) -> dict[str, Any]:
-    """JSON-ready quality figures of a track (pixel errors also scaled to a 512 px frame)."""
+    """JSON-ready quality figures of a track (pixel errors also scaled to a 512 px frame).
+
+    ``reproj_median_px`` / ``reproj_p95_px`` are over every rigid point of every tracked frame;
+    ``high_error_frames`` counts frames whose median error exceeds ``FLAG_ERROR_PX`` (at 512 px)
+    or ``FLAG_ERROR_FACTOR`` times the video's median: a wrong face, a bad mesh, a fast blur.
+    """
     to_ref = REFERENCE_SIZE_PX / size
-    median, p95 = float(np.median(err)), float(np.percentile(err, 95))
+    median, p95 = point_quantiles
     jit_rot, jit_trans = _jitter(rot, trans, frames)
+    limit = max(FLAG_ERROR_PX / to_ref, FLAG_ERROR_FACTOR * float(np.median(err)))
     return {
         "focal": round(focal, 2),
         "focal_source": focal_source,
@@ -736,6 +793,7 @@ def _figures(
         "jitter_trans_mm": round(jit_trans, 3),
         "camera_distance_m": round(float(np.median(np.linalg.norm(trans, axis=1))), 4),
         "frames_tracked": int(len(frames)),
+        "high_error_frames": int((err > limit).sum()),
         "frames_total": int(n_total),
     }
 
@@ -745,22 +803,23 @@ def _choose_focal(
 ) -> tuple[float, tuple[float, float], str]:
     """Start focal, bounds and source ("data" or "prior") from the coarse search's error curve.
 
-    The trials whose median error is within ``FOCAL_TOLERANCE`` of the best are equally good
-    explanations of the landmarks. When they span a narrow range, the data decide: the bundle
-    adjustment refines the focal between the neighbours of that range. When they span a wide
-    range (a mostly frontal video has little perspective information, and MediaPipe's landmarks
-    carry little of it), the focal nearest ``PRIOR_FOV_DEG`` within that range is kept fixed.
+    The data decide when the median error rises by at least ``FOCAL_RISE`` on both sides of the
+    best trial: the bundle adjustment then refines the focal between the best trial's
+    neighbours. Otherwise (a mostly frontal or still head gives little perspective information,
+    and MediaPipe's landmarks carry little of it) the focal nearest ``PRIOR_FOV_DEG`` among the
+    trials within ``FOCAL_TOLERANCE`` of the best is kept fixed.
     """
     focals = np.array([f for f, _ in curve])
     errors = np.array([e for _, e in curve])
-    good = np.nonzero(errors <= errors.min() * (1.0 + FOCAL_TOLERANCE))[0]
-    lo, hi = good.min(), good.max()
-    if focals[hi] / focals[lo] <= FOCAL_DECISIVE_SPAN:
-        best = int(np.argmin(errors))
-        bounds = (float(focals[max(lo - 1, 0)]), float(focals[min(hi + 1, len(focals) - 1)]))
+    best = int(np.argmin(errors))
+    rise_left = errors[:best].max() / errors[best] - 1.0 if best > 0 else 0.0
+    rise_right = errors[best + 1 :].max() / errors[best] - 1.0 if best < len(errors) - 1 else 0.0
+    if min(rise_left, rise_right) >= FOCAL_RISE:
+        bounds = (float(focals[best - 1]), float(focals[best + 1]))
         return float(focals[best]), bounds, "data"
+    good = np.nonzero(errors <= errors[best] * (1.0 + FOCAL_TOLERANCE))[0]
     prior = size / 2 / np.tan(np.radians(PRIOR_FOV_DEG) / 2)
-    chosen = float(np.clip(prior, focals[lo], focals[hi]))
+    chosen = float(np.clip(prior, focals[good.min()], focals[good.max()]))
     return chosen, (chosen, chosen), "prior"
 
 
@@ -879,7 +938,8 @@ def _track_head(
     start_shape = sim_s * shape0 @ sim_r.T + sim_t
     start_shape[subset] = state.shape
     full = _triangulate(key_obs, state.rot, state.trans, focal, start_shape, prior_weight, huber)
-    shape, _, _ = _canonical(full, state.rot, state.trans)
+    shape, _, key_trans = _canonical(full, state.rot, state.trans)
+    depth = float(np.median(key_trans[:, 2]))
 
     next(stages, None)
     n = len(frames)
@@ -888,12 +948,30 @@ def _track_head(
     for start in range(0, n, POSE_CHUNK):
         sl = slice(start, min(n, start + POSE_CHUNK))
         rot[sl], trans[sl] = _weak_perspective_poses(obs_of(sl), shape, focal)
-    rot, trans = _refine_poses(obs_of, n, frames, shape, focal, rot, trans, huber, SMOOTH_WEIGHT)
+    # windows of POSE_WINDOW frames; each starts WINDOW_OVERLAP frames back into the previous
+    # one, whose first SMOOTH_CONTEXT poses it holds fixed and whose others it solves again
+    # with the context that follows them, so the smoothness term runs on across the joins
+    for start in range(0, n, POSE_WINDOW):
+        lo, hi = max(0, start - WINDOW_OVERLAP), min(n, start + POSE_WINDOW)
+
+        def window_obs(sl: slice, lo: int = lo) -> np.ndarray:
+            return obs_of(slice(lo + sl.start, lo + sl.stop))
+
+        rot[lo:hi], trans[lo:hi] = _refine_poses(
+            window_obs, frames[lo:hi], shape, focal, rot[lo:hi], trans[lo:hi],
+            huber, SMOOTH_WEIGHT, depth, fixed=min(SMOOTH_CONTEXT, start - lo),
+        )  # fmt: skip
     err = np.empty(n)
+    edges = np.linspace(0.0, HISTOGRAM_MAX_PX * size / REFERENCE_SIZE_PX, HISTOGRAM_BINS + 1)
+    counts = np.zeros(HISTOGRAM_BINS + 1, dtype=np.int64)  # the last bin: beyond the range
     for start in range(0, n, POSE_CHUNK):
         sl = slice(start, min(n, start + POSE_CHUNK))
         proj, _ = _project(shape, rot[sl], trans[sl], focal)
-        err[sl] = np.median(np.linalg.norm(proj - obs_of(sl), axis=-1), axis=1)
+        point_err = np.linalg.norm(proj - obs_of(sl), axis=-1)
+        err[sl] = np.median(point_err, axis=1)
+        counts[:-1] += np.histogram(point_err, bins=edges)[0]
+        counts[-1] += int((point_err > edges[-1]).sum())
+    quantiles = _histogram_quantiles(counts, edges, (0.5, 0.95))
     for _ in stages:
         pass
 
@@ -909,5 +987,5 @@ def _track_head(
         translation=translation,
         reproj_err=reproj,
         focal_curve=curve,
-        figures=_figures(float(focal), size, err, rot, trans, frames, n_total, source),
+        figures=_figures(float(focal), size, err, quantiles, rot, trans, frames, n_total, source),
     )
