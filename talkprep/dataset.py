@@ -188,13 +188,16 @@ def read_blink(path: Path) -> np.ndarray:
 
 
 def depth_unit_m(root: Path) -> float:
-    """Metres per depth-PNG unit from the manifest's depth record, else 0.1 mm."""
+    """Depth per PNG count from the manifest's depth record, else 0.1 mm.
+
+    Metres for the mesh backend; DaGAN's depth is relative, scaled by its `units_per_count`.
+    """
     try:
         data = json.loads((root / "manifest.json").read_text())
         info = data["tasks"]["depth"]["info"]
     except (OSError, ValueError, KeyError, TypeError):
         return DEFAULT_DEPTH_UNIT_M
-    for key in ("metres_per_count", "depth_unit_m", "unit_m"):
+    for key in ("metres_per_count", "units_per_count", "depth_unit_m", "unit_m"):
         value = info.get(key) if isinstance(info, dict) else None
         if isinstance(value, (int, float)) and value > 0:
             return float(value)

@@ -7,6 +7,8 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from talkprep.models.native_log import quiet_native_logs
+
 DETECT_MAX_SIDE = 640
 """Frames are shrunk to this longest side before detection: boxes need no more detail."""
 
@@ -17,9 +19,10 @@ class FaceDetector:
     def __init__(self, min_confidence: float = 0.5, full_range: bool = True) -> None:
         import mediapipe as mp
 
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1 if full_range else 0, min_detection_confidence=min_confidence
-        )
+        with quiet_native_logs():
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1 if full_range else 0, min_detection_confidence=min_confidence
+            )
 
     def detect(self, image_bgr: np.ndarray) -> np.ndarray:
         """Return float32 [K, 5] rows of x0, y0, x1, y1, score in pixels (K may be 0)."""
@@ -32,7 +35,8 @@ class FaceDetector:
                 image_bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
             )
         )
-        result = self._detector.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        with quiet_native_logs():
+            result = self._detector.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         rows = []
         for detection in result.detections or []:
             box = detection.location_data.relative_bounding_box

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from talkprep.geometry.face_topology import NUM_MESH_POINTS
+from talkprep.models.native_log import quiet_native_logs
 
 MAX_FACES = 3
 """Faces looked for per frame; the task keeps the one that continues the track."""
@@ -30,7 +31,8 @@ class FaceMesh:
 
         self._max_faces = max_faces
         self._module = mp.solutions.face_mesh
-        self._mesh = self._new_graph()
+        with quiet_native_logs():
+            self._mesh = self._new_graph()
 
     def _new_graph(self) -> Any:
         return self._module.FaceMesh(
@@ -44,7 +46,8 @@ class FaceMesh:
     def process(self, image_bgr: np.ndarray) -> np.ndarray:
         """Return float32 [K, 478, 3] faces: x, y in pixels, z relative in the same pixel scale."""
         h, w = image_bgr.shape[:2]
-        result = self._mesh.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+        with quiet_native_logs():
+            result = self._mesh.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         faces = result.multi_face_landmarks or []
         out = np.empty((len(faces), NUM_MESH_POINTS, 3), dtype=np.float32)
         for k, face in enumerate(faces):
@@ -54,8 +57,9 @@ class FaceMesh:
 
     def reset(self) -> None:
         """Forget the tracked faces (start of an unrelated sequence)."""
-        self._mesh.close()
-        self._mesh = self._new_graph()
+        with quiet_native_logs():
+            self._mesh.close()
+            self._mesh = self._new_graph()
 
     def close(self) -> None:
         self._mesh.close()
@@ -89,13 +93,15 @@ class FaceBlendshapes:
             output_face_blendshapes=True,
             num_faces=1,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_logs():
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
 
     def process(self, image_bgr: np.ndarray, timestamp_ms: int) -> np.ndarray | None:
         """Float32 [52] scores in 0-1 for the frame at `timestamp_ms` (increasing), or None."""
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        result = self._landmarker.detect_for_video(image, int(timestamp_ms))
+        with quiet_native_logs():
+            result = self._landmarker.detect_for_video(image, int(timestamp_ms))
         if not result.face_blendshapes:
             return None
         return np.array([c.score for c in result.face_blendshapes[0]], dtype=np.float32)

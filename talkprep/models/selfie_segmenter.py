@@ -8,6 +8,8 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from talkprep.models.native_log import quiet_native_logs
+
 SEGMENT_SIDE = 256
 """Frames are shrunk so that their longest side is this before segmentation: the general model's
 input is 256x256, so more pixels only cost conversion time."""
@@ -21,9 +23,10 @@ class SelfieSegmenter:
     def __init__(self, model_selection: int = GENERAL_MODEL) -> None:
         import mediapipe as mp
 
-        self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
-            model_selection=model_selection
-        )
+        with quiet_native_logs():
+            self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
+                model_selection=model_selection
+            )
 
     def work_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) of the maps `segment` returns for frames of this size."""
@@ -38,7 +41,8 @@ class SelfieSegmenter:
             if (h, w) == image_bgr.shape[:2]
             else cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA)
         )
-        result = self._segmenter.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        with quiet_native_logs():
+            result = self._segmenter.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         mask = result.segmentation_mask
         if mask is None:
             return np.zeros((h, w), np.float32)
