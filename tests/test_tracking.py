@@ -8,6 +8,7 @@ from conftest import CLIPS
 from synth_face import FACE_MM, SyntheticSequence, synthetic_sequence
 
 import talkprep.geometry.tracking as tracking
+from talkprep.geometry.camera import radnerf_pose
 from talkprep.geometry.tracking import (
     EYE_CORNER_DISTANCE_M,
     FOCAL_SEARCH_STEPS,
@@ -193,6 +194,9 @@ def test_real_clip_reprojection_and_distance(processed, clip: str) -> None:
     has_face = np.isfinite(landmarks[:, RIGID_INDEX]).all(axis=(1, 2))
     assert np.isfinite(track.rotation[has_face]).all()
     assert figures["frames_tracked"] == int(has_face.sum())
+    # every shared clip's speaker faces the camera: the median pose is near frontal
+    euler, _ = radnerf_pose(track.rotation[has_face], track.translation[has_face])
+    assert np.abs(np.degrees(np.median(euler, axis=0))).max() < 8.0
 
 
 def test_pose_windows_join_without_seams(monkeypatch, synthetic) -> None:
