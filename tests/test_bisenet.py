@@ -91,9 +91,9 @@ def test_loader_accepts_real_names(weights_file: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ("missing", "1 missing key(s) e.g. ffm.conv1.weight"),
-        ("misshaped", "misshaped: conv_out.conv_out.weight (18, 256, 1, 1)"),
-        ("unexpected", "unexpected key(s) e.g. module.extra"),
+        ("missing", "1 missing key(s) (first ffm.conv1.weight)"),
+        ("misshaped", "1 misshaped key(s) (first conv_out.conv_out.weight (18, 256, 1, 1)"),
+        ("unexpected", "1 unexpected key(s) (first module.extra)"),
     ],
 )
 def test_loader_rejects_wrong_state_dict(tmp_path: Path, change: str, expected: str) -> None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkprep.errors import MissingWeightsError, TaskError
+from talkprep.models.state_dict import state_dict_mismatch
 
 N_CLASSES = 19
 INPUT_SIDE = 512
@@ -171,24 +172,10 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
     """
     expected = model.state_dict()
     optional = {k for k in expected if k.endswith("num_batches_tracked")}
-    missing = [k for k in expected if k not in state and k not in optional]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s) e.g. {', '.join(missing[:3])}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s) e.g. {', '.join(unexpected[:3])}")
-    if misshaped:
-        problems.append(f"misshaped: {'; '.join(misshaped[:3])}")
-    if problems:
+    problem = state_dict_mismatch(expected, state, optional)
+    if problem:
         raise TaskError(
-            f"{source} is not a face-parsing.PyTorch BiSeNet state dict ({'; '.join(problems)}); "
-            f"{WEIGHTS_HINT}"
+            f"{source} is not a face-parsing.PyTorch BiSeNet state dict ({problem}); {WEIGHTS_HINT}"
         )
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from talkprep.errors import MissingWeightsError, TaskError
+from talkprep.models.state_dict import state_dict_mismatch
 
 ENCODER_FILE = "encoder.pth"
 DECODER_FILE = "depth.pth"
@@ -312,21 +313,7 @@ def _input_size(state: dict[str, Any], path: Path) -> tuple[int, int]:
 
 def _load_strict(module: nn.Module, state: dict[str, Any], path: Path) -> None:
     """load_state_dict(strict=True), with a one-line account of what does not match."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k} {tuple(getattr(state[k], 'shape', ()))} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (first {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first {unexpected[0]})")
-        if wrong:
-            parts.append(f"{len(wrong)} wrong shapes (first {wrong[0]})")
-        raise TaskError(f"{path} does not match DaGAN's depth network: {'; '.join(parts)}")
+    problem = state_dict_mismatch(module.state_dict(), state)
+    if problem:
+        raise TaskError(f"{path} does not match DaGAN's depth network: {problem}")
     module.load_state_dict(state, strict=True)

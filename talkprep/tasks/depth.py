@@ -28,7 +28,7 @@ import numpy as np
 
 from talkprep.config import Config
 from talkprep.errors import TaskError
-from talkprep.geometry.face_topology import FACE_OVAL, NOSE_TIP, NUM_MESH_POINTS
+from talkprep.geometry.face_topology import FACE_OVAL, NOSE_TIP
 from talkprep.geometry.mesh_triangles import FACE_TRIANGLES
 from talkprep.geometry.raster import DepthWindow, rasterize_depth_window
 from talkprep.io.images import read_image, write_png
@@ -43,9 +43,9 @@ from talkprep.tasks.base import (
     check_numbered_files,
 )
 from talkprep.tasks.frames import FRAMES_DIR
+from talkprep.tasks.landmarks import LANDMARKS_NAME, load_landmarks
 
 DEPTH_DIR = "depth"
-LANDMARKS_NAME = "landmarks.npy"
 TRACK_NAME = "track_params.pt"
 MESH_METRES_PER_COUNT = 1e-4
 """--depth mesh: one PNG count is 0.1 mm along the camera axis (65535 counts = 6.55 m)."""
@@ -170,7 +170,7 @@ class DepthTask(Task):
         n = ctx.frame_count()
         info = ctx.records["frames"]["info"]
         height, width = int(info["height"]), int(info["width"])
-        landmarks = _load_landmarks(ctx.out / LANDMARKS_NAME, n)
+        landmarks = np.array(load_landmarks(ctx.out / LANDMARKS_NAME, n))
         (ctx.out / DEPTH_DIR).mkdir(parents=True, exist_ok=True)
         if ctx.config.depth == "dagan":
             return self._dagan(ctx, landmarks, height, width)
@@ -380,19 +380,6 @@ def _sample(depth: np.ndarray, point: np.ndarray) -> float:
 
 def _round(value: float) -> float | None:
     return round(float(value), 5) if np.isfinite(value) else None
-
-
-def _load_landmarks(path: Path, n: int) -> np.ndarray:
-    try:
-        landmarks = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4 (landmarks)") from None
-    if landmarks.shape != (n, NUM_MESH_POINTS, 3):
-        raise TaskError(
-            f"{path.name} has shape {landmarks.shape}, expected ({n}, {NUM_MESH_POINTS}, 3); "
-            "rerun task 4 (landmarks)"
-        )
-    return landmarks
 
 
 def _load_track(path: Path, n: int) -> dict[str, Any]:

@@ -46,6 +46,26 @@ TRACK_KEYS_N3 = ("euler", "trans")
 MIN_FOCAL_PX = 1.0
 
 
+def load_landmarks(path: Path, n_frames: int) -> np.ndarray:
+    """landmarks.npy memory-mapped, checked to be [N, 478, 3]."""
+    if not path.is_file():
+        raise TaskError(f"{path.name} is missing; run task 4 (landmarks) first")
+    try:
+        landmarks = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4 (landmarks)") from None
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_MESH_POINTS, 3):
+        raise TaskError(
+            f"{path.name} has shape {landmarks.shape}, expected [N, {NUM_MESH_POINTS}, 3]; "
+            "rerun task 4 (landmarks)"
+        )
+    if landmarks.shape[0] != n_frames:
+        raise TaskError(
+            f"{path.name} has {landmarks.shape[0]} rows for {n_frames} frames; rerun task 4"
+        )
+    return landmarks
+
+
 def mesh_box(points: np.ndarray) -> np.ndarray:
     """x0, y0, x1, y1 of each face in float [..., 478, 3] (pixels)."""
     xy = points[..., :2]

@@ -19,7 +19,6 @@ import numpy as np
 
 from talkprep.config import Config
 from talkprep.errors import TaskError
-from talkprep.geometry.face_topology import NUM_MESH_POINTS
 from talkprep.geometry.masks import (
     BISENET_TO_LABEL,
     HEAD,
@@ -42,10 +41,10 @@ from talkprep.tasks.base import (
     batched,
     check_numbered_files,
 )
+from talkprep.tasks.landmarks import LANDMARKS_NAME, load_landmarks
 
 FRAMES_DIR = "ori_imgs"
 PARSING_DIR = "parsing"
-LANDMARKS_FILE = "landmarks.npy"
 SMOOTH_RADIUS = 2
 """Person probabilities are averaged over frames i-2..i+2 with triangular weights: enough to
 stop edge flicker, short enough not to smear a turning head."""
@@ -98,23 +97,6 @@ def smooth_in_time(maps: Iterator[np.ndarray], radius: int = SMOOTH_RADIUS) -> I
         yield emit(centre)
         while window and window[0][0] < centre + 1 - radius:
             window.popleft()
-
-
-def load_landmarks(path: Path, n_frames: int) -> np.ndarray:
-    """landmarks.npy memory-mapped, checked to be [N, 478, 3]."""
-    if not path.is_file():
-        raise TaskError(f"{path.name} is missing; run task 4 (landmarks) first")
-    landmarks = np.load(path, mmap_mode="r")
-    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_MESH_POINTS, 3):
-        raise TaskError(
-            f"{path.name} has shape {landmarks.shape}, expected [N, {NUM_MESH_POINTS}, 3]; "
-            "rerun task 4 (landmarks)"
-        )
-    if landmarks.shape[0] != n_frames:
-        raise TaskError(
-            f"{path.name} has {landmarks.shape[0]} rows for {n_frames} frames; rerun task 4"
-        )
-    return landmarks
 
 
 class ParsingStats:
@@ -179,7 +161,7 @@ class ParsingTask(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
-        landmarks = load_landmarks(ctx.out / LANDMARKS_FILE, n_frames)
+        landmarks = load_landmarks(ctx.out / LANDMARKS_NAME, n_frames)
         valid = ~np.isnan(landmarks[:, :, :2]).any(axis=(1, 2))
         if not valid.any():
             raise TaskError("task 4 found no face in any frame; parsing needs one; check the video")
