@@ -12,6 +12,7 @@ import numpy as np
 
 from talkprep.errors import TaskError
 from talkprep.io.images import image_size, write_jpeg
+from talkprep.io.prefetch import WriteBehind
 from talkprep.io.video import iter_frames, output_frame_count, resample_by_time
 from talkprep.tasks.base import (
     CheckResult,
@@ -119,17 +120,14 @@ class FramesTask(Task):
         folder.mkdir(parents=True, exist_ok=True)
         last_time = -1.0
         with ThreadPoolExecutor(max_workers=2) as pool:
-            pending = []
+            writer = WriteBehind(pool)
             picked = resample_by_time(iter_frames(config.video), fps, n_out)
             for out_index, frame in ctx.progress(picked, total=n_out, desc="frames"):
                 image = frame.image if box is None else crop_square(frame.image, box, config.size)
-                pending.append(pool.submit(write_jpeg, folder / f"{out_index}.jpg", image))
+                writer.submit(write_jpeg, folder / f"{out_index}.jpg", image)
                 source_index.append(frame.index)
                 last_time = frame.time
-                if len(pending) >= 16:
-                    pending.pop(0).result()
-            for job in pending:
-                job.result()
+            writer.finish()
         if len(source_index) != n_out:
             raise TaskError(
                 f"decoded {len(source_index)} of {n_out} frames; the video may be damaged"

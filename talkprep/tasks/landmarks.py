@@ -19,6 +19,7 @@ from talkprep.errors import TaskError
 from talkprep.geometry.face_topology import LMS68, NUM_LMS68, NUM_MESH_POINTS
 from talkprep.io.atomic import atomic_path, write_npy, write_text, write_torch
 from talkprep.io.images import read_image
+from talkprep.io.prefetch import read_ahead
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -36,8 +37,6 @@ BLENDSHAPES_NAME = "bs.npy"
 NUM_BLENDSHAPES = 52
 MAX_GAP = 5
 """Longest run of faceless frames (in frames) that is filled by linear interpolation."""
-READ_AHEAD = 8
-"""Frames decoded ahead of the landmark model by a reader thread."""
 LMS_BATCH = 64
 """Frames per batch of .lms files handed to the writer threads."""
 LMS_CHECK_SAMPLES = 64
@@ -143,12 +142,7 @@ def lms_text(points68: np.ndarray) -> str:
 def _read_frames(folder: Path, n: int) -> Iterator[np.ndarray]:
     """ori_imgs/{i}.jpg in order, decoded by a thread a few frames ahead of the consumer."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(read_image, folder / f"{i}.jpg") for i in range(min(n, READ_AHEAD))]
-        for i in range(n):
-            image = pending.pop(0).result()
-            if i + READ_AHEAD < n:
-                pending.append(pool.submit(read_image, folder / f"{i + READ_AHEAD}.jpg"))
-            yield image
+        yield from read_ahead(pool, read_image, (folder / f"{i}.jpg" for i in range(n)))
 
 
 def detect_landmarks(
