@@ -15,7 +15,6 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -31,6 +30,7 @@ from talkprep.audio_features import (
 )
 from talkprep.errors import MissingWeightsError, TaskError
 from talkprep.manifest import file_fingerprint
+from talkprep.models.closing import ClosingModel
 
 HUB_CONNECT_TIMEOUT_S = 3.0
 """How long to wait for the hub's TCP port before treating it as unreachable."""
@@ -208,7 +208,7 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-class SpeechEncoder:
+class SpeechEncoder(ClosingModel):
     """A loaded speech model and its feature extractor, run over long audio in ER-NeRF's chunks.
 
     head 'hidden': `HubertModel` -> last_hidden_state [T, hidden].
@@ -257,17 +257,6 @@ class SpeechEncoder:
                 f"cannot load model {source.spec} from {path} ({type(exc).__name__}: {first_line})"
             ) from None
         return cls(model, extractor, head, device)
-
-    def __enter__(self) -> SpeechEncoder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Drop the weights; on CUDA also return the cached blocks to the driver."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import cv2
@@ -21,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from talkprep.errors import MissingWeightsError, TaskError
+from talkprep.models.closing import ClosingModel
 from talkprep.models.state_dict import state_dict_mismatch
 
 ENCODER_FILE = "encoder.pth"
@@ -220,7 +220,7 @@ class DepthModelInfo:
                 "input_width": self.width}  # fmt: skip
 
 
-class DaganDepth:
+class DaganDepth(ClosingModel):
     """Whole-frame relative depth from DaGAN's network. Use as a context manager."""
 
     def __init__(self, folder: Path, device: str = "cpu") -> None:
@@ -270,17 +270,6 @@ class DaganDepth:
         del self.encoder, self.decoder
         if self.device == "cuda":
             torch.cuda.empty_cache()
-
-    def __enter__(self) -> DaganDepth:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _load_state(path: Path) -> dict[str, Any]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import cv2
 import numpy as np
 
+from talkprep.models.closing import ClosingModel
 from talkprep.models.native_log import quiet_native_logs
 
 DETECT_MAX_SIDE = 640
 """Frames are shrunk to this longest side before detection: boxes need no more detail."""
 
 
-class FaceDetector:
+class FaceDetector(ClosingModel):
     """Face boxes in pixels for BGR frames. Use as a context manager to free the graph."""
 
     def __init__(self, min_confidence: float = 0.5, full_range: bool = True) -> None:
@@ -46,14 +45,3 @@ class FaceDetector:
 
     def close(self) -> None:
         self._detector.close()
-
-    def __enter__(self) -> FaceDetector:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import cv2
 import numpy as np
 
 from talkprep.geometry.face_topology import NUM_MESH_POINTS
+from talkprep.models.closing import ClosingModel
 from talkprep.models.native_log import quiet_native_logs
 
 MAX_FACES = 3
@@ -18,7 +18,7 @@ MIN_DETECTION_CONFIDENCE = 0.5
 MIN_TRACKING_CONFIDENCE = 0.5
 
 
-class FaceMesh:
+class FaceMesh(ClosingModel):
     """Dense face landmarks for consecutive BGR frames of one video.
 
     Video mode (static_image_mode=False) tracks the mesh from the previous frame instead of
@@ -64,19 +64,8 @@ class FaceMesh:
     def close(self) -> None:
         self._mesh.close()
 
-    def __enter__(self) -> FaceMesh:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class FaceBlendshapes:
+class FaceBlendshapes(ClosingModel):
     """MediaPipe FaceLandmarker (Tasks API, video mode): the 52 ARKit-style blendshape scores.
 
     SyncTalk reads these as bs.npy. The model file (face_landmarker.task) is given by the user.
@@ -108,14 +97,3 @@ class FaceBlendshapes:
 
     def close(self) -> None:
         self._landmarker.close()
-
-    def __enter__(self) -> FaceBlendshapes:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -3,11 +3,10 @@ mediapipe wheel, so nothing downloads)."""
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import cv2
 import numpy as np
 
+from talkprep.models.closing import ClosingModel
 from talkprep.models.native_log import quiet_native_logs
 
 SEGMENT_SIDE = 256
@@ -17,7 +16,7 @@ GENERAL_MODEL = 0
 """MediaPipe's 256x256 'general' selfie model (1 is the 144x256 landscape model)."""
 
 
-class SelfieSegmenter:
+class SelfieSegmenter(ClosingModel):
     """Person probabilities for BGR frames. Use as a context manager to free the graph."""
 
     def __init__(self, model_selection: int = GENERAL_MODEL) -> None:
@@ -50,14 +49,3 @@ class SelfieSegmenter:
 
     def close(self) -> None:
         self._segmenter.close()
-
-    def __enter__(self) -> SelfieSegmenter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
