@@ -19,6 +19,8 @@ from pathlib import Path
 
 from long_clip import repeat_clip
 
+from talkprep.manifest import manifest_path
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ANCHOR = DATA / "anchor_512_25fps_20s.mp4"
 
@@ -46,7 +48,7 @@ def main() -> None:
             out = root / name.replace(" ", "_")
             for task in ("1", "3"):
                 wall, peak = run(video, out, task)
-                record = json.loads((out / "manifest.json").read_text())["tasks"]
+                record = json.loads(manifest_path(out).read_text())["tasks"]
                 task_record = record["audio" if task == "1" else "frames"]
                 frames = task_record.get("frames") or record.get("frames", {}).get("frames")
                 rate = f"{frames / task_record['wall_s']:.0f} frames/s" if frames else ""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 from talkprep.io.images import frame_indices, image_size
-from talkprep.manifest import MANIFEST_NAME
+from talkprep.manifest import read_manifest
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import CheckResult, FolderFacts
 
@@ -18,10 +17,9 @@ def folder_facts(root: Path) -> FolderFacts:
     """N, frame size and fps of a dataset folder: from its manifest when present, else its files."""
     n_frames = None
     fps = DEFAULT_FPS
-    manifest = root / MANIFEST_NAME
-    if manifest.is_file():
+    data = read_manifest(root)
+    if data:
         try:
-            data = json.loads(manifest.read_text())
             info = data["tasks"]["frames"]["info"]
             n_frames = int(info["n_frames"])
             fps = float(info["fps"])

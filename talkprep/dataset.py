@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from talkprep.geometry.face_topology import LMS68, NUM_LMS68, NUM_MESH_POINTS
 from talkprep.io.images import frame_indices
+from talkprep.manifest import read_manifest
 
 Split = Literal["train", "val", "all"]
 AudioName = Literal["hu", "eo", "ds", "mel"]
@@ -193,9 +194,8 @@ def depth_unit_m(root: Path) -> float:
     Metres for the mesh backend; DaGAN's depth is relative, scaled by its `units_per_count`.
     """
     try:
-        data = json.loads((root / "manifest.json").read_text())
-        info = data["tasks"]["depth"]["info"]
-    except (OSError, ValueError, KeyError, TypeError):
+        info = read_manifest(root)["tasks"]["depth"]["info"]
+    except (KeyError, TypeError):
         return DEFAULT_DEPTH_UNIT_M
     for key in ("metres_per_count", "units_per_count", "depth_unit_m", "unit_m"):
         value = info.get(key) if isinstance(info, dict) else None
@@ -282,7 +282,7 @@ class TalkingFaceDataset(Dataset):
       rows, so their first val frame sees zeros where this sees the preceding audio.)
     - `eye`: float32 [1], clip(AU45_r, 0, 2) / 2 from `au.csv` (as ER-NeRF reads it).
     - `depth`: float32 [H, W] in metres (0 = unknown), from the 16-bit `depth/{i}.png` times
-      the unit in `manifest.json` (0.1 mm when it does not say).
+      the unit in the manifest (0.1 mm when it does not say).
     - `index`: int64 [] the frame index i (`img_id`).
 
     With a DataLoader, the default collate stacks these into batches. Preloaded stores are
@@ -412,9 +412,9 @@ class TalkingFaceDataset(Dataset):
     def _frame_count(self, json_ids: dict[int, Any]) -> int:
         """N for split='all': manifest, else per-frame files, else landmarks.npy, else the JSONs."""
         try:
-            data = json.loads((self.root / "manifest.json").read_text())
+            data = read_manifest(self.root)
             return int(data["tasks"]["frames"]["info"]["n_frames"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             pass
         counts = [
             indices[-1] + 1

@@ -1,4 +1,9 @@
-"""OUT/manifest.json: how every file was made. Read and written whole, atomically."""
+"""OUT/.talkprep/manifest.json: how every file was made. Read and written whole, atomically.
+
+It lives in a hidden folder so that trainers' loaders that glob `*.json` in the dataset root
+(ER-NeRF's `type='all'`) never pick it up. A `manifest.json` at the root written by an earlier
+talkprep is read, and moved into place on the next write.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,46 @@ from talkprep import __version__
 from talkprep.errors import OutputError
 from talkprep.io.atomic import write_json
 
+STATE_DIR = ".talkprep"
 MANIFEST_NAME = "manifest.json"
+LEGACY_MANIFEST = MANIFEST_NAME
 MIB = 1 << 20
+
+
+def manifest_path(root: Path) -> Path:
+    """Where the manifest of dataset folder `root` is (or would be) written."""
+    return Path(root) / STATE_DIR / MANIFEST_NAME
+
+
+def _existing_manifest(root: Path) -> Path | None:
+    """The manifest to read: the current place, else a legacy talkprep one at the root."""
+    current = manifest_path(root)
+    if current.is_file():
+        return current
+    legacy = Path(root) / LEGACY_MANIFEST
+    if legacy.is_file() and _is_talkprep_manifest(legacy):
+        return legacy
+    return None
+
+
+def _is_talkprep_manifest(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "talkprep_version" in data and "tasks" in data
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The manifest's data for readers (check, report, dataset); {} when absent or unreadable."""
+    path = _existing_manifest(root)
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def file_fingerprint(path: Path) -> str:
@@ -38,10 +81,13 @@ class Manifest:
 
     @classmethod
     def load(cls, root: Path) -> Manifest:
-        """Load OUT/manifest.json, or start an empty one when there is none."""
-        path = root / MANIFEST_NAME
-        if not path.exists():
-            return cls(root)
+        """Load OUT's manifest, or start an empty one when there is none."""
+        path = _existing_manifest(root)
+        if path is None:
+            if manifest_path(root).exists():
+                path = manifest_path(root)
+            else:
+                return cls(root)
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -71,7 +117,11 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
+        path = manifest_path(self.root)
         try:
-            write_json(self.root / MANIFEST_NAME, self.data)
+            write_json(path, self.data)
         except OSError as exc:
-            raise OutputError(f"cannot write {self.root / MANIFEST_NAME}: {exc}") from None
+            raise OutputError(f"cannot write {path}: {exc}") from None
+        legacy = self.root / LEGACY_MANIFEST
+        if legacy.is_file() and _is_talkprep_manifest(legacy):
+            legacy.unlink()

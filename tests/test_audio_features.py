@@ -33,6 +33,7 @@ from talkprep.audio_features import (
 from talkprep.config import Config
 from talkprep.errors import MissingWeightsError, TaskError
 from talkprep.io.audio import read_wav, write_wav
+from talkprep.manifest import manifest_path
 from talkprep.tasks.audio import WAV_NAME
 from talkprep.tasks.audio_features import AudioFeaturesTask
 from talkprep.tasks.base import FolderFacts, TaskContext
@@ -446,7 +447,7 @@ def test_offline_missing_weights_fail_only_task_2(tmp_path: Path) -> None:
         ["process", str(video), "-o", str(out), "--tasks", "1-3", "--device", "cpu", "-q"]
     )
     assert status == 3
-    tasks = json.loads((out / "manifest.json").read_text())["tasks"]
+    tasks = json.loads(manifest_path(out).read_text())["tasks"]
     assert tasks["audio"]["status"] == tasks["frames"]["status"] == "done"
     assert tasks["audio_features"]["status"] == "failed"
     assert "hf download facebook/hubert-large-ls960-ft" in tasks["audio_features"]["error"]
@@ -462,7 +463,7 @@ def test_cli_features_check_and_resume(models: dict[str, Path], tmp_path: Path) 
     args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--device", "cpu", "-q"]
     args += ["--hubert-model", str(models["hubert"]), "--audio-features", "hubert,mel"]
     assert main(args) == 0
-    record = json.loads((out / "manifest.json").read_text())["tasks"]["audio_features"]
+    record = json.loads(manifest_path(out).read_text())["tasks"]["audio_features"]
     assert record["outputs"] == {"aud_hu.npy": 1, "aud_mel.npy": 1}
     assert record["info"]["features"]["hubert"]["shape"] == [49, 2, TINY_HIDDEN]
     assert main(["check", str(out)]) == 0
@@ -478,7 +479,7 @@ def test_real_clip_features(processed, models: dict[str, Path]) -> None:
     out = processed(
         "anchor", tasks="1,2,3", hubert_model=str(models["hubert"]), audio_features="hubert,mel"
     )
-    record = json.loads((out / "manifest.json").read_text())["tasks"]["audio_features"]
+    record = json.loads(manifest_path(out).read_text())["tasks"]["audio_features"]
     n_frames = record["info"]["n_frames"]
     assert n_frames == 500
     assert np.load(out / "aud_hu.npy").shape == (499, 2, TINY_HIDDEN)

@@ -15,6 +15,7 @@ from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.geometry.masks import BACKGROUND, HEAD, TORSO, BackgroundPlate, labels_to_bgr
 from talkprep.io.images import read_image, write_jpeg, write_png
+from talkprep.manifest import manifest_path
 from talkprep.tasks.background import BackgroundTask, margin_for, sample_indices
 from talkprep.tasks.base import TaskContext
 
@@ -135,7 +136,7 @@ def test_background_on_real_clip(processed, clip: str) -> None:
     plate = read_image(folder / "bc.jpg").astype(np.int16)
     first = read_image(folder / "ori_imgs" / "0.jpg")
     assert plate.shape == first.shape
-    n = json.loads((folder / "manifest.json").read_text())["tasks"]["frames"]["info"]["n_frames"]
+    n = json.loads(manifest_path(folder).read_text())["tasks"]["frames"]["info"]["n_frames"]
     step = max(1, n // 60)
     frames, persons = [], []
     for i in range(0, n, step):
@@ -167,5 +168,5 @@ def test_background_on_real_clip(processed, clip: str) -> None:
                 continue
             low, high = plate[ring].min(axis=0), plate[ring].max(axis=0)
             assert (plate[hole] >= low - 12).all() and (plate[hole] <= high + 12).all()
-    figures = json.loads((folder / "manifest.json").read_text())["tasks"]["background"]["figures"]
+    figures = json.loads(manifest_path(folder).read_text())["tasks"]["background"]["figures"]
     assert 0 <= figures["background_never_seen_fraction"] < 0.9

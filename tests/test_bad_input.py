@@ -16,6 +16,7 @@ from conftest import DATA, clip_path
 from synth import moving_square_frames, write_video
 
 from talkprep.cli import main
+from talkprep.manifest import manifest_path
 from talkprep.pipeline import LOCK_NAME
 
 TALKPREP = [sys.executable, "-m", "talkprep"]
@@ -115,7 +116,7 @@ def test_video_without_audio_fails_tasks_1_and_2_only(tmp_path, capsys):
     assert main(["process", str(video), "-o", str(out), "--tasks", "1,3"]) == 3
     text = capsys.readouterr().err
     assert "no audio track" in text and "--audio" in text
-    record = json.loads((out / "manifest.json").read_text())["tasks"]
+    record = json.loads(manifest_path(out).read_text())["tasks"]
     assert record["audio"]["status"] == "failed"
     assert record["frames"]["status"] == "done"
     assert len(list((out / "ori_imgs").glob("*.jpg"))) == 40

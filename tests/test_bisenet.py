@@ -17,6 +17,7 @@ from talkprep.console import Console
 from talkprep.errors import MissingWeightsError, TaskError
 from talkprep.geometry.masks import bgr_to_labels
 from talkprep.io.images import frame_indices, read_image
+from talkprep.manifest import manifest_path
 from talkprep.models.bisenet import N_CLASSES, BiSeNet, load_bisenet, parse_classes
 from talkprep.pipeline import Pipeline
 
@@ -152,6 +153,6 @@ def test_bisenet_backend_end_to_end(tmp_path: Path, weights_file: Path) -> None:
         image = read_image(out / "parsing" / f"{i}.png")
         assert image.shape == frames[0].shape
         assert bgr_to_labels(image)[1] == 0
-    record = json.loads((out / "manifest.json").read_text())["tasks"]["parsing"]
+    record = json.loads(manifest_path(out).read_text())["tasks"]["parsing"]
     assert record["figures"]["parser"] == "bisenet"
     assert "head_flicker_1_minus_iou" in record["figures"]

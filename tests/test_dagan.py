@@ -18,6 +18,7 @@ from conftest import clip_path
 from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.errors import MissingWeightsError, TaskError
+from talkprep.manifest import manifest_path
 from talkprep.models.dagan import MAX_DEPTH, MIN_DEPTH, DaganDepth
 from talkprep.pipeline import Pipeline
 from talkprep.tasks.depth import DAGAN_UNITS_PER_COUNT
@@ -219,7 +220,7 @@ def short_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run_depth(folder: Path, weights: Path) -> list:
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(folder).read_text())
     config = build_config(
         {
             "video": manifest["config"]["video"],
@@ -241,7 +242,7 @@ def test_task8_dagan_writes_frame_sized_maps(
     shutil.copytree(short_dataset, folder)
     outcomes = _run_depth(folder, weights(layers))
     assert [(o.name, o.status) for o in outcomes] == [("depth", "done")], outcomes
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(folder).read_text())
     frames = manifest["tasks"]["frames"]["info"]
     record = manifest["tasks"]["depth"]
     assert record["info"]["backend"] == "dagan" and record["info"]["resnet_layers"] == layers

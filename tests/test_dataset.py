@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from talkprep.dataset import FIELDS, TalkingFaceDataset
 from talkprep.geometry.face_topology import LMS68
+from talkprep.manifest import manifest_path
 
 N_FRAMES = 12
 NO_FACE = 5
@@ -333,7 +334,8 @@ def test_a_reference_pipeline_folder_without_talkprep_extras(folder: Path) -> No
 
 def test_depth_unit_comes_from_the_manifest(folder: Path) -> None:
     manifest = {"tasks": {"depth": {"info": {"metres_per_count": 0.001}}}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    manifest_path(folder).parent.mkdir(exist_ok=True)
+    manifest_path(folder).write_text(json.dumps(manifest))
     data = TalkingFaceDataset(folder, split="train", fields=["depth", "index"])
     i = data[0]["index"].item()
     assert data[0]["depth"][20, 20].item() == pytest.approx((5000 + i) * 1e-3, rel=1e-6)

@@ -21,6 +21,7 @@ from talkprep.geometry.mesh_triangles import (
     SURFACE_TRIANGLES,
     derive_face_triangles,
 )
+from talkprep.manifest import manifest_path
 from talkprep.pipeline import Pipeline
 from talkprep.tasks.base import FolderFacts
 from talkprep.tasks.depth import (
@@ -143,7 +144,7 @@ def _oval_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 @pytest.mark.parametrize("clip", ["hdtf", "anchor"])
 def test_real_clip_mesh_depth(processed, clip: str) -> None:
     folder = processed(clip, tasks="3,4,8")
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(folder).read_text())
     record = manifest["tasks"]["depth"]
     frames = manifest["tasks"]["frames"]["info"]
     n, size = frames["n_frames"], (frames["height"], frames["width"])
@@ -200,7 +201,7 @@ def test_frames_without_a_face_get_empty_maps(processed, tmp_path: Path) -> None
     landmarks = np.load(folder / "landmarks.npy")
     landmarks[5:8] = np.nan
     np.save(folder / "landmarks.npy", landmarks)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(folder).read_text())
     config = build_config(
         {"video": manifest["config"]["video"], "out": folder, "tasks": "8", "force": True}
     )
@@ -209,5 +210,5 @@ def test_frames_without_a_face_get_empty_maps(processed, tmp_path: Path) -> None
     for i in (4, 5, 7, 8):
         depth = cv2.imread(str(folder / "depth" / f"{i}.png"), cv2.IMREAD_UNCHANGED)
         assert depth.any() == (i not in (5, 6, 7))
-    figures = json.loads((folder / "manifest.json").read_text())["tasks"]["depth"]["figures"]
+    figures = json.loads(manifest_path(folder).read_text())["tasks"]["depth"]["figures"]
     assert figures["frames_with_depth"] == len(landmarks) - 3

@@ -18,6 +18,7 @@ from talkprep.cli import main
 from talkprep.io.audio import decode_audio, read_wav
 from talkprep.io.images import frame_indices, read_image
 from talkprep.io.video import DecodedFrame, output_frame_count, resample_by_time
+from talkprep.manifest import manifest_path
 
 EXPECTED_FRAMES = {
     "anchor": {500},
@@ -29,7 +30,7 @@ EXPECTED_FRAMES = {
 
 
 def _manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
+    return json.loads(manifest_path(folder).read_text())
 
 
 @pytest.mark.parametrize("clip", ["anchor", "hdtf", "obama", "headturn"])

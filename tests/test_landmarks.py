@@ -17,6 +17,7 @@ from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.geometry.face_topology import LMS68, NUM_MESH_POINTS
 from talkprep.io.images import write_jpeg
+from talkprep.manifest import manifest_path
 from talkprep.pipeline import Pipeline
 from talkprep.tasks.base import FolderFacts
 from talkprep.tasks.landmarks import (
@@ -85,7 +86,7 @@ def test_lms_text_round_trips() -> None:
 
 
 def _manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
+    return json.loads(manifest_path(folder).read_text())
 
 
 @pytest.mark.parametrize("clip", ["anchor", "hdtf"])

@@ -26,6 +26,7 @@ from talkprep.geometry.masks import (
     labels_to_bgr,
 )
 from talkprep.io.images import frame_indices, read_image
+from talkprep.manifest import manifest_path
 from talkprep.tasks.parsing import nearest_valid, smooth_in_time
 
 CLIP_NAMES = ("anchor", "hdtf", "obama", "selfie", "headturn")
@@ -160,7 +161,7 @@ def test_parsing_on_real_clip(processed, clip: str) -> None:
     assert above_jaw == 0, f"{above_jaw} neck/torso pixels inside or above the face"
     assert np.median(neck_below) > 0, "the neck ends above the chin"
     assert np.median(ious) > 0.95, f"head flickers: median IoU {np.median(ious):.3f}"
-    record = json.loads((folder / "manifest.json").read_text())["tasks"]["parsing"]
+    record = json.loads(manifest_path(folder).read_text())["tasks"]["parsing"]
     figures = record["figures"]
     for name in ("background", "head", "neck", "torso"):
         assert set(figures[f"{name}_fraction"]) == {"median", "min", "max"}

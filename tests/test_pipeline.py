@@ -22,13 +22,14 @@ from talkprep.config import build_config, parse_task_spec
 from talkprep.console import Console
 from talkprep.errors import TaskError, UsageError
 from talkprep.io.atomic import TEMP_MARK, write_text
+from talkprep.manifest import manifest_path
 from talkprep.pipeline import Pipeline, order_tasks
 from talkprep.report.html import REPORT_NAME
 from talkprep.tasks.base import Task, TaskContext, TaskResult
 
 
 def _manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
+    return json.loads(manifest_path(folder).read_text())
 
 
 def test_task_spec_parsing():

@@ -17,6 +17,7 @@ from talkprep.check import check_folder, folder_facts
 from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.geometry.face_topology import NUM_MESH_POINTS
+from talkprep.manifest import manifest_path
 from talkprep.pipeline import Pipeline
 from talkprep.tasks.transforms import (
     AU_COLUMNS,
@@ -115,7 +116,7 @@ def test_au_csv_is_openface_style() -> None:
 
 
 def _manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
+    return json.loads(manifest_path(folder).read_text())
 
 
 @pytest.mark.parametrize("clip", ["anchor", "hdtf"])

@@ -19,6 +19,7 @@ from talkprep import __version__
 from talkprep.io.atomic import write_text
 from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
+from talkprep.manifest import read_manifest
 from talkprep.report.svg import envelope, line_plot
 
 REPORT_NAME = "report.html"
@@ -83,10 +84,7 @@ def colour_depth(depth: np.ndarray) -> np.ndarray:
 
 
 def _load_manifest(root: Path) -> dict[str, Any]:
-    try:
-        return json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_manifest(root)
 
 
 def _task_table(manifest: dict[str, Any]) -> str:
