@@ -36,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     process = commands.add_parser("process", help="process one video into a dataset folder")
     process.add_argument("video", type=Path, help="input video")
     process.add_argument("-o", "--out", type=Path, required=True, help="dataset folder")
+    _add_process_options(process)
+
+    check = commands.add_parser("check", help="validate a dataset folder against the format")
+    check.add_argument("folder", type=Path)
+
+    report = commands.add_parser("report", help="(re)build FOLDER/report.html")
+    report.add_argument("folder", type=Path)
+    return parser
+
+
+def _add_process_options(process: argparse.ArgumentParser) -> None:
+    """The per-video options, shared by `process` and `batch` so that both accept the same."""
     process.add_argument("--tasks", help="tasks to run: all (default), 4, 1,3-5")
     process.add_argument("--fps", help="target frame rate (default 25)")
     process.add_argument("--size", help="output frame side with --crop auto (default 512)")
@@ -60,13 +72,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     process.add_argument("--config", type=Path, help="TOML file of options (command line wins)")
     process.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-
-    check = commands.add_parser("check", help="validate a dataset folder against the format")
-    check.add_argument("folder", type=Path)
-
-    report = commands.add_parser("report", help="(re)build FOLDER/report.html")
-    report.add_argument("folder", type=Path)
-    return parser
 
 
 _NOT_CONFIG = {"command", "config", "quiet"}
