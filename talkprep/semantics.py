@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
+
 SEMANTICS_DIR = "semantics"
 
 
@@ -30,6 +32,8 @@ class SemanticClass(IntEnum):
     """Objects and other people; counts as background everywhere downstream."""
 
 
+N_CLASSES = len(SemanticClass)
+
 HEAD_CLASSES: tuple[SemanticClass, ...] = (
     SemanticClass.FACE_SKIN,
     SemanticClass.HAIR,
@@ -40,3 +44,52 @@ HEAD_CLASSES: tuple[SemanticClass, ...] = (
 """Classes that ER-NeRF's parsing colours call head."""
 
 BACKGROUND_CLASSES: tuple[SemanticClass, ...] = (SemanticClass.BACKGROUND, SemanticClass.OTHER)
+
+PERSON_CLASSES: tuple[SemanticClass, ...] = (*HEAD_CLASSES, SemanticClass.NECK, SemanticClass.TORSO)
+"""Every class of the tracked person (all but background and other)."""
+
+SEMANTIC_COLOURS: dict[SemanticClass, tuple[int, int, int]] = {
+    SemanticClass.BACKGROUND: (40, 40, 40),
+    SemanticClass.FACE_SKIN: (255, 204, 153),
+    SemanticClass.HAIR: (120, 60, 20),
+    SemanticClass.EARS: (255, 120, 200),
+    SemanticClass.MOUTH_INTERIOR: (200, 0, 40),
+    SemanticClass.TEETH: (255, 255, 255),
+    SemanticClass.NECK: (80, 220, 80),
+    SemanticClass.TORSO: (60, 110, 255),
+    SemanticClass.OTHER: (150, 150, 0),
+}
+"""Display colour of each class, RGB, for reports and contact sheets (not a trainer format)."""
+
+SEMANTIC_NAMES: dict[SemanticClass, str] = {
+    SemanticClass.BACKGROUND: "background",
+    SemanticClass.FACE_SKIN: "face skin",
+    SemanticClass.HAIR: "hair",
+    SemanticClass.EARS: "ears and earrings",
+    SemanticClass.MOUTH_INTERIOR: "mouth interior",
+    SemanticClass.TEETH: "teeth",
+    SemanticClass.NECK: "neck skin",
+    SemanticClass.TORSO: "torso",
+    SemanticClass.OTHER: "other (counts as background)",
+}
+"""Legend text of each class."""
+
+
+def colour_lut_rgb() -> np.ndarray:
+    """uint8 [256, 3]: display colour (RGB) of every class value; unknown values are black."""
+    lut = np.zeros((256, 3), np.uint8)
+    for cls, rgb in SEMANTIC_COLOURS.items():
+        lut[int(cls)] = rgb
+    return lut
+
+
+def colourise(classes: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] display image of a class map (uint8 [H, W])."""
+    return colour_lut_rgb()[classes]
+
+
+def class_mask(classes: np.ndarray, members: tuple[SemanticClass, ...]) -> np.ndarray:
+    """bool [H, W]: pixels whose class is one of `members`."""
+    lut = np.zeros(256, bool)
+    lut[[int(c) for c in members]] = True
+    return lut[classes]
