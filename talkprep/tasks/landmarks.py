@@ -33,7 +33,8 @@ from talkprep.tasks.frames import FRAMES_DIR
 
 LANDMARKS_NAME = "landmarks.npy"
 TRACK_NAME = "track_params.pt"
-BLENDSHAPES_NAME = "bs.npy"
+BLENDSHAPES_NAME = "blendshapes.npy"
+"""MediaPipe's 52 scores as it gives them; SyncTalk's bs.npy is rendered by talkprep.targets."""
 NUM_BLENDSHAPES = 52
 MAX_GAP = 5
 """Longest run of faceless frames (in frames) that is filled by linear interpolation."""
@@ -180,7 +181,7 @@ def blendshape_scores(
     model: Path,
     progress: Callable[..., Iterator[Any]] | None = None,
 ) -> np.ndarray:
-    """Float32 [N, 52] MediaPipe blendshape scores (SyncTalk's bs.npy); NaN rows where no face."""
+    """Float32 [N, 52] MediaPipe blendshape scores (blendshapes.npy); NaN rows where no face."""
     from talkprep.models.face_mesh import FaceBlendshapes
 
     scores = np.full((n, NUM_BLENDSHAPES), np.nan, dtype=np.float32)
