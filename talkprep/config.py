@@ -12,6 +12,10 @@ from talkprep.errors import UsageError
 
 ALL_TASK_NUMBERS: tuple[int, ...] = tuple(range(1, 10))
 AUDIO_FEATURES = ("hubert", "mel", "wav2vec2", "deepspeech")
+TARGET_NAMES = (
+    "ernerf", "radnerf", "adnerf", "synctalk", "talkinggaussian", "gaussiantalker", "instag",
+)  # fmt: skip
+"""Trainers `--target` accepts (talkprep.targets.TARGETS, checked by tests/test_targets.py)."""
 
 CropMode = Literal["none", "auto"]
 ParserName = Literal["mediapipe", "bisenet"]
@@ -59,6 +63,8 @@ class Config:
     """Where torch models run."""
     force: bool = False
     """Rerun tasks even when their outputs are up to date."""
+    target: str = "ernerf"
+    """Trainer whose view `process` writes after the tasks (talkprep.targets)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -78,6 +84,7 @@ class Config:
         _choice("--parser", self.parser, ("mediapipe", "bisenet"))
         _choice("--depth", self.depth, ("mesh", "dagan"))
         _choice("--device", self.device, ("auto", "cpu", "cuda"))
+        _choice("--target", self.target, TARGET_NAMES)
         unknown = [f for f in self.audio_features if f not in AUDIO_FEATURES]
         if unknown or not self.audio_features:
             raise UsageError(
@@ -129,6 +136,9 @@ def parse_task_spec(spec: str | int | list[Any] | tuple[Any, ...]) -> tuple[int,
         hi = int(match.group(2) or lo)
         if hi < lo:
             raise UsageError(f"--tasks: range {part!r} runs backwards")
+        out_of_range = [n for n in (lo, hi) if n not in ALL_TASK_NUMBERS]
+        if out_of_range:  # checked before the range is expanded: '1-99999999999' allocates nothing
+            raise UsageError(f"--tasks: unknown task number(s) {out_of_range}; tasks are 1-9")
         numbers.update(range(lo, hi + 1))
     bad = sorted(n for n in numbers if n not in ALL_TASK_NUMBERS)
     if bad:
@@ -157,6 +167,7 @@ def build_config(values: dict[str, Any]) -> Config:
     for name, value in values.items():
         if value is None:
             continue
+        _check_type(name, value)
         if name in _PATH_FIELDS:
             value = Path(value).expanduser()
         elif name == "tasks":
@@ -172,6 +183,35 @@ def build_config(values: dict[str, Any]) -> Config:
         if required not in kwargs:
             raise UsageError(f"missing {required}")
     return Config(**kwargs)
+
+
+def _wanted(name: str) -> tuple[tuple[type, ...], str]:
+    """Types a config value may have, and how to say so (TOML gives typed values; the command line
+    gives strings)."""
+    if name in _PATH_FIELDS:
+        return (str, Path), "a path (a string)"
+    annotation = str(next(f.type for f in dataclasses.fields(Config) if f.name == name))
+    if annotation == "bool":
+        return (bool,), "true or false"
+    if name == "tasks":
+        return (str, int, list), 'a string like "1,3-5", a number or a list'
+    if name == "audio_features":
+        return (str, list), 'a string like "hubert,mel" or a list of strings'
+    if annotation.startswith("float"):
+        return (int, float, str), "a number"
+    if annotation.startswith("int"):
+        return (int, str), "a whole number"
+    return (str,), "a string"
+
+
+def _check_type(name: str, value: Any) -> None:
+    """A config value of the wrong type is one line naming the key and the type wanted."""
+    kinds, wanted = _wanted(name)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise UsageError(
+            f"config: {name.replace('_', '-')} must be {wanted}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
 
 
 def _number(option: str, value: Any, kind: type) -> Any:

@@ -105,6 +105,37 @@ class Manifest:
     def record(self, name: str) -> dict[str, Any] | None:
         return self.tasks.get(name)
 
+    @property
+    def written(self) -> dict[str, int]:
+        """Every output talkprep has written here: pattern -> count (`{i}` for i < count).
+
+        The only files talkprep ever deletes or replaces are the ones named here. A manifest from
+        before this ledger existed gets it from its task records.
+        """
+        if "written" not in self.data:
+            ledger: dict[str, int] = {}
+            for record in self.tasks.values():
+                for pattern, count in (record.get("outputs") or {}).items():
+                    ledger[pattern] = max(ledger.get(pattern, 0), int(count))
+            self.data["written"] = ledger
+        return self.data["written"]
+
+    @property
+    def writing(self) -> dict[str, float]:
+        """Groups a task has started to write and not finished: pattern -> start time (epoch s)."""
+        return self.data.setdefault("writing", {})
+
+    def note_written(self, pattern: str, count: int) -> None:
+        """Record that talkprep wrote `pattern` (count files for a numbered `*` pattern)."""
+        self.written[pattern] = int(count)
+        self.save()
+
+    def forget_video(self) -> None:
+        """Drop every task record and the ledger (after the files of another video are gone)."""
+        self.data["tasks"] = {}
+        self.data["written"] = {}
+        self.data["writing"] = {}
+
     def set_record(self, name: str, record: dict[str, Any]) -> None:
         self.tasks[name] = record
         self.save()

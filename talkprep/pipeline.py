@@ -21,15 +21,30 @@ from typing import Any
 from talkprep.config import Config
 from talkprep.console import Console
 from talkprep.device import resolve_device
-from talkprep.errors import OutputError, TaskError
-from talkprep.io.atomic import remove_temp_files
+from talkprep.errors import OutputError, TaskError, UsageError
+from talkprep.io.atomic import os_error_sentence, remove_temp_files
 from talkprep.io.audio import probe_audio
+from talkprep.io.outputs import (
+    count_outputs,
+    group_paths,
+    inspect_group,
+    is_numbered,
+    numbered_path,
+    present_indices,
+    remove_outputs,
+)
 from talkprep.io.video import probe_video
 from talkprep.manifest import Manifest, file_fingerprint
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import Task, TaskContext
 
 LOCK_NAME = ".talkprep.lock"
+CLAIM_CLOCK_SLACK_S = 1.0
+"""File times come from a coarser clock than time.time(): a claim covers files this much older."""
+SKIP_VERIFY_EVERY = 32
+"""Before a skip, every output's size is compared and every k-th file's format verified."""
+MIN_RATE_WALL_S = 1.0
+"""Tasks quicker than this report no frames/s: the figure would only measure overhead."""
 ERROR_LOG = "talkprep-errors.log"
 
 
@@ -45,6 +60,13 @@ class TaskOutcome:
     frames: int | None = None
     message: str = ""
     warnings: tuple[str, ...] = ()
+
+    @property
+    def frames_per_s(self) -> float | None:
+        """Throughput, only where it means something: per-frame work that took a while."""
+        if self.status != "done" or not self.frames or self.wall_s < MIN_RATE_WALL_S:
+            return None
+        return self.frames / self.wall_s
 
 
 @contextlib.contextmanager
@@ -117,6 +139,8 @@ class Pipeline:
         self.tasks = {t.name: t for t in ALL_TASKS}
         self._fingerprints: dict[str, str] = {}
         self._video_fingerprint = ""
+        self._damage: dict[str, str | None] = {}
+        """Per task checked this run: None when its outputs are intact, else the first problem."""
 
     def run(self) -> list[TaskOutcome]:
         """Validate the input, lock OUT and run; raises TalkprepError before any work is done."""
@@ -126,6 +150,8 @@ class Pipeline:
             probe_audio(config.audio)
         if config.device == "cuda":
             resolve_device(config.device)
+        requested = [t for t in ALL_TASKS if t.number in config.tasks]
+        self._validate_task_inputs(requested)
         out = config.out
         if out.exists() and not out.is_dir():
             raise OutputError(f"-o {out} is a file; give a folder")
@@ -133,7 +159,7 @@ class Pipeline:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(
-                f"cannot create output folder {out}: {exc.strerror}; choose another -o"
+                f"cannot create output folder {out}: {os_error_sentence(exc)}; choose another -o"
             ) from None
         if not os.access(out, os.W_OK):
             raise OutputError(f"cannot write to {out}: permission denied; choose another -o")
@@ -141,15 +167,68 @@ class Pipeline:
             remove_temp_files(out)
             manifest = Manifest.load(out)
             self._video_fingerprint = file_fingerprint(config.video)
+            self._refuse_to_replace_inputs(manifest, requested)
+            self._forget_other_video(manifest)
             input_facts = {**info.to_dict(), "fingerprint": self._video_fingerprint}
             manifest.set_run(input_facts, config.to_dict())
-            requested = [t for t in ALL_TASKS if t.number in config.tasks]
             outcomes: dict[str, TaskOutcome] = {}
             for task in order_tasks(requested):
                 outcome = self._run_one(task, manifest, outcomes, input_facts)
                 outcomes[task.name] = outcome
                 self._announce(outcome)
+            if all(o.status in ("done", "skipped") for o in outcomes.values()):
+                (out / ERROR_LOG).unlink(missing_ok=True)
         return [outcomes[t.name] for t in sorted(requested, key=lambda t: t.number)]
+
+    def _validate_task_inputs(self, requested: Sequence[Task]) -> None:
+        """Model and option files are checked before any heavy work, not when a task needs them."""
+        for task in requested:
+            for path in task.input_files(self.config):
+                if not path.exists():
+                    raise UsageError(
+                        f"{path} does not exist (needed by task {task.number}, {task.name})"
+                    )
+            task.validate(self.config)
+
+    def _run_inputs(self) -> list[Path]:
+        """Every file this run reads besides OUT's own outputs."""
+        inputs = [self.config.video]
+        for task in ALL_TASKS:
+            inputs.extend(task.input_files(self.config))
+        return inputs
+
+    def _refuse_to_replace_inputs(self, manifest: Manifest, requested: Sequence[Task]) -> None:
+        """An input that lies where a requested task writes is read, never replaced or deleted."""
+        inputs = {os.path.realpath(p): p for p in self._run_inputs() if p.is_file()}
+        for task in requested:
+            for pattern in task.outputs(self.config):
+                if is_numbered(pattern):
+                    continue
+                target = os.path.realpath(self.config.out / pattern)
+                owned = pattern in manifest.written or pattern in manifest.writing
+                if target in inputs and not owned:
+                    raise UsageError(
+                        f"{inputs[target]} is an input of this run and also where task "
+                        f"{task.number} writes {pattern}; talkprep never overwrites a file it did "
+                        "not write: move it out of the output folder (or rename it) and pass the "
+                        "new path"
+                    )
+
+    def _forget_other_video(self, manifest: Manifest) -> None:
+        """A folder made from another video: remove that video's outputs before any task runs."""
+        previous = (manifest.data.get("input") or {}).get("fingerprint")
+        if not previous or previous == self._video_fingerprint:
+            return
+        out = self.config.out
+        patterns = {*manifest.written, *manifest.writing}
+        paths = [p for pattern in patterns for p in self._owned_paths(manifest, pattern)]
+        removed = remove_outputs(out, paths, keep=self._run_inputs())
+        manifest.forget_video()
+        self.console.line(
+            f"{out} held a dataset of another video "
+            f"({(manifest.data.get('input') or {}).get('path', 'unknown')}); "
+            f"removed its {removed} files before processing {self.config.video}"
+        )
 
     def fingerprint(self, task: Task) -> str:
         """Hash of everything that decides a task's outputs, including its needs' fingerprints."""
@@ -168,6 +247,7 @@ class Pipeline:
         return digest
 
     def _up_to_date(self, task: Task, record: dict[str, Any] | None) -> bool:
+        """Done with these inputs, and every output still there and complete."""
         if not record or record.get("status") != "done":
             return False
         if record.get("fingerprint") != self.fingerprint(task):
@@ -175,7 +255,23 @@ class Pipeline:
         outputs = record.get("outputs", {})
         if set(outputs) != set(task.outputs(self.config)):
             return False
-        return all(_count_matches(self.config.out, pattern) == n for pattern, n in outputs.items())
+        if task.name not in self._damage:
+            self._damage[task.name] = self._find_damage(outputs, record.get("digests") or {})
+        return self._damage[task.name] is None
+
+    def _find_damage(self, outputs: dict[str, int], digests: dict[str, str]) -> str | None:
+        """The first output that is missing, cut short or changed since it was written."""
+        out = self.config.out
+        for pattern, count in outputs.items():
+            found = count_outputs(out, pattern)
+            if found != count:
+                return f"{pattern}: {found} of {count} files present"
+            state = inspect_group(out, pattern, count, verify_every=SKIP_VERIFY_EVERY)
+            if state.problem:
+                return state.problem
+            if pattern in digests and digests[pattern] != state.digest:
+                return f"{pattern}: a file was replaced since talkprep wrote it"
+        return None
 
     def _blocker(
         self, task: Task, manifest: Manifest, outcomes: dict[str, TaskOutcome]
@@ -211,15 +307,15 @@ class Pipeline:
         record = manifest.record(task.name)
         if not config.force and self._up_to_date(task, record):
             return TaskOutcome(task.number, task.name, "skipped", frames=record.get("frames"))
+        damage = self._damage.get(task.name)
         self.console.line(f"[{task.number}] {task.title} ...")
-        for pattern in task.outputs(config):
-            for stale in config.out.glob(pattern):
-                if stale.is_file():
-                    stale.unlink()
+        if damage and not config.force:
+            self.console.line(f"    rebuilding: {damage}")
+        foreign = self._foreign_output(task, manifest)
+        if foreign:
+            return TaskOutcome(task.number, task.name, "failed", message=foreign)
+        self._claim_outputs(task, manifest)
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        manifest.set_record(
-            task.name, {"number": task.number, "status": "running", "started": started}
-        )
         ctx = TaskContext(
             out=config.out,
             config=config,
@@ -229,38 +325,103 @@ class Pipeline:
         )
         t0 = time.perf_counter()
         try:
+            manifest.set_record(
+                task.name, {"number": task.number, "status": "running", "started": started}
+            )
             result = task.run(ctx)
         except TaskError as exc:
-            return self._failed(task, manifest, started, time.perf_counter() - t0, str(exc), ctx)
+            message = str(exc)
+        except OutputError as exc:
+            message = str(exc)
+        except OSError as exc:
+            message = os_error_sentence(exc, config.out)
         except Exception as exc:  # any other failure of one task must not stop the others
             self._log_traceback(task)
             message = f"{type(exc).__name__}: {exc} (traceback in {ERROR_LOG})"
-            return self._failed(task, manifest, started, time.perf_counter() - t0, message, ctx)
+        else:
+            message = ""
         wall = time.perf_counter() - t0
-        outputs = {p: _count_matches(config.out, p) for p in task.outputs(config)}
+        if message:
+            return self._failed(task, manifest, started, wall, message, ctx)
+        outputs = {p: count_outputs(config.out, p) for p in task.outputs(config)}
         missing = [p for p, n in outputs.items() if n == 0]
         if missing:
             message = f"finished without writing {', '.join(missing)}"
             return self._failed(task, manifest, started, wall, message, ctx)
         frames = result.frames
-        manifest.set_record(
-            task.name,
-            {
-                "number": task.number,
-                "status": "done",
-                "fingerprint": self.fingerprint(task),
-                "started": started,
-                "wall_s": round(wall, 3),
-                "frames": frames,
-                "frames_per_s": round(frames / wall, 2) if frames and wall > 0 else None,
-                "figures": result.figures,
-                "info": result.info,
-                "warnings": ctx.warnings + result.warnings,
-                "outputs": outputs,
-            },
-        )
+        try:
+            self._settle_outputs(manifest, outputs)
+            digests = {p: inspect_group(config.out, p, n).digest for p, n in outputs.items()}
+            manifest.set_record(
+                task.name,
+                {
+                    "number": task.number,
+                    "status": "done",
+                    "fingerprint": self.fingerprint(task),
+                    "started": started,
+                    "wall_s": round(wall, 3),
+                    "frames": frames,
+                    "frames_per_s": round(frames / wall, 2) if frames and wall > 0 else None,
+                    "figures": result.figures,
+                    "info": result.info,
+                    "warnings": ctx.warnings + result.warnings,
+                    "outputs": outputs,
+                    "digests": digests,
+                },
+            )
+        except (OutputError, OSError) as exc:
+            text = str(exc) if isinstance(exc, OutputError) else os_error_sentence(exc, config.out)
+            return self._failed(task, manifest, started, wall, text, ctx)
+        self._damage[task.name] = None
         warnings = (*ctx.warnings, *result.warnings)
         return TaskOutcome(task.number, task.name, "done", wall, frames, warnings=warnings)
+
+    def _foreign_output(self, task: Task, manifest: Manifest) -> str | None:
+        """A file where this task writes that talkprep did not write: refuse to overwrite it."""
+        out = self.config.out
+        for pattern in task.outputs(self.config):
+            if pattern in manifest.written or pattern in manifest.writing:
+                continue
+            path = numbered_path(out, pattern, 0) if is_numbered(pattern) else out / pattern
+            if path.exists() or path.is_symlink():
+                return (
+                    f"{path.relative_to(out)} exists and was not written by talkprep; it is never "
+                    "overwritten: move it away or choose another -o"
+                )
+        return None
+
+    def _owned_paths(self, manifest: Manifest, pattern: str) -> list[Path]:
+        """Files of a group that talkprep wrote: the ledger's, plus any that a run killed or failed
+        while writing the group left behind (written after that run's claim on it)."""
+        out = self.config.out
+        paths = group_paths(out, pattern, manifest.written.get(pattern, 0))
+        claimed = manifest.writing.get(pattern)
+        if claimed is not None:
+            since = claimed - CLAIM_CLOCK_SLACK_S
+            if is_numbered(pattern):
+                fresh = [numbered_path(out, pattern, i) for i in present_indices(out, pattern)]
+            else:
+                fresh = [out / pattern]
+            paths.extend(p for p in fresh if _modified_since(p, since))
+        return paths
+
+    def _claim_outputs(self, task: Task, manifest: Manifest) -> None:
+        """Before a (re)run: remove this task's old numbered files, so that a shorter result leaves
+        no stale frames, and claim its groups, so that a killed run's files stay known as ours.
+        Single files are replaced atomically instead."""
+        out = self.config.out
+        now = time.time()
+        for pattern in task.outputs(self.config):
+            if is_numbered(pattern):
+                remove_outputs(out, self._owned_paths(manifest, pattern), self._run_inputs())
+                manifest.written.pop(pattern, None)
+            manifest.writing[pattern] = now
+
+    def _settle_outputs(self, manifest: Manifest, outputs: dict[str, int]) -> None:
+        """Record in the ledger what this task wrote; its claims are settled."""
+        for pattern, count in outputs.items():
+            manifest.written[pattern] = count
+            manifest.writing.pop(pattern, None)
 
     def _failed(
         self,
@@ -271,17 +432,16 @@ class Pipeline:
         message: str,
         ctx: TaskContext,
     ) -> TaskOutcome:
-        manifest.set_record(
-            task.name,
-            {
-                "number": task.number,
-                "status": "failed",
-                "started": started,
-                "wall_s": round(wall, 3),
-                "error": message,
-                "warnings": ctx.warnings,
-            },
-        )
+        record = {
+            "number": task.number,
+            "status": "failed",
+            "started": started,
+            "wall_s": round(wall, 3),
+            "error": message,
+            "warnings": ctx.warnings,
+        }
+        with contextlib.suppress(OutputError):  # a full disk: the summary still says why
+            manifest.set_record(task.name, record)
         return TaskOutcome(task.number, task.name, "failed", wall, message=message)
 
     def _log_traceback(self, task: Task) -> None:
@@ -296,11 +456,7 @@ class Pipeline:
         if outcome.status == "skipped":
             self.console.line(f"{label}: up to date, skipped")
         elif outcome.status == "done":
-            rate = (
-                f", {outcome.frames / outcome.wall_s:.1f}/s"
-                if outcome.frames and outcome.wall_s
-                else ""
-            )
+            rate = f", {outcome.frames_per_s:.1f} frames/s" if outcome.frames_per_s else ""
             self.console.line(f"{label}: done in {outcome.wall_s:.1f} s{rate}")
         else:
             self.console.line(f"{label}: {outcome.status}: {outcome.message}")
@@ -320,10 +476,11 @@ def _closure(task: Task, tasks: dict[str, Task]) -> set[str]:
     return seen
 
 
-def _count_matches(root: Path, pattern: str) -> int:
-    if any(ch in pattern for ch in "*?["):
-        return sum(1 for p in root.glob(pattern) if p.is_file())
-    return int((root / pattern).is_file())
+def _modified_since(path: Path, since: float) -> bool:
+    try:
+        return path.is_file() and path.stat().st_mtime >= since
+    except OSError:
+        return False
 
 
 def _jsonable(value: Any) -> Any:

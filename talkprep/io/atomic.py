@@ -4,6 +4,7 @@ so a killed run never leaves a half file that a rerun would trust."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -29,6 +30,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -68,6 +73,39 @@ def remove_temp_files(folder: Path) -> int:
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+_OS_ERROR_SENTENCES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error (a failing disk or a lost network mount)",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def final_name(path: str | os.PathLike[str], root: Path | None = None) -> str:
+    """The name a temporary file was going to get (`parsing/.212.png.tmp-talkprep-x` -> 212.png),
+    relative to `root` when it lies under it."""
+    target = Path(path)
+    name = target.name
+    if TEMP_MARK in name:
+        name = name.split(TEMP_MARK, 1)[0].removeprefix(".")
+    target = target.with_name(name)
+    if root is not None:
+        with contextlib.suppress(ValueError):
+            return str(target.relative_to(root))
+    return str(target)
+
+
+def os_error_sentence(exc: OSError, root: Path | None = None, action: str = "writing") -> str:
+    """One readable line for an OSError: 'no space left on device while writing parsing/212.png'."""
+    reason = _OS_ERROR_SENTENCES.get(exc.errno or -1) or (exc.strerror or str(exc)).lower()
+    if exc.filename:
+        return f"{reason} while {action} {final_name(exc.filename, root)}"
+    return reason
 
 
 def _json_default(value: Any) -> Any:

@@ -113,6 +113,14 @@ class Task(abc.ABC):
         """Files besides the video whose contents this task reads (fingerprinted)."""
         return []
 
+    def validate(self, config: Config) -> None:
+        """Check this task's options and model files before any work; raise UsageError.
+
+        The runner also checks that every `input_files` path exists; a task overrides this to
+        check more (that a model file loads), cheaply.
+        """
+        del config
+
     @abc.abstractmethod
     def run(self, ctx: TaskContext) -> TaskResult:
         """Produce the outputs in ctx.out; raise TaskError with a one-line reason on failure."""

@@ -1,0 +1,134 @@
+"""Output groups: one file (`aud.wav`) or numbered files (`ori_imgs/*.jpg`: `ori_imgs/{i}.jpg`).
+
+talkprep only ever counts, verifies or removes the numbered names `{i}` of a group, never other
+files that match the same glob (a user's `ori_imgs/my_photo.jpg` is not talkprep's), and never
+removes anything through a symlinked folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from talkprep.io.verify import verify_file
+
+VERIFY_THREADS = 4
+
+
+def is_numbered(pattern: str) -> bool:
+    return "*" in pattern
+
+
+def numbered_path(root: Path, pattern: str, index: int) -> Path:
+    return root / pattern.replace("*", str(index), 1)
+
+
+def group_paths(root: Path, pattern: str, count: int) -> list[Path]:
+    """The files of a group: `{i}` for i < count, or the single file."""
+    if is_numbered(pattern):
+        return [numbered_path(root, pattern, i) for i in range(count)]
+    return [root / pattern]
+
+
+def present_indices(root: Path, pattern: str) -> list[int]:
+    """Sorted indices i whose `{i}` file of a numbered group exists."""
+    folder, _, name = pattern.rpartition("/")
+    prefix, _, suffix = name.partition("*")
+    directory = root / folder if folder else root
+    regex = re.compile(rf"^{re.escape(prefix)}(\d+){re.escape(suffix)}$")
+    try:
+        names = [entry.name for entry in os.scandir(directory) if entry.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(m.group(1)) for m in map(regex.match, names) if m)
+
+
+def count_outputs(root: Path, pattern: str) -> int:
+    """Files of a group that exist: numbered groups count 0..n-1 without a gap; singles 0 or 1."""
+    if not is_numbered(pattern):
+        return int((root / pattern).is_file())
+    indices = present_indices(root, pattern)
+    for expected, index in enumerate(indices):
+        if index != expected:
+            return expected
+    return len(indices)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What a group looks like on disk: a digest of its names and sizes, and its first bad file."""
+
+    digest: str
+    problem: str | None
+    """'<relative path>: <what is wrong>' for the first incomplete file, else None."""
+
+
+def _sizes(root: Path, pattern: str) -> dict[str, int]:
+    """File name -> size for every file of a group's folder (one scandir; cheap for 10^4 files)."""
+    if not is_numbered(pattern):
+        path = root / pattern
+        return {path.name: path.stat().st_size} if path.is_file() else {}
+    folder = (root / pattern).parent
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name: e.stat().st_size for e in entries if e.is_file()}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+
+
+def inspect_group(root: Path, pattern: str, count: int, verify_every: int = 1) -> GroupState:
+    """Digest the sizes of a group's files and verify their format (in threads).
+
+    The digest changes when any file is replaced by one of another size: that catches truncated,
+    emptied and rewritten outputs without reading them. `verify_every` > 1 checks the format of
+    every k-th file only (and the last), for the quick check before a task is skipped.
+    """
+    paths = group_paths(root, pattern, count)
+    sizes = _sizes(root, pattern)
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(f"{path.name}:{sizes.get(path.name, -1)};".encode())
+    checked = [p for i, p in enumerate(paths) if i % verify_every == 0 or i == len(paths) - 1]
+    if len(checked) > 64:
+        with ThreadPoolExecutor(VERIFY_THREADS) as pool:
+            issues = list(pool.map(verify_file, checked, chunksize=256))
+    else:
+        issues = [verify_file(p) for p in checked]
+    found = ((p, issue) for p, issue in zip(checked, issues, strict=True) if issue)
+    problem = next((f"{p.relative_to(root)}: {issue}" for p, issue in found), None)
+    missing = next((p for p in paths if p.name not in sizes), None)
+    if problem is None and missing is not None:
+        problem = f"{missing.relative_to(root)}: missing"
+    return GroupState(digest=digest.hexdigest()[:24], problem=problem)
+
+
+def _under_symlink(root: Path, path: Path) -> bool:
+    """Whether any folder between root and path is a symlink (never delete through one)."""
+    current = root
+    for part in path.relative_to(root).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            return True
+    return False
+
+
+def remove_outputs(root: Path, paths: Iterable[Path], keep: Iterable[Path] = ()) -> int:
+    """Remove talkprep's own files; skips symlinks, paths under symlinked folders and `keep`.
+
+    Returns how many files were removed.
+    """
+    kept = {os.path.realpath(p) for p in keep}
+    removed = 0
+    for path in paths:
+        if not path.is_file() or path.is_symlink() or _under_symlink(root, path):
+            continue
+        if os.path.realpath(path) in kept:
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
