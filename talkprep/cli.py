@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("-o", "--out", type=Path, required=True, help="dataset folder")
     _add_process_options(process)
 
+    batch = commands.add_parser("batch", help="process many videos, each into ROOT/<name>/")
+    batch.add_argument("inputs", nargs="+", type=Path, help="videos, or folders of videos")
+    batch.add_argument("-o", "--out", type=Path, required=True, help="root of the datasets")
+    batch.add_argument("--engine", help="local (default): processes here; ray: a Ray cluster")
+    batch.add_argument("--workers", help="videos at a time (local; default half the cores)")
+    batch.add_argument("--threads-per-video", help="threads, or Ray CPUs, per video")
+    batch.add_argument("--gpus-per-video", help="GPUs per Ray task (default from --device)")
+    batch.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
+    _add_process_options(batch)
+
     check = commands.add_parser("check", help="validate a dataset folder against the format")
     check.add_argument("folder", type=Path)
 
@@ -103,6 +113,17 @@ def _process(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _batch(args: argparse.Namespace, console: Console) -> int:
+    from talkprep.batch.runner import format_summary, run_batch, split_batch_options
+
+    options, values = split_batch_options(_config_values(args))
+    inputs, root = values.pop("inputs"), values.pop("out")
+    summary = run_batch(inputs, root, values, options, console)
+    console.line()
+    console.line(format_summary(summary))
+    return EXIT_OK if summary.ok else EXIT_TASKS_FAILED
+
+
 def _summary(outcomes: Sequence[Any]) -> str:
     rows = [("task", "status", "time", "frames/s", "note")]
     for o in outcomes:
@@ -149,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(quiet=getattr(args, "quiet", False))
         if args.command == "process":
             return _process(args, console)
+        if args.command == "batch":
+            return _batch(args, console)
         if args.command == "report":
             if not args.folder.is_dir():
                 raise UsageError(f"{args.folder} is not a folder")
