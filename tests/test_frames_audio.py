@@ -45,26 +45,6 @@ def test_frame_counts_and_wav_on_clips_with_audio(processed, clip):
     assert all(r.ok for r in check_folder(out)), check_folder(out)
 
 
-def test_selfie_is_cropped_square_around_the_face(processed):
-    out = processed("selfie", tasks="3")
-    record = _manifest(out)["tasks"]["frames"]
-    assert record["info"]["n_frames"] in EXPECTED_FRAMES["selfie"]
-    box = record["info"]["crop_box"]
-    assert box["side"] > 200
-    first = read_image(out / "ori_imgs" / "0.jpg")
-    assert first.shape == (512, 512, 3)
-    from talkprep.models.face_detector import FaceDetector
-
-    with FaceDetector() as detector:
-        faces = detector.detect(first)
-    assert len(faces) >= 1
-    x0, y0, x1, y1 = faces[np.argmax(faces[:, 4]), :4]
-    centre_x, centre_y = (x0 + x1) / 2, (y0 + y1) / 2
-    assert 150 < centre_x < 362, "face should sit near the horizontal centre"
-    assert 120 < centre_y < 330, "face should sit a little above the vertical centre"
-    assert 0.2 < (x1 - x0) / 512 < 0.6, "crop should show head and some shoulders"
-
-
 def test_obama_30fps_resampled_by_time_with_its_separate_wav(processed):
     out = processed("obama", tasks="1,3")
     info = _manifest(out)["tasks"]["frames"]["info"]

@@ -1,15 +1,25 @@
-"""MediaPipe face detection (the model ships inside the mediapipe wheel: nothing downloads)."""
+"""MediaPipe face detection (the model ships inside the mediapipe wheel: nothing downloads), and a
+fast pass that samples face boxes over a whole video for the crop."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from talkprep.errors import InputError
 from talkprep.models.closing import ClosingModel
 from talkprep.models.native_log import quiet_native_logs
 
 DETECT_MAX_SIDE = 640
 """Frames are shrunk to this longest side before detection: boxes need no more detail."""
+SAMPLE_MAX_SIDE = 256
+"""The sampling pass converts frames straight to this longest side (the model sees 192 px)."""
 
 
 class FaceDetector(ClosingModel):
@@ -34,14 +44,91 @@ class FaceDetector(ClosingModel):
                 image_bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
             )
         )
+        return self.detect_rgb(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), w, h)
+
+    def detect_rgb(self, image_rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Like `detect` for an RGB image of any scale; boxes in a `width` x `height` frame."""
         with quiet_native_logs():
-            result = self._detector.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+            result = self._detector.process(np.ascontiguousarray(image_rgb))
         rows = []
         for detection in result.detections or []:
             box = detection.location_data.relative_bounding_box
-            x0, y0 = box.xmin * w, box.ymin * h
-            rows.append([x0, y0, x0 + box.width * w, y0 + box.height * h, detection.score[0]])
+            x0, y0 = box.xmin * width, box.ymin * height
+            rows.append(
+                [x0, y0, x0 + box.width * width, y0 + box.height * height, detection.score[0]]
+            )
         return np.asarray(rows, dtype=np.float32).reshape(-1, 5)
 
     def close(self) -> None:
         self._detector.close()
+
+
+@dataclass(frozen=True)
+class FaceSamples:
+    """Face detections on frames sampled over a video."""
+
+    detections: list[np.ndarray]
+    """One float32 [K, 5] array per sampled frame (K may be 0)."""
+    width: int
+    height: int
+    """Displayed frame size in pixels (after any rotation in the file's metadata)."""
+
+
+def sample_face_boxes(
+    video: Path,
+    interval_s: float,
+    progress: Callable[..., Iterable[Any]] | None = None,
+) -> FaceSamples:
+    """Detect faces on one frame every `interval_s` seconds of a video.
+
+    Only reference frames are decoded (the decoder skips B-frames) and sampled frames are
+    converted straight to a small RGB image, so the pass costs a fraction of a full decode; it
+    runs in a thread while MediaPipe is imported and its graph built. The sampled images are
+    small (at most SAMPLE_MAX_SIDE) and few, so holding them costs a few tens of MB at most.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        decoded = pool.submit(lambda: list(_sampled_frames(video, interval_s)))
+        with FaceDetector() as detector:
+            frames = decoded.result()
+            rows: Iterable[tuple[np.ndarray, int, int]] = frames
+            if progress is not None:
+                rows = progress(frames, total=len(frames), desc="face boxes", unit="frame")
+            detections = [detector.detect_rgb(image, w, h) for image, w, h in rows]
+    width, height = (frames[0][1], frames[0][2]) if frames else (0, 0)
+    return FaceSamples(detections, width, height)
+
+
+def _sampled_frames(video: Path, interval_s: float) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(small RGB image, displayed width, displayed height) of one frame per `interval_s`."""
+    import av
+
+    try:
+        container = av.open(str(video), mode="r")
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(f"cannot open {video}: {exc}") from None
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.skip_frame = "NONREF"
+        next_time = -np.inf
+        try:
+            for frame in container.decode(stream):
+                time = frame.time
+                if time is not None and time < next_time:
+                    continue
+                next_time = (time if time is not None else next_time) + interval_s
+                rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+                scale = min(1.0, SAMPLE_MAX_SIDE / max(frame.width, frame.height))
+                image = frame.to_ndarray(
+                    format="rgb24",
+                    width=max(1, round(frame.width * scale)),
+                    height=max(1, round(frame.height * scale)),
+                )
+                width, height = frame.width, frame.height
+                if rotation:
+                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+                    if rotation in (90, 270):
+                        width, height = height, width
+                yield image, width, height
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{video}: decoding stopped while sampling faces ({exc})") from None
