@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="(re)build FOLDER/report.html")
     report.add_argument("folder", type=Path)
+
+    preview = commands.add_parser(
+        "preview", help="H.264 + AAC MP4 of the frames with overlays beside gt, with the audio"
+    )
+    preview.add_argument("folder", type=Path)
+    preview.add_argument("-o", "--out", type=Path, help="video file (default FOLDER/preview.mp4)")
+    preview.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -150,6 +157,22 @@ def _report(folder: Path, console: Console) -> bool:
     return True
 
 
+def _preview(args: argparse.Namespace, console: Console) -> int:
+    """Write the preview video; the report is rebuilt so that it links to it."""
+    from talkprep.report.preview import PREVIEW_NAME, write_preview
+
+    if not args.folder.is_dir():
+        raise UsageError(f"{args.folder} is not a folder")
+    result = write_preview(args.folder, args.out, console.progress)
+    console.line(
+        f"Preview: {result.path} ({result.frames} frames at {float(result.fps):g} fps, "
+        f"{result.audio_s:.2f} s of audio)"
+    )
+    if result.path.resolve() == (args.folder / PREVIEW_NAME).resolve():
+        _report(args.folder, console)
+    return EXIT_OK
+
+
 def _check(args: argparse.Namespace, console: Console) -> int:
     from talkprep.check import check_folder, format_table
 
@@ -176,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.folder.is_dir():
                 raise UsageError(f"{args.folder} is not a folder")
             return EXIT_OK if _report(args.folder, Console()) else EXIT_USAGE
+        if args.command == "preview":
+            return _preview(args, console)
         return _check(args, console)
     except TalkprepError as exc:
         print(f"talkprep: error: {exc}", file=sys.stderr)

@@ -1,14 +1,24 @@
 """OUT/report.html: the dataset's quality at a glance, self-contained (images inline), from disk.
 
+Warnings come first, in plain words; every figure is graded green, amber or red against the
+threshold printed beside it (talkprep.report.quality). Then the pictures that show what the
+figures cannot: frames with their class map, 68 points and pose axes, gt and torso samples, the
+worst frames, pose, audio and depth over time, and the configuration that made the folder.
+
 Every section is drawn from the files present, so the report works on partial datasets and on
-folders made by other pipelines; the manifest adds timings and quality figures when it exists.
+folders made by other pipelines. Every value from the manifest or a file name is escaped: a
+crafted manifest cannot inject markup, and the page forbids scripts altogether.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import importlib.metadata
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +26,56 @@ import cv2
 import numpy as np
 
 from talkprep import __version__
+from talkprep.errors import OutputError
 from talkprep.io.atomic import write_text
 from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
+from talkprep.io.prefetch import read_ahead
 from talkprep.manifest import read_manifest
-from talkprep.report.svg import envelope, line_plot
+from talkprep.report.frames import FolderView
+from talkprep.report.overlays import fit_side
+from talkprep.report.preview import PREVIEW_NAME
+from talkprep.report.quality import (
+    CLIP_LEVEL,
+    THRESHOLDS,
+    Graded,
+    clipped_share,
+    collect_values,
+    grade_all,
+    mask_jumps,
+    worst_frames,
+)
+from talkprep.report.svg import envelope, envelope_rate, line_plot
 
 REPORT_NAME = "report.html"
+GENERATOR = "talkprep report"
+"""Written into the page's <meta name="generator">: marks a report.html as talkprep's own."""
 CONTACT_FRAMES = 8
-THUMB_SIDE = 200
+THUMB_SIDE = 240
+PAIR_SIDE = 170
+REFERENCE_SIDE_PX = 512
+"""Tracking-error thresholds are stated for a 512 px frame (RAD-NeRF's usual size)."""
+PLATE_SIDE = 360
 DEPTH_SAMPLES = 4
-MARK_COLOUR = (0, 255, 255)
 FEATURE_FILES = ("aud_hu.npy", "aud_eo.npy", "aud_ds.npy", "aud_mel.npy")
+TASK_STATUSES = ("done", "skipped", "failed", "blocked", "running", "pending")
+LIBRARIES = ("mediapipe", "torch", "transformers", "av", "opencv-python", "numpy", "scipy")
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("verdict", "Verdict and warnings"),
+    ("figures", "Quality figures"),
+    ("config", "Configuration"),
+    ("tasks", "Tasks"),
+    ("frames", "Frames with class map, 68 points and pose axes"),
+    ("samples", "gt and torso samples"),
+    ("worst", "Worst frames"),
+    ("plate", "Background plate"),
+    ("pose", "Head pose and tracking error"),
+    ("masks", "Mask stability"),
+    ("audio", "Audio"),
+    ("depth", "Depth samples"),
+    ("preview", "Preview video"),
+)
+"""Every section the page has, in order, as (id, heading): each is always present."""
 
 _STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1100px; }
@@ -36,39 +84,25 @@ table { border-collapse: collapse; font-size: 13px; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 .done, .skipped { color: #1a7f37; } .failed, .blocked, .running { color: #c62828; }
 .sheet img { margin: 2px; } figure { margin: 8px 0; } figcaption { font-size: 13px; }
-.warn { color: #b26a00; } code { font-size: 12px; }
+.warn { color: #b26a00; } code { font-size: 12px; } .missing { color: #777; }
+.green { background: #dff3e3; } .amber { background: #ffefc7; } .red { background: #fbd5d5; }
+.verdict { font-size: 16px; padding: 8px 12px; border-radius: 4px; display: inline-block; }
+ul.warnings li { margin: 3px 0; } .legend span { display: inline-block; margin-right: 14px; }
+.swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #888;
+  vertical-align: middle; margin-right: 4px; }
 """
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; media-src *"
+"""No script runs in the page, whatever a manifest holds."""
+
+
+def _e(value: Any) -> str:
+    """Any value as escaped HTML text."""
+    return html.escape(str(value), quote=True)
 
 
 def _img(image_bgr: np.ndarray, title: str = "") -> str:
     data = base64.b64encode(encode_jpeg(image_bgr, 85)).decode()
-    return f'<img src="data:image/jpeg;base64,{data}" title="{html.escape(title)}">'
-
-
-def _thumb(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = side / max(h, w)
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
-
-
-def mark_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Paint 2x2 dots at pixel points float [P, 2] (NaN and off-frame points skipped)."""
-    out = image.copy()
-    h, w = out.shape[:2]
-    pts = points[np.isfinite(points).all(axis=1)].astype(int)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            x, y = pts[:, 0] + dx, pts[:, 1] + dy
-            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-            out[y[inside], x[inside]] = MARK_COLOUR
-    return out
-
-
-def blend_parsing(image: np.ndarray, parsing: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Tint the frame with the parsing colours where the parsing is not background (white)."""
-    person = (parsing < 250).any(axis=2, keepdims=True)
-    tinted = (1 - alpha) * image.astype(np.float32) + alpha * parsing.astype(np.float32)
-    return np.where(person, tinted, image).astype(np.uint8)
+    return f'<img src="data:image/jpeg;base64,{data}" title="{_e(title)}" alt="{_e(title)}">'
 
 
 def colour_depth(depth: np.ndarray) -> np.ndarray:
@@ -83,155 +117,456 @@ def colour_depth(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def _load_manifest(root: Path) -> dict[str, Any]:
-    return read_manifest(root)
+def _hex(bgr: tuple[int, int, int]) -> str:
+    b, g, r = bgr
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _task_table(manifest: dict[str, Any]) -> str:
-    tasks = sorted(manifest.get("tasks", {}).items(), key=lambda kv: kv[1].get("number", 99))
-    if not tasks:
-        return "<p>No manifest: this folder was not made by talkprep.</p>"
-    rows = ["<tr><th>task</th><th>status</th><th>time</th><th>frames/s</th><th>figures</th></tr>"]
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _record(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    return _dict(_dict(manifest.get("tasks")).get(name))
+
+
+def _missing(text: str) -> str:
+    return f'<p class="missing">{_e(text)}</p>'
+
+
+@dataclass
+class _Measured:
+    """Per-frame series the report computes itself from the files."""
+
+    mask_jump: np.ndarray
+    reproj: np.ndarray | None
+    clipped: float | None
+
+
+def _label_maps(view: FolderView, n: int) -> Iterator[np.ndarray | None]:
+    source = view.classes
+    if source is None:
+        return
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield from read_ahead(pool, lambda i: source.read(view.root, i), range(n))
+
+
+def _measure(view: FolderView, n: int) -> _Measured:
+    jumps = np.full(n, np.nan)
+    if view.classes is not None:
+        jumps = mask_jumps(_label_maps(view, n), view.classes.background)
+    reproj = None
+    if view.track is not None and "reproj_err" in view.track:
+        reproj = view.track["reproj_err"].reshape(-1)
+    clipped = None
+    if (view.root / "aud.wav").is_file():
+        try:
+            clipped = clipped_share(read_wav(view.root / "aud.wav")[0])
+        except (ValueError, EOFError, OSError):
+            clipped = None
+    return _Measured(jumps, reproj, clipped)
+
+
+def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
+    warnings: list[str] = []
+    tasks = sorted(_dict(manifest.get("tasks")).items(), key=lambda kv: _task_number(kv[1]))
+    failed = 0
     for name, record in tasks:
-        status = record.get("status", "?")
-        figures = record.get("figures", {})
-        shown = ", ".join(
-            f"{k} {v}" for k, v in figures.items() if isinstance(v, int | float | str)
-        )
-        notes = [record["error"]] if record.get("error") else []
-        notes += record.get("warnings", [])
-        note_html = "".join(f'<div class="warn">{html.escape(n)}</div>' for n in notes)
-        wall = record.get("wall_s")
-        rate = record.get("frames_per_s")
+        record = _dict(record)
+        status = str(record.get("status", ""))
+        if status in ("failed", "blocked", "running"):
+            failed += 1
+            reason = record.get("error") or "no reason recorded"
+            warnings.append(f"task {record.get('number', '')} {name} {status}: {reason}")
+        warnings += [f"task {name}: {w}" for w in record.get("warnings", []) or []]
+    warnings += [g.warning for g in graded if g.status != "green"]
+    reds = sum(g.status == "red" for g in graded)
+    ambers = sum(g.status == "amber" for g in graded)
+    if not manifest:
+        status, text = "amber", "No talkprep manifest: only the pictures below can be judged."
+    elif failed or reds:
+        status = "red"
+        text = f"Fix before training: {failed} task(s) did not finish, {reds} figure(s) red."
+    elif ambers:
+        status, text = "amber", f"Usable; look at the {ambers} amber figure(s) below."
+    else:
+        status, text = "green", "Ready to train: every figure is within its green limit."
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    listing = f'<ul class="warnings">{items}</ul>' if warnings else "<p>No warnings.</p>"
+    return f'<p class="verdict {status}">{_e(text)}</p>{listing}'
+
+
+def _figures_table(graded: list[Graded]) -> str:
+    if not graded:
+        return _missing("No quality figures: run `talkprep process` on this folder.")
+    rows = ["<tr><th>figure</th><th>value</th><th>grade</th><th>threshold</th><th>why</th></tr>"]
+    for g in graded:
         rows.append(
-            f"<tr><td>{record.get('number', '')} {html.escape(name)}</td>"
-            f'<td class="{status}">{status}</td><td>{"" if wall is None else f"{wall:.1f} s"}</td>'
-            f"<td>{rate or ''}</td><td><code>{html.escape(shown)}</code>"
-            f"{note_html}</td></tr>"
+            f'<tr class="{g.status}"><td>{_e(g.threshold.label)}</td><td>{_e(g.shown)}</td>'
+            f"<td>{g.status}</td><td>{_e(g.threshold.stated())}</td>"
+            f"<td>{_e(g.threshold.why)}</td></tr>"
         )
     return f"<table>{''.join(rows)}</table>"
 
 
-def _contact_sheet(root: Path, n: int) -> str:
-    landmarks = None
-    if (root / "landmarks.npy").exists():
-        landmarks = np.load(root / "landmarks.npy", mmap_mode="r")
-    picks = np.unique(np.linspace(0, n - 1, min(CONTACT_FRAMES, n)).round().astype(int))
-    cells = []
-    for i in picks:
-        frame = read_image(root / "ori_imgs" / f"{i}.jpg")
-        if (root / "parsing" / f"{i}.png").exists():
-            frame = blend_parsing(frame, read_image(root / "parsing" / f"{i}.png"))
-        if landmarks is not None and i < len(landmarks):
-            frame = mark_points(frame, np.asarray(landmarks[i][:, :2]))
-        cells.append(_img(_thumb(frame), f"frame {i}"))
-    return f'<div class="sheet">{"".join(cells)}</div>'
+def _versions() -> str:
+    found = []
+    for name in LIBRARIES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
 
 
-def _pose_section(root: Path, manifest: dict[str, Any], fps: float) -> str:
-    path = root / "track_params.pt"
-    if not path.exists():
-        return ""
-    import torch
-
-    params = torch.load(path, map_location="cpu", weights_only=True)
-    euler = np.degrees(params["euler"].numpy().astype(np.float64))
-    trans = params["trans"].numpy().astype(np.float64)
-    n = len(euler)
-    flagged = np.zeros(n, bool)
-    info = manifest.get("tasks", {}).get("landmarks", {}).get("info", {})
-    for key in ("interpolated", "invalid"):
-        for first, last in info.get(key, []):
-            flagged[first : last + 1] = True
-    parts = [
-        "<h2>Head pose and tracking error</h2>",
-        "<p>Shaded: frames interpolated or left out of the splits.</p>",
-        line_plot(
-            {"pitch": euler[:, 0], "yaw": euler[:, 1], "roll": euler[:, 2]},
-            "rotation (degrees)",
-            "deg",
-            flagged,
-            fps,
-        ),
-        line_plot(
-            {"x": trans[:, 0], "y": trans[:, 1], "z": trans[:, 2]},
-            "translation (decimetres, AD-NeRF units)",
-            "dm",
-            flagged,
-            fps,
-        ),
+def _config_section(manifest: dict[str, Any]) -> str:
+    config = _dict(manifest.get("config"))
+    if not config:
+        return _missing("No configuration recorded (no talkprep manifest).")
+    frames_info = _dict(_record(manifest, "frames").get("info"))
+    audio_info = _dict(_record(manifest, "audio").get("info"))
+    features = _dict(_dict(_record(manifest, "audio_features").get("info")).get("features"))
+    crop = frames_info.get("crop_box")
+    crop_text = (
+        "none (frames as decoded)"
+        if not crop
+        else f"{json.dumps(crop)} -> {config.get('size')} px"
+        if isinstance(crop, dict)
+        else crop
+    )
+    audio_text = (
+        f"{audio_info.get('source', '?')} ({audio_info.get('codec', '?')}, "
+        f"{audio_info.get('source_rate', '?')} Hz, {audio_info.get('source_channels', '?')} ch; "
+        f"offset {audio_info.get('audio_minus_video_start_s', 0)} s)"
+        if audio_info
+        else "not made (task 1)"
+    )
+    models = [
+        f"{name}: {_dict(rec).get('model') or 'built in'}"
+        + (f" @ {_dict(rec)['revision']}" if _dict(rec).get("revision") else "")
+        for name, rec in features.items()
     ]
-    if "reproj_err" in params:
-        error = params["reproj_err"].numpy().astype(np.float64)
-        parts.append(line_plot({"median": error}, "reprojection error (px)", "px", flagged, fps))
+    rows = [
+        ("input video", _dict(manifest.get("input")).get("path", config.get("video"))),
+        ("frames", f"{frames_info.get('width', '?')}x{frames_info.get('height', '?')} at "
+                   f"{frames_info.get('fps', config.get('fps'))} fps"),
+        ("crop box", crop_text),
+        ("audio source", audio_text),
+        ("target", config.get("target") or "not recorded (trainer-neutral folder)"),
+        ("audio features", "; ".join(models) or ", ".join(config.get("audio_features") or [])),
+        ("landmarks", "MediaPipe FaceMesh (478 points, refine_landmarks)"
+                      + (f"; blendshapes {config['blendshape_model']}"
+                         if config.get("blendshape_model") else "")),
+        ("parser", f"{config.get('parser')}"
+                   + (f" ({config['parser_weights']})" if config.get("parser_weights") else "")),
+        ("depth", f"{config.get('depth')}"
+                  + (f" ({config['depth_weights']})" if config.get("depth_weights") else "")),
+        ("device", config.get("device")),
+        ("made by", f"talkprep {manifest.get('talkprep_version', '?')}, "
+                    f"updated {manifest.get('updated', '?')}"),
+        ("libraries now", _versions()),
+    ]  # fmt: skip
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _task_number(record: Any) -> float:
+    number = _dict(record).get("number")
+    return float(number) if isinstance(number, int | float) else 99.0
+
+
+def _task_table(manifest: dict[str, Any]) -> str:
+    tasks = sorted(_dict(manifest.get("tasks")).items(), key=lambda kv: _task_number(kv[1]))
+    if not tasks:
+        return _missing("No manifest: this folder was not made by talkprep.")
+    rows = ["<tr><th>task</th><th>status</th><th>time</th><th>frames/s</th><th>figures</th></tr>"]
+    for name, record in tasks:
+        record = _dict(record)
+        status = str(record.get("status", "?"))
+        css = status if status in TASK_STATUSES else "failed"
+        figures = _dict(record.get("figures"))
+        shown = ", ".join(
+            f"{k} {v}" for k, v in figures.items() if isinstance(v, int | float | str)
+        )
+        notes = [record["error"]] if record.get("error") else []
+        notes += list(record.get("warnings", []) or [])
+        note_html = "".join(f'<div class="warn">{_e(n)}</div>' for n in notes)
+        wall = record.get("wall_s")
+        wall_text = f"{wall:.1f} s" if isinstance(wall, int | float) else ""
+        rate = record.get("frames_per_s")
+        rate_text = f"{rate:g}" if isinstance(rate, int | float) and record.get("frames") else ""
+        rows.append(
+            f"<tr><td>{_e(record.get('number', ''))} {_e(name)}</td>"
+            f'<td class="{css}">{_e(status)}</td><td>{_e(wall_text)}</td>'
+            f"<td>{_e(rate_text)}</td><td><code>{_e(shown)}</code>{note_html}</td></tr>"
+        )
+    return f"<table>{''.join(rows)}</table>"
+
+
+def _legend(view: FolderView) -> str:
+    parts = []
+    if view.classes is not None:
+        source = (
+            "semantics/{i}.png classes"
+            if view.classes.folder != "parsing"
+            else ("parsing/{i}.png labels (colours as in the files)")
+        )
+        swatches = "".join(
+            f'<span><i class="swatch" style="background:{_hex(colour)}"></i>{_e(name)}</span>'
+            for name, colour in view.classes.legend
+        )
+        parts.append(f"<div class='legend'>{_e(source)}, tinted and outlined: {swatches}</div>")
+    parts.append(
+        "<div class='legend'><span><i class='swatch' style='background:#ffff00'></i>"
+        "68 points (ori_imgs/{i}.lms)</span><span><i class='swatch' style='background:#ff0000'>"
+        "</i>head x (subject's left)</span><span><i class='swatch' style='background:#00c800'>"
+        "</i>head y (up)</span><span><i class='swatch' style='background:#0040ff'></i>head z "
+        "(out of the face)</span> label: #frame index, time</div>"
+    )
     return "".join(parts)
 
 
-def _audio_section(root: Path, fps: float) -> str:
+def _picks(n: int, count: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+
+
+def _contact_sheet(view: FolderView, n: int) -> str:
+    picks = _picks(n, CONTACT_FRAMES)
+    cells = [_img(view.frame(int(i), THUMB_SIDE), view.label(int(i))) for i in picks]
+    return f'{_legend(view)}<div class="sheet">{"".join(cells)}</div>'
+
+
+def _samples(view: FolderView, n: int) -> str:
+    cells = []
+    for i in _picks(n, CONTACT_FRAMES // 2):
+        for image in (view.gt(int(i), THUMB_SIDE), view.torso(int(i), THUMB_SIDE)):
+            if image is not None:
+                cells.append(_img(image, view.label(int(i))))
+    if not cells:
+        return _missing("No gt_imgs/ or torso_imgs/ yet (task 7).")
+    return (
+        "<p>Left of each pair the gt image (background replaced by bc.jpg), right the torso "
+        "image over a checkerboard (transparent = checkerboard): hair or head left in the torso, "
+        "or holes in the neck, show here.</p>"
+        f'<div class="sheet">{"".join(cells)}</div>'
+    )
+
+
+def _worst_section(view: FolderView, measured: _Measured, n: int) -> str:
+    parts = []
+    rows = ["<tr><th>kind</th><th>frame</th><th>time</th><th>value</th></tr>"]
+    images = []
+    if measured.reproj is not None and np.isfinite(measured.reproj).any():
+        for i in worst_frames(measured.reproj):
+            rows.append(
+                f"<tr><td>tracking error</td><td>{i}</td><td>{i / view.fps:.2f} s</td>"
+                f"<td>{measured.reproj[i]:.2f} px</td></tr>"
+            )
+            images.append(_img(view.frame(int(i), THUMB_SIDE), f"error {view.label(int(i))}"))
+    pairs = []
+    if np.isfinite(measured.mask_jump).any():
+        for i in worst_frames(measured.mask_jump):
+            rows.append(
+                f"<tr><td>mask jump</td><td>{i}</td><td>{i / view.fps:.2f} s</td>"
+                f"<td>{measured.mask_jump[i]:.3f}</td></tr>"
+            )
+            pair = [view.frame(int(i) - 1, PAIR_SIDE), view.frame(int(i), PAIR_SIDE)]
+            if pair[0].shape == pair[1].shape:
+                pairs.append(_img(np.hstack(pair), f"{view.label(int(i) - 1)} and next"))
+    if len(rows) == 1:
+        return _missing("No tracking errors or class maps yet (tasks 4 and 5).")
+    parts.append(f"<table>{''.join(rows)}</table>")
+    if images:
+        parts.append(f'<p>Largest tracking error:</p><div class="sheet">{"".join(images)}</div>')
+    if pairs:
+        parts.append(
+            "<p>Largest mask jumps, each frame beside the one before it:</p>"
+            f'<div class="sheet">{"".join(pairs)}</div>'
+        )
+    return "".join(parts)
+
+
+def _flagged(manifest: dict[str, Any], n: int) -> np.ndarray:
+    flagged = np.zeros(n, bool)
+    info = _dict(_record(manifest, "landmarks").get("info"))
+    for key in ("interpolated", "invalid"):
+        for run in info.get(key, []) or []:
+            if isinstance(run, list | tuple) and len(run) == 2:
+                first, last = (int(v) for v in run)
+                flagged[max(first, 0) : max(last + 1, 0)] = True
+    return flagged
+
+
+def _pose_section(view: FolderView, manifest: dict[str, Any], frame_side: float) -> str:
+    track = view.track
+    if track is None:
+        return _missing("No track_params.pt yet (task 4).")
+    euler = np.degrees(track["euler"])
+    trans = track["trans"]
+    flagged = _flagged(manifest, len(euler))
+    fps = view.fps
+    parts = [
+        "<p>Shaded red: frames interpolated or left out of the splits.</p>",
+        line_plot(
+            {"pitch": euler[:, 0], "yaw": euler[:, 1], "roll": euler[:, 2]},
+            "rotation (degrees, AD-NeRF euler angles)", "deg", flagged, fps,
+        ),
+    ]  # fmt: skip
+    for axis, name in enumerate("xyz"):
+        parts.append(
+            line_plot({name: trans[:, axis]}, f"translation {name} (decimetres, AD-NeRF units)",
+                      "dm", flagged, fps)
+        )  # fmt: skip
+    if "reproj_err" in track:
+        threshold = THRESHOLDS["reproj_median_px_512"]
+        to_frame = frame_side / REFERENCE_SIDE_PX
+        limits = {"amber": threshold.amber * to_frame, "red": threshold.red * to_frame}
+        parts.append(
+            line_plot({"median rigid-point error": track["reproj_err"]},
+                      "tracking reprojection error per frame (px of this frame)", "px",
+                      flagged, fps, limits=limits)
+        )  # fmt: skip
+    return "".join(parts)
+
+
+def _masks_section(measured: _Measured, fps: float) -> str:
+    if not np.isfinite(measured.mask_jump).any():
+        return _missing("No class maps yet (task 5).")
+    threshold = THRESHOLDS["mask_jump_p95"]
+    return line_plot(
+        {"changed share": measured.mask_jump},
+        "mask jump: share of the person whose class changed since the previous frame",
+        "",
+        None,
+        fps,
+        limits={"amber": threshold.amber, "red": threshold.red},
+    )
+
+
+def _audio_section(root: Path, manifest: dict[str, Any], n: int, fps: float) -> str:
     parts = []
     if (root / "aud.wav").exists():
         samples, rate = read_wav(root / "aud.wav")
         low, high = envelope(samples)
         seconds = len(samples) / rate
-        parts.append("<h2>Audio</h2>")
-        plot_fps = len(low) / max(seconds, 1e-6)
+        clipped = np.maximum(np.abs(low), np.abs(high)) >= CLIP_LEVEL
         parts.append(
-            line_plot({"min": low, "max": high}, f"waveform ({seconds:.1f} s)", "", None, plot_fps)
+            f"<p>aud.wav: {seconds:.2f} s at {rate} Hz for {n} frames ({n / fps:.2f} s). "
+            f"Shaded red: clipped samples.</p>"
         )
+        parts.append(
+            line_plot({"min": low, "max": high}, f"waveform ({seconds:.2f} s)", "", clipped,
+                      envelope_rate(len(samples), rate), per_frame=False)
+        )  # fmt: skip
+    features = _dict(_dict(_record(manifest, "audio_features").get("info")).get("features"))
     for name in FEATURE_FILES:
         if (root / name).exists():
-            features = np.load(root / name, mmap_mode="r")
-            flat = np.asarray(features).reshape(len(features), -1).T.astype(np.float32)
+            array = np.load(root / name, mmap_mode="r")
+            flat = np.asarray(array).reshape(len(array), -1).T.astype(np.float32)
             lo, hi = np.percentile(flat, [1, 99])
             scaled = np.clip((flat - lo) / max(hi - lo, 1e-6), 0, 1) * 255
             heat = cv2.applyColorMap(scaled.astype(np.uint8), cv2.COLORMAP_VIRIDIS)
             heat = cv2.resize(heat, (880, 160), interpolation=cv2.INTER_AREA)
+            rates = [
+                _dict(f).get("rate_hz") for f in features.values() if _dict(f).get("file") == name
+            ]
+            rate_hz = rates[0] if rates and isinstance(rates[0], int | float) else None
+            per_row = f"{rate_hz} rows per second" if rate_hz else f"{fps:g} rows per second"
             parts.append(
-                f"<figure><figcaption>{name}: {list(features.shape)} (rows over frames)"
-                f"</figcaption>{_img(heat)}</figure>"
+                f"<figure><figcaption>{_e(name)}: shape {_e(list(array.shape))}; x: time 0 to "
+                f"{len(array) / float(rate_hz or fps):.2f} s ({_e(per_row)}); y: feature "
+                f"channels</figcaption>{_img(heat, name)}</figure>"
             )
             break
-    return "".join(parts)
+    return "".join(parts) or _missing("No aud.wav or audio features yet (tasks 1-2).")
 
 
-def _depth_section(root: Path, n: int) -> str:
+def _depth_section(root: Path) -> str:
     indices = frame_indices(root / "depth", ".png")
     if not indices:
-        return ""
+        return _missing("No depth/ yet (task 8).")
     picks = np.unique(np.linspace(0, len(indices) - 1, DEPTH_SAMPLES).round().astype(int))
     cells = []
     for k in picks:
         depth = cv2.imread(str(root / "depth" / f"{indices[k]}.png"), cv2.IMREAD_UNCHANGED)
         if depth is not None:
-            cells.append(_img(_thumb(colour_depth(depth)), f"depth {indices[k]}"))
-    return f'<h2>Depth samples</h2><div class="sheet">{"".join(cells)}</div>'
+            cells.append(_img(fit_side(colour_depth(depth), THUMB_SIDE)[0], f"depth {indices[k]}"))
+    return f'<p>Near is bright; black is unknown.</p><div class="sheet">{"".join(cells)}</div>'
+
+
+def _preview_section(root: Path) -> str:
+    if (root / PREVIEW_NAME).is_file():
+        return (
+            f'<p><a href="{PREVIEW_NAME}">{PREVIEW_NAME}</a>: frames with overlays beside the gt '
+            "image, with the audio, to check lip sync and masks by eye and ear.</p>"
+            f'<video controls preload="metadata" width="880" src="{PREVIEW_NAME}"></video>'
+        )
+    return _missing(f"No {PREVIEW_NAME} yet: make it with `talkprep preview {root}`.")
+
+
+def _section(key: str, heading: str, content: str) -> str:
+    return f'<section id="{key}"><h2>{_e(heading)}</h2>{content}</section>'
+
+
+def _check_owned(path: Path) -> None:
+    """Refuse to replace a report.html that talkprep did not write."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        head = handle.read(4096).decode("utf-8", "replace")
+    if GENERATOR not in head and "<title>talkprep" not in head:
+        raise OutputError(f"{path} exists and was not written by talkprep; move it away first")
 
 
 def build_report(root: Path) -> Path:
     """Write root/report.html from whatever dataset files and manifest are present."""
-    manifest = _load_manifest(root)
+    path = root / REPORT_NAME
+    _check_owned(path)
+    manifest = read_manifest(root)
     n = len(frame_indices(root / "ori_imgs", ".jpg"))
-    fps = float(manifest.get("tasks", {}).get("frames", {}).get("info", {}).get("fps", 25.0))
-    facts = manifest.get("input", {})
-    title = html.escape(Path(facts.get("path", str(root))).name)
+    frames_info = _dict(_record(manifest, "frames").get("info"))
+    fps_value = frames_info.get("fps", 25.0)
+    fps = float(fps_value) if isinstance(fps_value, int | float) and fps_value > 0 else 25.0
+    sides = [frames_info.get(k) for k in ("width", "height")]
+    frame_side = max([float(v) for v in sides if isinstance(v, int | float)] or [512.0])
+    view = FolderView(root, fps)
+    measured = _measure(view, n)
+    values: dict[str, float] = {}
+    if np.isfinite(measured.mask_jump).any():
+        values["mask_jump_p95"] = float(np.nanpercentile(measured.mask_jump, 95))
+    if measured.clipped is not None:
+        values["clipped_share"] = measured.clipped
+    graded = grade_all(collect_values(manifest, n, values))
+    title = _e(Path(str(_dict(manifest.get("input")).get("path", root))).name)
+    content = {
+        "verdict": _verdict(manifest, graded),
+        "figures": _figures_table(graded),
+        "config": _config_section(manifest),
+        "tasks": _task_table(manifest),
+        "frames": _contact_sheet(view, n) if n else _missing("No ori_imgs/ yet (task 3)."),
+        "samples": _samples(view, n) if n else _missing("No frames yet (task 3)."),
+        "worst": _worst_section(view, measured, n) if n else _missing("No frames yet."),
+        "plate": _img(fit_side(read_image(root / "bc.jpg"), PLATE_SIDE)[0], "bc.jpg")
+        if (root / "bc.jpg").exists()
+        else _missing("No bc.jpg yet (task 6)."),
+        "pose": _pose_section(view, manifest, frame_side),
+        "masks": _masks_section(measured, fps),
+        "audio": _audio_section(root, manifest, n, fps),
+        "depth": _depth_section(root),
+        "preview": _preview_section(root),
+    }
     body = [
         f"<h1>talkprep report: {title}</h1>",
-        f"<p>{n} frames at {fps:g} fps in <code>{html.escape(str(root))}</code>; "
-        f"report by talkprep {__version__}.</p>",
+        f"<p>{n} frames at {fps:g} fps ({n / fps:.2f} s) in <code>{_e(root)}</code>; "
+        f"report by talkprep {_e(__version__)}.</p>",
+        *(_section(key, heading, content[key]) for key, heading in SECTIONS),
     ]
-    if facts:
-        shown = {k: v for k, v in facts.items() if k not in ("path", "fingerprint")}
-        body.append(f"<p><code>{html.escape(json.dumps(shown))}</code></p>")
-    body += ["<h2>Tasks</h2>", _task_table(manifest)]
-    if n:
-        body += ["<h2>Frames with mesh and parsing overlays</h2>", _contact_sheet(root, n)]
-    if (root / "bc.jpg").exists():
-        body += ["<h2>Background plate</h2>", _img(_thumb(read_image(root / "bc.jpg"), 360))]
-    body += [_pose_section(root, manifest, fps), _audio_section(root, fps), _depth_section(root, n)]
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>talkprep: {title}</title>"
-        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+        f"<!doctype html><html><head><meta charset='utf-8'>"
+        f'<meta name="generator" content="{GENERATOR}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f"<title>talkprep: {title}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
     )
-    path = root / REPORT_NAME
     write_text(path, page)
     return path
