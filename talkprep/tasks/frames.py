@@ -27,6 +27,42 @@ MAX_DETECTIONS = 150
 """The crop's face-detection pass samples this often, at most this many frames per video."""
 
 
+REPEAT_WARN_FRACTION = 0.05
+"""Warn when more than this share of the frames repeat their predecessor mid-video."""
+
+
+def repeat_warnings(
+    source_index: list[int], fps: float, last_time: float, duration: float
+) -> list[str]:
+    """Say when output frames are copies: a source slower than --fps, or a stream that ends early.
+
+    Args:
+        source_index: source frame index of each output frame, in order.
+        last_time: start time (s) of the last source frame used; duration: declared end (s).
+    """
+    n = len(source_index)
+    if n < 2:
+        return []
+    index = np.asarray(source_index)
+    repeated = np.concatenate([[False], index[1:] == index[:-1]])
+    tail = int(np.argmax(~repeated[::-1]))  # trailing copies of the final source frame
+    head = int(np.argmax(~repeated[1:])) if repeated[1:].any() else 0
+    middle = int(repeated.sum()) - tail - head
+    warnings = []
+    if middle > REPEAT_WARN_FRACTION * n:
+        distinct = (index[-1 - tail] - index[head] + 1) / max(1.0, (n - tail - head) / fps)
+        warnings.append(
+            f"{middle} of {n} frames repeat the frame before them: the video has about "
+            f"{distinct:.1f} distinct frames per second, fewer than --fps {fps:g}"
+        )
+    if tail > 1:
+        warnings.append(
+            f"the video stream ends at {last_time:.2f} s of the {duration:.2f} s the file "
+            f"declares; the last {tail} frames repeat its final frame"
+        )
+    return warnings
+
+
 class FramesTask(Task):
     number = 3
     name = "frames"
@@ -83,6 +119,7 @@ class FramesTask(Task):
             "source_frame_of_output": source_index,
         }
         repeats = len(source_index) - len(set(source_index))
+        warnings.extend(repeat_warnings(source_index, float(fps), last_time, duration))
         figures = {
             "n_frames": n_out,
             "source_frames_used": len(set(source_index)),
