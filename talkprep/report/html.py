@@ -148,13 +148,14 @@ def _label_maps(view: FolderView, n: int) -> Iterator[np.ndarray | None]:
     if source is None:
         return
     with ThreadPoolExecutor(max_workers=2) as pool:
-        yield from read_ahead(pool, lambda i: source.read(view.root, i), range(n))
+        for labels in read_ahead(pool, lambda i: source.read(view.root, i), range(n)):
+            yield None if labels is None else source.regions[labels]
 
 
 def _measure(view: FolderView, n: int) -> _Measured:
     jumps = np.full(n, np.nan)
     if view.classes is not None:
-        jumps = mask_jumps(_label_maps(view, n), view.classes.background)
+        jumps = mask_jumps(_label_maps(view, n), background=(0,))
     reproj = None
     if view.track is not None and "reproj_err" in view.track:
         reproj = view.track["reproj_err"].reshape(-1)
@@ -435,7 +436,7 @@ def _masks_section(measured: _Measured, fps: float) -> str:
     threshold = THRESHOLDS["mask_jump_p95"]
     return line_plot(
         {"changed share": measured.mask_jump},
-        "mask jump: share of the person whose class changed since the previous frame",
+        "mask jump: share of the person whose region (head, neck, torso) changed since frame i-1",
         "",
         None,
         fps,

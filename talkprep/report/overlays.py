@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 
 from talkprep.geometry.camera import euler_to_rotation
-from talkprep.geometry.masks import PALETTE_BGR, decode_labels
+from talkprep.geometry.masks import BACKGROUND, HEAD, NECK, PALETTE_BGR, TORSO, decode_labels
 from talkprep.io.images import frame_indices, read_image
 from talkprep.semantics import (
     BACKGROUND_CLASSES,
+    HEAD_CLASSES,
     SEMANTIC_NAMES,
     SEMANTICS_DIR,
     SemanticClass,
@@ -57,13 +58,16 @@ PARSING_LEGEND: tuple[tuple[str, tuple[int, int, int]], ...] = (
 class ClassSource:
     """Where a folder's per-frame classes come from and how to show them.
 
-    `palette` is BGR uint8 [K, 3] indexed by class value; `legend` names each shown class.
+    `palette` is BGR uint8 [K, 3] indexed by class value; `legend` names each shown class;
+    `regions` maps a class value to ER-NeRF's coarse regions (0 background, 1 head, 2 neck,
+    3 torso), which is what mask stability is judged on: a mouth opening is not a flicker.
     """
 
     folder: str
     palette: np.ndarray
     legend: tuple[tuple[str, tuple[int, int, int]], ...]
     background: tuple[int, ...]
+    regions: np.ndarray
 
     def read(self, root: Path, index: int) -> np.ndarray | None:
         """The class map of frame `index` (uint8 [H, W]), or None when the file is absent."""
@@ -82,9 +86,15 @@ def class_source(root: Path) -> ClassSource | None:
         legend = tuple(
             (SEMANTIC_NAMES[c], tuple(int(v) for v in palette[c.value])) for c in SemanticClass
         )
-        return ClassSource(SEMANTICS_DIR, palette, legend, tuple(map(int, BACKGROUND_CLASSES)))
+        regions = np.zeros(256, np.uint8)
+        regions[[int(c) for c in HEAD_CLASSES]] = HEAD
+        regions[int(SemanticClass.NECK)], regions[int(SemanticClass.TORSO)] = NECK, TORSO
+        background = tuple(map(int, BACKGROUND_CLASSES))
+        return ClassSource(SEMANTICS_DIR, palette, legend, background, regions)
     if frame_indices(root / "parsing", ".png"):
-        return ClassSource("parsing", PALETTE_BGR, PARSING_LEGEND, (0,))
+        regions = np.zeros(256, np.uint8)
+        regions[: len(PALETTE_BGR)] = np.arange(len(PALETTE_BGR))
+        return ClassSource("parsing", PALETTE_BGR, PARSING_LEGEND, (BACKGROUND,), regions)
     return None
 
 
