@@ -63,6 +63,8 @@ class Config:
     """Where torch models run."""
     force: bool = False
     """Rerun tasks even when their outputs are up to date."""
+    offline: bool = False
+    """Never download a model (as HF_HUB_OFFLINE=1): one not cached fails with the fetch command."""
     target: str = "ernerf"
     """Trainer whose view `process` writes after the tasks (talkprep.targets)."""
 

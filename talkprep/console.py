@@ -1,4 +1,5 @@
-"""One shared console: status lines and progress bars on stderr, quiet when not on a terminal."""
+"""One shared console: status lines and progress bars on stderr (bars only on a terminal), and the
+results (the summary table, where the dataset is) on stdout, so that `> log` keeps what matters."""
 
 from __future__ import annotations
 
@@ -14,13 +15,21 @@ T = TypeVar("T")
 class Console:
     """Prints short status lines; progress bars only when stderr is a terminal."""
 
-    def __init__(self, stream: Any = None, quiet: bool = False) -> None:
+    def __init__(self, stream: Any = None, quiet: bool = False, results: Any = None) -> None:
         self.stream = stream or sys.stderr
+        self.results = results or sys.stdout
         self.quiet = quiet
 
     def line(self, text: str = "") -> None:
+        """A status line (task started, finished, warnings) on stderr."""
         if not self.quiet:
             print(text, file=self.stream, flush=True)
+
+    def result(self, text: str = "") -> None:
+        """A result line (summary table, output paths) on stdout."""
+        if not self.quiet:
+            self.stream.flush()
+            print(text, file=self.results, flush=True)
 
     def progress(
         self, iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "frame"

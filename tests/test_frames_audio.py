@@ -15,7 +15,7 @@ from synth import moving_square_frames, write_video
 
 from talkprep.check import check_folder
 from talkprep.cli import main
-from talkprep.io.audio import decode_audio, read_wav
+from talkprep.io.audio import decode_audio, read_wav, write_wav
 from talkprep.io.images import frame_indices, read_image
 from talkprep.io.video import DecodedFrame, output_frame_count, resample_by_time
 from talkprep.manifest import manifest_path
@@ -133,3 +133,28 @@ def test_non_square_frames_are_kept_and_flagged(tmp_path, capsys):
     record = _manifest(out)["tasks"]["frames"]
     assert record["info"]["crop_box"] is None
     assert any("not square" in w for w in record["warnings"])
+
+
+def test_clipped_audio_is_a_warning_with_the_clipped_share(tmp_path):
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    loud = np.clip(1.6 * np.sin(2 * np.pi * 200 * t), -1.0, 1.0).astype(np.float32)
+    wav = tmp_path / "loud.wav"
+    write_wav(wav, loud, rate)
+    expected = float(np.mean(np.abs(loud) >= 0.999))
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(50), fps=25)
+    out = tmp_path / "out"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1", "--audio", str(wav)]) == 0
+    record = _manifest(out)["tasks"]["audio"]
+    assert record["figures"]["clipped_share"] == pytest.approx(expected, abs=0.02)
+    assert expected > 0.3
+    assert any(w.startswith("audio is clipped: ") and "%" in w for w in record["warnings"])
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, 0.5 * loud, rate)
+    out2 = tmp_path / "out2"
+    assert (
+        main(["process", str(video), "-o", str(out2), "--tasks", "1", "--audio", str(quiet)]) == 0
+    )
+    record = _manifest(out2)["tasks"]["audio"]
+    assert record["figures"]["clipped_share"] == 0
+    assert not any("clipped" in w for w in record["warnings"])

@@ -1,8 +1,9 @@
 """Speech encoders from `transformers`: HuBERT hidden states and wav2vec2-style CTC logits.
 
 Two jobs: find the weights without surprises (a local folder, else the Hugging Face cache, else a
-download only when the hub answers within seconds; never a hang offline), and run the model over
-audio of any length in ER-NeRF's chunks so that memory stays at one chunk's activations.
+download into that cache on first use, with a progress bar, only when downloads are allowed and the
+hub answers within seconds; never a hang offline), and run the model over audio of any length in
+ER-NeRF's chunks so that memory stays at one chunk's activations.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def fetch_hint(spec: str, option: str) -> str:
     return f"fetch it with `hf download {spec}` or give a local folder with {option} DIR"
 
 
-def resolve_model(spec: str, option: str) -> ModelSource:
-    """A local folder as is; a hub id from the cache, else downloaded when the hub is reachable.
+def resolve_model(spec: str, option: str, offline: bool = False) -> ModelSource:
+    """A local folder as is; a hub id from the cache, else downloaded into the cache.
+
+    Args:
+        offline: forbid downloads (as does HF_HUB_OFFLINE=1): only local or cached models.
 
     Raises:
         MissingWeightsError: the model is neither local nor cached and cannot be fetched now.
@@ -94,7 +98,7 @@ def resolve_model(spec: str, option: str) -> ModelSource:
     except (LocalEntryNotFoundError, OSError):
         snapshot = None
     if snapshot is None or _missing_files(snapshot):  # not cached, or only partly
-        snapshot = _download(spec, option)
+        snapshot = _download(spec, option, offline)
     _require_files(snapshot, spec, option)
     return ModelSource(spec, snapshot, snapshot.name, from_hub=True)
 
@@ -122,11 +126,18 @@ def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT_S) -> bool:
         return False
 
 
-def _download(spec: str, option: str) -> Path:
-    """Fetch config, preprocessor and one weight format of `spec`, or raise MissingWeightsError."""
-    if hub_offline() or not hub_reachable():
+def _download(spec: str, option: str, offline: bool) -> Path:
+    """Fetch config, preprocessor and one weight format of `spec` into the Hugging Face cache
+    (huggingface_hub shows a progress bar per file), or raise MissingWeightsError."""
+    if offline or hub_offline():
+        why = "--offline" if offline else "HF_HUB_OFFLINE"
         raise MissingWeightsError(
-            f"model {spec} is not in the Hugging Face cache and the hub is unreachable (offline); "
+            f"model {spec} is not in the Hugging Face cache and {why} forbids downloads; "
+            f"{fetch_hint(spec, option)}"
+        )
+    if not hub_reachable():
+        raise MissingWeightsError(
+            f"model {spec} is not in the Hugging Face cache and the hub is unreachable; "
             f"{fetch_hint(spec, option)}"
         )
     from huggingface_hub import HfApi, snapshot_download

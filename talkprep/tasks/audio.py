@@ -12,6 +12,8 @@ from talkprep.io.audio import SAMPLE_RATE, decode_audio, fit_to_span, read_wav, 
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 
 WAV_NAME = "aud.wav"
+FULL_SCALE = 0.999
+"""Samples at or beyond this magnitude are at full scale: the recording clipped there."""
 
 
 class AudioTask(Task):
@@ -60,6 +62,7 @@ class AudioTask(Task):
             "peak": round(float(np.abs(samples).max(initial=0.0)), 4),
             "rms_db": round(_rms_db(samples), 2),
             "padded_or_trimmed_s": round(span - track.duration - start, 4),
+            "clipped_share": round(clipped_share(samples), 6),
         }
         if abs(offset) > 1e-3:
             result.warnings.append(
@@ -75,6 +78,11 @@ class AudioTask(Task):
             )
         if result.figures["peak"] < 1e-4:
             result.warnings.append("audio is silent")
+        if result.figures["peak"] >= FULL_SCALE:
+            result.warnings.append(
+                f"audio is clipped: {result.figures['clipped_share']:.2%} of the samples are at "
+                "full scale; loud syllables are distorted (record at a lower level if you can)"
+            )
         return result
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
@@ -100,6 +108,13 @@ class AudioTask(Task):
                     )
                 ]
         return [CheckResult(WAV_NAME, 1)]
+
+
+def clipped_share(samples: np.ndarray) -> float:
+    """Fraction of samples at full scale (0 for empty audio)."""
+    if len(samples) == 0:
+        return 0.0
+    return float(np.count_nonzero(np.abs(samples) >= FULL_SCALE)) / len(samples)
 
 
 def _rms_db(samples: np.ndarray) -> float:

@@ -108,7 +108,7 @@ def frames_covered(rows: int, rate_hz: float, fps: float) -> int:
 class AudioFeaturesTask(Task):
     number = 2
     name = "audio_features"
-    title = "audio features -> aud_hu.npy (and others asked for)"
+    title = "audio features -> the aud_*.npy files of --audio-features"
     needs = ("audio",)
     makes = ("aud_hu.npy",)
     config_fields = ("audio_features", "hubert_model", "wav2vec2_model", "deepspeech_model", "fps")
@@ -133,7 +133,7 @@ class AudioFeaturesTask(Task):
         n_frames = dataset_frames(float(ctx.input["duration_s"]), config.fps)
         # Resolve every model before computing anything: a missing one fails in seconds.
         sources = {
-            name: resolve_model(spec, FEATURES[name].option or name)
+            name: resolve_model(spec, FEATURES[name].option or name, config.offline)
             for name in config.audio_features
             if (spec := model_spec(config, name)) is not None
         }

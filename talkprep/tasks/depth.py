@@ -189,9 +189,7 @@ class DepthTask(Task):
         stats = _MeshStats(n, height, width)
         with ThreadPoolExecutor(max_workers=2) as pool:
             writer = WriteBehind(pool)
-            for batch in ctx.progress(
-                batched(range(n), MESH_BATCH), total=-(-n // MESH_BATCH), desc="depth", unit="batch"
-            ):
+            for batch in batched(ctx.progress(range(n), total=n, desc="depth"), MESH_BATCH):
                 frames = np.asarray(batch)
                 good = frames[posable[frames]]
                 points = place_face_meshes(
@@ -252,12 +250,8 @@ class DepthTask(Task):
         with DaganDepth(Path(weights), ctx.device) as model, ThreadPoolExecutor(2) as pool:
             writer = WriteBehind(pool)
             images = read_ahead(pool, lambda i: read_image(folder / f"{i}.jpg"), range(n))
-            for batch in ctx.progress(
-                batched(enumerate(images), DAGAN_BATCH),
-                total=-(-n // DAGAN_BATCH),
-                desc="depth (DaGAN)",
-                unit="batch",
-            ):
+            frames = ctx.progress(enumerate(images), total=n, desc="depth (DaGAN)")
+            for batch in batched(frames, DAGAN_BATCH):
                 depths = model.predict([image for _, image in batch])
                 for (i, image), depth in zip(batch, depths, strict=True):
                     if image.shape[:2] != (height, width):
