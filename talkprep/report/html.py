@@ -33,7 +33,7 @@ from talkprep.io.images import encode_jpeg, frame_indices, read_image
 from talkprep.io.prefetch import read_ahead
 from talkprep.manifest import read_manifest
 from talkprep.report.frames import FolderView
-from talkprep.report.overlays import fit_side
+from talkprep.report.overlays import draw_index, fit_side
 from talkprep.report.preview import PREVIEW_NAME
 from talkprep.report.quality import (
     CLIP_LEVEL,
@@ -482,7 +482,7 @@ def _audio_section(root: Path, manifest: dict[str, Any], n: int, fps: float) -> 
     return "".join(parts) or _missing("No aud.wav or audio features yet (tasks 1-2).")
 
 
-def _depth_section(root: Path) -> str:
+def _depth_section(root: Path, fps: float) -> str:
     indices = frame_indices(root / "depth", ".png")
     if not indices:
         return _missing("No depth/ yet (task 8).")
@@ -491,7 +491,9 @@ def _depth_section(root: Path) -> str:
     for k in picks:
         depth = cv2.imread(str(root / "depth" / f"{indices[k]}.png"), cv2.IMREAD_UNCHANGED)
         if depth is not None:
-            cells.append(_img(fit_side(colour_depth(depth), THUMB_SIDE)[0], f"depth {indices[k]}"))
+            thumb = fit_side(colour_depth(depth), THUMB_SIDE)[0]
+            label = f"depth #{indices[k]}  {indices[k] / fps:.2f} s"
+            cells.append(_img(draw_index(thumb, label), label))
     return f'<p>Near is bright; black is unknown.</p><div class="sheet">{"".join(cells)}</div>'
 
 
@@ -553,7 +555,7 @@ def build_report(root: Path) -> Path:
         "pose": _pose_section(view, manifest, frame_side),
         "masks": _masks_section(measured, fps),
         "audio": _audio_section(root, manifest, n, fps),
-        "depth": _depth_section(root),
+        "depth": _depth_section(root, fps),
         "preview": _preview_section(root),
     }
     body = [
