@@ -149,7 +149,7 @@ def _report(folder: Path, console: Console) -> bool:
     from talkprep.report.html import build_report
 
     try:
-        path = build_report(folder)
+        path = build_report(folder, console.progress)
     except Exception as exc:  # the report is a view: a broken view must not hide the results
         console.line(f"report not written: {type(exc).__name__}: {exc}")
         return False

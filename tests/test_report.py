@@ -151,6 +151,7 @@ def _crafted_folder(root: Path) -> Path:
             "audio_features": {"number": 2, "status": "done",
                                "info": {"features": {bad: {"model": bad, "revision": bad}}}},
             "landmarks": {"number": 4, "status": "done", "info": {"interpolated": bad}},
+            "transforms": {"number": [bad], "status": ["done"], "warnings": bad, "figures": bad},
         },
     }  # fmt: skip
     manifest_path(root).parent.mkdir(parents=True)

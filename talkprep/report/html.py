@@ -16,7 +16,7 @@ import base64
 import html
 import importlib.metadata
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ from talkprep.report.quality import (
 from talkprep.report.svg import envelope, envelope_rate, line_plot
 
 REPORT_NAME = "report.html"
+Progress = Callable[..., Iterable[Any]]
 GENERATOR = "talkprep report"
 """Written into the page's <meta name="generator">: marks a report.html as talkprep's own."""
 CONTACT_FRAMES = 8
@@ -143,6 +144,17 @@ class _Measured:
     clipped: float | None
 
 
+def _strings(value: Any) -> list[str]:
+    """A manifest's list of messages as strings (one message when it is not a list)."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _no_progress(items: Iterable[Any], **_: Any) -> Iterable[Any]:
+    return items
+
+
 def _label_maps(view: FolderView, n: int) -> Iterator[np.ndarray | None]:
     source = view.classes
     if source is None:
@@ -152,10 +164,11 @@ def _label_maps(view: FolderView, n: int) -> Iterator[np.ndarray | None]:
             yield None if labels is None else source.regions[labels]
 
 
-def _measure(view: FolderView, n: int) -> _Measured:
+def _measure(view: FolderView, n: int, progress: Progress) -> _Measured:
     jumps = np.full(n, np.nan)
     if view.classes is not None:
-        jumps = mask_jumps(_label_maps(view, n), background=(0,))
+        maps = progress(_label_maps(view, n), total=n, desc="report: masks", unit="frame")
+        jumps = mask_jumps(maps, background=(0,))
     reproj = None
     if view.track is not None and "reproj_err" in view.track:
         reproj = view.track["reproj_err"].reshape(-1)
@@ -179,7 +192,7 @@ def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
             failed += 1
             reason = record.get("error") or "no reason recorded"
             warnings.append(f"task {record.get('number', '')} {name} {status}: {reason}")
-        warnings += [f"task {name}: {w}" for w in record.get("warnings", []) or []]
+        warnings += [f"task {name}: {w}" for w in _strings(record.get("warnings"))]
     warnings += [g.warning for g in graded if g.status != "green"]
     reds = sum(g.status == "red" for g in graded)
     ambers = sum(g.status == "amber" for g in graded)
@@ -290,7 +303,7 @@ def _task_table(manifest: dict[str, Any]) -> str:
             f"{k} {v}" for k, v in figures.items() if isinstance(v, int | float | str)
         )
         notes = [record["error"]] if record.get("error") else []
-        notes += list(record.get("warnings", []) or [])
+        notes += _strings(record.get("warnings"))
         note_html = "".join(f'<div class="warn">{_e(n)}</div>' for n in notes)
         wall = record.get("wall_s")
         wall_text = f"{wall:.1f} s" if isinstance(wall, int | float) else ""
@@ -521,8 +534,12 @@ def _check_owned(path: Path) -> None:
         raise OutputError(f"{path} exists and was not written by talkprep; move it away first")
 
 
-def build_report(root: Path) -> Path:
-    """Write root/report.html from whatever dataset files and manifest are present."""
+def build_report(root: Path, progress: Progress = _no_progress) -> Path:
+    """Write root/report.html from whatever dataset files and manifest are present.
+
+    `progress` wraps the one per-frame pass (reading every class map for the mask jumps), e.g.
+    `Console.progress`.
+    """
     path = root / REPORT_NAME
     _check_owned(path)
     manifest = read_manifest(root)
@@ -533,7 +550,7 @@ def build_report(root: Path) -> Path:
     sides = [frames_info.get(k) for k in ("width", "height")]
     frame_side = max([float(v) for v in sides if isinstance(v, int | float)] or [512.0])
     view = FolderView(root, fps)
-    measured = _measure(view, n)
+    measured = _measure(view, n, progress)
     values: dict[str, float] = {}
     if np.isfinite(measured.mask_jump).any():
         values["mask_jump_p95"] = float(np.nanpercentile(measured.mask_jump, 95))
