@@ -1,8 +1,26 @@
-"""Pure mask algorithms for tasks 5-7: head / neck / torso labels from a person mask and the face
-mesh, the AD-NeRF colour coding, the background plate and the torso image.
+"""Pure mask algorithms for tasks 5-7: the semantic class map from a person probability, the face
+mesh and per-video colour models; its rendering into AD-NeRF's parsing colours; the background
+plate; the torso and gt images.
 
-Label maps are uint8 [H, W] with the values below; images are BGR uint8 as cv2 gives them.
-Nothing here reads or writes files.
+Class maps are uint8 [H, W] of `talkprep.semantics.SemanticClass`; parsing label maps are uint8
+[H, W] of the four AD-NeRF labels below; images are BGR uint8 as cv2 gives them. Nothing here
+reads or writes files.
+
+How a frame is parsed (`parse_frame`), and why:
+- The person is the selfie segmenter's mask, restricted to the connected part that holds the
+  tracked face: other people and detached objects become OTHER, which counts as background.
+- The face (skin) is the mesh's convex hull; the mouth interior is the inner-lip polygon, and
+  teeth are its bright, low-saturation pixels (relative to the face's own skin).
+- Every other person pixel is skin, hair or clothes by its colour under per-video models
+  (`talkprep.geometry.appearance`) times smooth spatial priors measured in face units: clothes are
+  unlikely inside an ellipse around the head, hair is likely near the head and fades slowly with
+  distance (long hair), skin below the chin is likely only around the neck's axis. The priors are
+  ellipses and Gaussians, never boxes, so no boundary is a straight cut; they only decide where
+  colour is ambiguous. Class posteriors are computed at the segmenter's resolution, blurred a
+  little and averaged over five frames (no flicker), then upsampled, so edges are smooth.
+- Connectivity settles the rest: hair-coloured pixels are hair only when connected to the head,
+  skin below the face is neck only when connected to the face, and ear-zone pixels that are not
+  hair (ears, earrings) are ears. Anything else of the person is torso.
 """
 
 from __future__ import annotations
@@ -12,60 +30,107 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from talkprep.geometry.appearance import (
+    CLOTHES,
+    HAIR,
+    N_MODELS,
+    SKIN,
+    ColourModels,
+    quantise,
+)
+from talkprep.semantics import N_CLASSES, PERSON_CLASSES, SemanticClass, class_mask
+
 BACKGROUND, HEAD, NECK, TORSO = 0, 1, 2, 3
 N_LABELS = 4
 PALETTE_BGR = np.array([[255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
 """Colour of each label in parsing/*.png as cv2 reads it (AD-NeRF's face_parsing/test.py)."""
 
-BISENET_TO_LABEL = np.array(
-    [BACKGROUND] + [HEAD] * 13 + [NECK] * 2 + [TORSO] + [HEAD] * 2, dtype=np.uint8
+CLASS_TO_LABEL = np.full(256, BACKGROUND, np.uint8)
+CLASS_TO_LABEL[
+    [
+        SemanticClass.FACE_SKIN,
+        SemanticClass.HAIR,
+        SemanticClass.EARS,
+        SemanticClass.MOUTH_INTERIOR,
+        SemanticClass.TEETH,
+    ]
+] = HEAD
+CLASS_TO_LABEL[SemanticClass.NECK] = NECK
+CLASS_TO_LABEL[SemanticClass.TORSO] = TORSO
+"""Semantic class -> AD-NeRF label: head = face skin, hair, ears, mouth, teeth; OTHER and
+unknown values are background."""
+
+C = SemanticClass
+BISENET_TO_CLASS = np.array(
+    [C.BACKGROUND]
+    + [C.FACE_SKIN] * 6  # 1 skin, 2-3 brows, 4-5 eyes, 6 glasses
+    + [C.EARS] * 3  # 7-8 ears, 9 earring
+    + [C.FACE_SKIN, C.MOUTH_INTERIOR, C.FACE_SKIN, C.FACE_SKIN]  # 10 nose, 11 mouth, 12-13 lips
+    + [C.NECK, C.NECK, C.TORSO, C.HAIR, C.HAIR],  # 14 neck, 15 necklace, 16 cloth, 17 hair, 18 hat
+    dtype=np.uint8,
 )
-"""CelebAMask-HQ class -> label as AD-NeRF maps them: 0 background; 1-13 skin, brows, eyes,
-glasses, ears, earrings, nose, mouth, lips -> head; 14 neck, 15 necklace -> neck; 16 cloth ->
-torso; 17 hair, 18 hat -> head."""
+"""CelebAMask-HQ class of face-parsing.PyTorch -> semantic class. The AD-NeRF grouping follows
+(1-13 and 17-18 head, 14-15 neck, 16 torso); teeth are found inside class 11 by colour."""
 
-JAW_CORNERS = (172, 397)
-"""Mesh points at the jaw angles (subject's right, left): the neck lies between them."""
-HEAD_WIDEN = 0.25
-"""The head's horizontal extent is the face widened by this fraction of the face width on
-each side, to take in ears and hair."""
-EAR_DROP = 0.3
-"""Beside the face the jaw line is lowered by this fraction of the face height, so that ear
-lobes and hair at the sides of the jaw stay head."""
-SHOULDER_WIDTH = 1.7
-"""A row below the chin belongs to the shoulders once the person is this many jaw widths wide."""
-NECK_MIN, NECK_MAX, NECK_DEFAULT = 0.12, 0.75, 0.45
-"""Bounds and fallback of the neck's length below the chin, as fractions of the face height."""
+INNER_LIPS = np.array(
+    [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
+)
+"""The inner-lip loop of the mesh (mediapipe FACEMESH_LIPS, inner ring), in order."""
+OUTER_LIPS = np.array(
+    [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
+)
+RIGHT_EYE = np.array([33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7])
+LEFT_EYE = np.array(
+    [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249]
+)
+RIGHT_BROW = np.array([70, 63, 105, 66, 107, 55, 65, 52, 53, 46])
+LEFT_BROW = np.array([300, 293, 334, 296, 336, 285, 295, 282, 283, 276])
+EAR_POINTS = (234, 454)
+"""Face-oval points at the tragus level, subject's right and left: the ears lie just outside."""
+UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 
-TORSO_EXTEND = 9
-"""Rows the torso colour is carried up under the head (RAD-NeRF: L = 8 + 1)."""
-NECK_PUSH_DOWN = 4
-NECK_EXTEND = 48 + NECK_PUSH_DOWN + 1
-"""Rows the neck colour is carried up under the head, sampled NECK_PUSH_DOWN rows below the
-neck's top (RAD-NeRF's values)."""
-NECK_DILATE = 3
-"""The neck is first dilated vertically by this many rows (RAD-NeRF: 3 iterations of [1,1,1])."""
-DARKEN = 0.98
-"""Per-row darkening of the carried colours (RAD-NeRF)."""
-BLUR_KERNEL = 5
-BLUR_SIGMA = 4.0
-"""RAD-NeRF calls GaussianBlur(img, (5, 5), cv2.BORDER_DEFAULT), i.e. sigma 4 (BORDER_DEFAULT's
-value); kept so the torso images look the same."""
-
-
-_CHANNEL_LUTS = [np.zeros(256, np.uint8) for _ in range(3)]
-for _channel, _lut in enumerate(_CHANNEL_LUTS):
-    _lut[:N_LABELS] = PALETTE_BGR[:, _channel]
+HEAD_ELLIPSE = (0.85, 0.62)
+"""Radii of the head ellipse around the face centre in face widths and face heights: its lower
+rim passes just under the chin and wide of the jaw, where shoulders cannot be."""
+CLOTHES_EDGE = 0.12
+"""Softness (in units of the ellipse radius) of the clothes prior's rise outside the ellipse."""
+HAIR_REACH = 2.5
+"""Hair prior e-folding distance outside the head ellipse, in ellipse radii (long hair)."""
+NECK_SIGMA_X = 0.35
+"""Width of the neck prior about the face's vertical axis, in face widths."""
+ISLAND_AREA = 0.02
+"""Torso islands smaller than this fraction of the face's box, in the head region, are hair
+(strands the segmenter or the colour models broke up)."""
+FOREHEAD_BAND = 0.12
+"""Forehead skin reaches at most this many face heights above the mesh."""
+NECK_HALF_WIDTH = 0.5
+"""Neck skin lies within this many face widths of the face's vertical axis; skin-coloured
+pixels beyond it that touch the head are blond hair, not neck."""
+NECK_REACH = 1.0
+"""Length of the neck prior below the chin, in face heights."""
+LOG_FLOOR = -12.0
+"""Log prior of a class that the geometry rules out."""
+POSTERIOR_BLUR = 1.0
+"""Gaussian blur (work-resolution pixels) of the class posteriors before the argmax."""
+EAR_ZONE = (0.16, 0.25, 0.18)
+"""Ear zone around each ear point: half-width (face widths), half-height above and extra reach
+below for earrings (face heights)."""
+MOUTH_MIN_OPEN = 1.5
+"""Inner lips closer than this many pixels: the mouth is closed, no interior."""
+TEETH_VALUE = 0.72
+"""Teeth are at least this bright relative to the median skin brightness (HSV value)."""
+TEETH_SATURATION = 0.6
+"""Teeth have at most this fraction of the median skin saturation."""
 
 
 def labels_to_bgr(labels: np.ndarray) -> np.ndarray:
     """The parsing image for a uint8 label map: only the four palette colours, no blending."""
-    return cv2.merge([cv2.LUT(labels, lut) for lut in _CHANNEL_LUTS])
+    return PALETTE_BGR[np.minimum(labels, N_LABELS - 1)]
 
 
-def _mask8(mask: np.ndarray) -> np.ndarray:
-    """A bool mask as the uint8 0/1 mask cv2's masked operations take (no copy)."""
-    return np.ascontiguousarray(mask).view(np.uint8)
+def classes_to_bgr(classes: np.ndarray) -> np.ndarray:
+    """The ER-NeRF parsing image of a semantic class map."""
+    return labels_to_bgr(CLASS_TO_LABEL[classes])
 
 
 def bgr_to_labels(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -91,91 +156,328 @@ def decode_labels(image: np.ndarray) -> np.ndarray:
     return _BITS_TO_LABEL[bits]
 
 
+def mask8(mask: np.ndarray) -> np.ndarray:
+    """A bool mask as the uint8 0/1 mask cv2's masked operations take (no copy)."""
+    return np.ascontiguousarray(mask).view(np.uint8)
+
+
+def _fill(points: np.ndarray, height: int, width: int, convex: bool = True) -> np.ndarray:
+    """bool [H, W]: the polygon (or, with convex, the convex hull) of points (x, y pixels)."""
+    mask = np.zeros((height, width), np.uint8)
+    pts = np.round(points[:, :2]).astype(np.int32)
+    if convex:
+        cv2.fillConvexPoly(mask, cv2.convexHull(pts), 1)
+    else:
+        cv2.fillPoly(mask, [pts], 1)
+    return mask.view(bool)
+
+
 def face_mask(face_xy: np.ndarray, height: int, width: int) -> np.ndarray:
     """bool [H, W]: the face-mesh polygon of one frame, i.e. the convex hull of its points
     (x, y pixels, [478, 2]). The hull rather than the face-oval loop, so that points that stick
     out of the oval in a turned head (nose, lips) are inside it too."""
-    mask = np.zeros((height, width), np.uint8)
-    hull = cv2.convexHull(np.round(face_xy[:, :2]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)
-    return mask.astype(bool)
+    return _fill(face_xy, height, width)
 
 
 @dataclass(frozen=True)
-class FaceFrame:
-    """The face geometry that decides head and neck in one frame."""
+class FaceLayout:
+    """Where the face is in one frame, in pixels of the image it was measured for."""
 
-    face: np.ndarray
-    """bool [H, W] face-mesh polygon (see face_mask)."""
-    jaw_line: np.ndarray
-    """int [W]: per column, the lowest row that is still head (the jaw, extended sideways)."""
-    head_cols: tuple[int, int]
-    """First and last column of the head's horizontal extent (face widened)."""
-    neck_cols: tuple[int, int]
-    """First and last column between the jaw corners."""
-    chin_row: int
-    face_height: float
+    points: np.ndarray
+    """float [478, 2] mesh points (x, y)."""
+    centre: tuple[float, float]
+    """Centre of the face's bounding box (x, y)."""
+    width: float
+    height: float
+    """Face bounding-box width and height (forehead top to chin)."""
 
+    @classmethod
+    def from_points(cls, points: np.ndarray) -> FaceLayout:
+        xy = np.asarray(points[:, :2], np.float64)
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        size = np.maximum(hi - lo, 1.0)
+        centre = (lo + hi) / 2
+        return cls(xy, (float(centre[0]), float(centre[1])), float(size[0]), float(size[1]))
 
-def face_frame(face_xy: np.ndarray, height: int, width: int) -> FaceFrame | None:
-    """Face geometry from one frame's mesh points, or None when the face is off the image."""
-    face = face_mask(face_xy, height, width)
-    cols = np.flatnonzero(face.any(axis=0))
-    if cols.size == 0:
-        return None
-    rows_any = np.flatnonzero(face.any(axis=1))
-    top, chin = int(rows_any[0]), int(rows_any[-1])
-    face_h = float(chin - top + 1)
-    x0, x1 = int(cols[0]), int(cols[-1])
-    lowest = height - 1 - np.argmax(face[::-1], axis=0)
-    column = np.arange(width)
-    jaw_line = lowest[np.clip(column, x0, x1)].astype(np.int64)
-    beside = (column < x0) | (column > x1)
-    jaw_line[beside] += int(round(EAR_DROP * face_h))
-    widen = HEAD_WIDEN * (x1 - x0 + 1)
-    head_cols = (max(0, int(np.floor(x0 - widen))), min(width - 1, int(np.ceil(x1 + widen))))
-    jx = np.sort(face_xy[list(JAW_CORNERS), 0])
-    neck_cols = (max(0, int(np.floor(jx[0]))), min(width - 1, int(np.ceil(jx[1]))))
-    return FaceFrame(face, jaw_line, head_cols, neck_cols, chin, face_h)
+    def scaled(self, factor_x: float, factor_y: float) -> FaceLayout:
+        """The same layout in an image resized by these factors."""
+        xy = self.points * (factor_x, factor_y)
+        return FaceLayout.from_points(xy)
 
 
-def shoulder_row(person: np.ndarray, face: FaceFrame) -> int:
-    """Row where the neck ends: the first row below the chin where the person's width exceeds
-    SHOULDER_WIDTH jaw widths, kept within NECK_MIN..NECK_MAX face heights below the chin."""
-    height = person.shape[0]
-    lo = face.chin_row + int(round(NECK_MIN * face.face_height))
-    hi = face.chin_row + int(round(NECK_MAX * face.face_height))
-    jaw_width = max(1, face.neck_cols[1] - face.neck_cols[0] + 1)
-    widths = person[lo : min(hi, height)].sum(axis=1)
-    wide = np.flatnonzero(widths > SHOULDER_WIDTH * jaw_width)
-    if wide.size:
-        return lo + int(wide[0])
-    if widths.size and widths.max() > 0:
-        return min(hi, height)
-    return face.chin_row + int(round(NECK_DEFAULT * face.face_height))
+def _grid(height: int, width: int, layout: FaceLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets from the face centre in face widths (x, [1, W]) and face heights (y, [H, 1])."""
+    dx = (np.arange(width, dtype=np.float32) - layout.centre[0]) / layout.width
+    dy = (np.arange(height, dtype=np.float32) - layout.centre[1]) / layout.height
+    return dx[None, :], dy[:, None]
 
 
-def head_neck_torso(person: np.ndarray, face: FaceFrame | None) -> np.ndarray:
-    """Label map from a person mask (bool [H, W]) and the frame's face geometry.
+def head_radius(height: int, width: int, layout: FaceLayout) -> np.ndarray:
+    """float32 [H, W]: elliptical radius around the face centre, 1 on the head ellipse's rim."""
+    dx, dy = _grid(height, width, layout)
+    return np.sqrt((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2)
 
-    Head: person pixels above the jaw line within the head's extent, plus the whole face.
-    Neck: person pixels below the jaw line, between the jaw corners, above the shoulders.
-    Torso: every other person pixel. Without a face the whole person is torso.
+
+def log_priors(height: int, width: int, layout: FaceLayout, hair_below_jaw: bool) -> np.ndarray:
+    """float32 [3, H, W]: log spatial prior of skin, hair and clothes for a person pixel.
+
+    Clothes rise softly outside the head ellipse, below the face centre only. Hair is even inside
+    the ellipse and fades slowly outside it. Skin is even above the chin (forehead, ears) and
+    below it a Gaussian about the neck's axis that fades over NECK_REACH face heights.
     """
-    labels = np.where(person, TORSO, BACKGROUND).astype(np.uint8)
-    if face is None:
-        return labels
-    height, width = person.shape
-    rows = np.arange(height)[:, None]
-    column = np.arange(width)[None, :]
-    above_jaw = rows <= face.jaw_line[None, :]
-    in_head = (column >= face.head_cols[0]) & (column <= face.head_cols[1])
-    head = (person & above_jaw & in_head) | face.face
-    in_neck = (column >= face.neck_cols[0]) & (column <= face.neck_cols[1])
-    neck = person & ~above_jaw & in_neck & (rows < shoulder_row(person, face)) & ~head
-    labels[head] = HEAD
-    labels[neck] = NECK
-    return labels
+    dx, dy = _grid(height, width, layout)
+    radius = np.sqrt((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2)
+    outside = np.maximum(radius - 1.0, 0.0)
+    below_centre = dy > 0
+    clothes = np.where(
+        below_centre,
+        -np.logaddexp(0.0, -(radius - 1.0) / CLOTHES_EDGE),  # log sigmoid
+        LOG_FLOOR,
+    )
+    hair = -outside / HAIR_REACH
+    chin = 0.5
+    below_chin = np.maximum(dy - chin, 0.0)
+    neck_weight = 1.0 / (1.0 + np.exp(-(dy - chin + 0.1) / 0.05))
+    skin = -0.5 * (dx / NECK_SIGMA_X) ** 2 * neck_weight - (below_chin / NECK_REACH) ** 2
+    if not hair_below_jaw:
+        hair = np.where(dy > chin - 0.15, LOG_FLOOR, hair)
+    out = np.empty((N_MODELS, height, width), np.float32)
+    out[SKIN] = np.maximum(skin, LOG_FLOOR)
+    out[HAIR] = np.maximum(hair, LOG_FLOOR)
+    out[CLOTHES] = np.maximum(clothes, LOG_FLOOR)
+    return out
+
+
+def class_posteriors(image_bgr: np.ndarray, layout: FaceLayout, models: ColourModels) -> np.ndarray:
+    """float32 [3, h, w]: P(skin, hair, clothes | colour, position) of each pixel of a (small)
+    image, lightly blurred so that the argmax gives smooth regions."""
+    height, width = image_bgr.shape[:2]
+    score = models.likelihoods(quantise(image_bgr)) + log_priors(
+        height, width, layout, models.hair_differs_from_skin
+    )
+    score -= score.max(axis=0, keepdims=True)
+    np.exp(score, out=score)
+    score /= score.sum(axis=0, keepdims=True)
+    for k in range(N_MODELS):
+        score[k] = cv2.GaussianBlur(score[k], (0, 0), POSTERIOR_BLUR)
+    return score
+
+
+def ear_zone(height: int, width: int, layout: FaceLayout) -> np.ndarray:
+    """bool [H, W]: around each ear point, outward of it, reaching down for earrings."""
+    dx_unit, dy_unit = layout.width, layout.height
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    zone = np.zeros((height, width), bool)
+    half_w, up, down = EAR_ZONE
+    for index in EAR_POINTS:
+        ex, ey = layout.points[index]
+        rel_x = (xs - ex) / (half_w * dx_unit)
+        rel_y = (ys - ey) / (up * dy_unit)
+        rel_y_low = (ys - ey) / ((up + down) * dy_unit)
+        rel = np.where(ys < ey, rel_y, rel_y_low)
+        zone |= rel_x**2 + rel**2 <= 1.0
+    return zone
+
+
+def _components_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """bool [H, W]: the parts of `mask` (8-connected) that contain a pixel of `seed`."""
+    count, ids = cv2.connectedComponents(mask8(mask), connectivity=8)
+    if count <= 1:
+        return mask & seed
+    keep = np.zeros(count, bool)
+    keep[np.unique(ids[seed & mask])] = True
+    keep[0] = False
+    return keep[ids]
+
+
+def mouth_classes(
+    image_bgr: np.ndarray, layout: FaceLayout, skin_hsv: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """bool masks (mouth interior, teeth) of one full-resolution frame.
+
+    The interior is the inner-lip polygon, empty when the lips touch; teeth are its pixels that
+    are bright and unsaturated next to the face's own skin (`skin_hsv`: median saturation and
+    value, 0-255).
+    """
+    height, width = image_bgr.shape[:2]
+    empty = np.zeros((height, width), bool)
+    gap = np.linalg.norm(layout.points[UPPER_INNER_LIP] - layout.points[LOWER_INNER_LIP])
+    if gap < MOUTH_MIN_OPEN:
+        return empty, empty
+    inner = layout.points[INNER_LIPS]
+    mouth = _fill(inner, height, width, convex=False)
+    rows = np.flatnonzero(mouth.any(axis=1))
+    if rows.size == 0:
+        return empty, empty
+    cols = np.flatnonzero(mouth.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    hsv = cv2.cvtColor(image_bgr[r0:r1, c0:c1], cv2.COLOR_BGR2HSV)
+    skin_s, skin_v = skin_hsv
+    bright = (hsv[..., 2] >= TEETH_VALUE * skin_v) & (hsv[..., 1] <= TEETH_SATURATION * skin_s)
+    teeth = empty.copy()
+    teeth[r0:r1, c0:c1] = bright & mouth[r0:r1, c0:c1]
+    return mouth, teeth
+
+
+def _small_parts(mask: np.ndarray, max_area: float) -> np.ndarray:
+    """bool [H, W]: the 8-connected parts of `mask` smaller than `max_area` pixels."""
+    count, ids, stats, _ = cv2.connectedComponentsWithStats(mask8(mask), connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] < max_area
+    small[0] = False
+    return small[ids]
+
+
+def head_region(height: int, width: int, layout: FaceLayout) -> np.ndarray:
+    """bool [H, W]: inside the head ellipse or above the face centre, where clothes cannot be."""
+    dx, dy = _grid(height, width, layout)
+    return ((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2 < 1.0) | (dy < 0)
+
+
+_OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+"""Hair thinner than this is the mixed colour of the person's outline, not hair."""
+
+
+def parse_frame(
+    image_bgr: np.ndarray,
+    person_prob: np.ndarray,
+    posteriors: np.ndarray,
+    layout: FaceLayout | None,
+    skin_hsv: tuple[float, float],
+    hair_differs: bool = True,
+) -> np.ndarray:
+    """The semantic class map of one frame.
+
+    Args:
+        image_bgr: the frame, [H, W, 3].
+        person_prob: float32 [H, W] person probability (segmenter, smoothed in time).
+        posteriors: float32 [3, H, W] P(skin, hair, clothes) (see class_posteriors), upsampled.
+        layout: the tracked face in this frame, or None when there is none near it (then the
+            whole person is torso, and nothing is split off as another person).
+        skin_hsv: median skin saturation and value, for the teeth.
+        hair_differs: whether the hair colour differs from the skin (ColourModels); when it
+            does, skin-coloured pixels above the face are forehead only close to the face (else
+            blond hair), when it does not (a bald head) they are all skin.
+    """
+    height, width = person_prob.shape
+    person = person_prob > 0.5
+    classes = np.where(person, np.uint8(C.TORSO), np.uint8(C.BACKGROUND))
+    if layout is None:
+        return classes
+    face = face_mask(layout.points, height, width)
+    person |= face
+    body = _components_touching(person, face)
+    classes[person & ~body] = C.OTHER
+    choice = posteriors.argmax(axis=0)
+    rest = body & ~face
+    dx, dy = _grid(height, width, layout)
+    upper = np.broadcast_to(dy < 0, (height, width))  # above the face centre: forehead, crown
+    hair = rest & ((choice == HAIR) | (upper & (choice == CLOTHES)))  # no clothes up there
+    hair = cv2.morphologyEx(mask8(hair), cv2.MORPH_OPEN, _OPEN_KERNEL).view(bool)
+    skin = rest & (choice == SKIN)
+    ears = rest & ~hair & ear_zone(height, width, layout)
+    head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
+    neck = skin & ~upper & ~ears & (np.abs(dx) < NECK_HALF_WIDTH)
+    neck_seed = head_seed & ~face & ~upper
+    neck = _components_touching(neck | neck_seed, neck_seed) & neck
+    head = _components_touching((hair | skin | ears | face) & ~neck, head_seed)
+    forehead = upper
+    if hair_differs:
+        raised = layout.points - (0.0, FOREHEAD_BAND * layout.height)
+        forehead = upper & _fill(np.concatenate([layout.points, raised]), height, width)
+    upper_skin = head & skin & forehead & ~ears
+    hair = head & (hair | skin) & ~upper_skin & ~ears & ~face
+    torso = body & ~(hair | upper_skin | neck | ears | face)
+    hair |= _small_parts(torso, ISLAND_AREA * layout.width * layout.height) & head_region(
+        height, width, layout
+    )
+    classes[body] = C.TORSO
+    classes[hair] = C.HAIR
+    classes[upper_skin] = C.FACE_SKIN
+    classes[neck] = C.NECK
+    classes[ears] = C.EARS
+    classes[face] = C.FACE_SKIN
+    mouth, teeth = mouth_classes(image_bgr, layout, skin_hsv)
+    classes[mouth & face] = C.MOUTH_INTERIOR
+    classes[teeth & face] = C.TEETH
+    return classes
+
+
+def keep_tracked_person(classes: np.ndarray, layout: FaceLayout | None) -> np.ndarray:
+    """The class map with every person-class part not connected to the tracked face set to OTHER
+    (other people, detached objects); any parser's output goes through this."""
+    if layout is None:
+        return classes
+    height, width = classes.shape
+    person = class_mask(classes, PERSON_CLASSES)
+    face = face_mask(layout.points, height, width)
+    if not (person & face).any():
+        return classes
+    body = _components_touching(person, face)
+    out = classes.copy()
+    out[person & ~body] = C.OTHER
+    return out
+
+
+def bisenet_classes(
+    celeba: np.ndarray,
+    image_bgr: np.ndarray,
+    layout: FaceLayout | None,
+    skin_hsv: tuple[float, float],
+) -> np.ndarray:
+    """Semantic classes from BiSeNet's CelebAMask-HQ classes: mapped, teeth found by colour in
+    the mouth class, parts not connected to the tracked face set to OTHER."""
+    classes = BISENET_TO_CLASS[np.minimum(celeba, len(BISENET_TO_CLASS) - 1)]
+    mouth = classes == C.MOUTH_INTERIOR
+    if mouth.any():
+        hsv = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2HSV)
+        skin_s, skin_v = skin_hsv
+        teeth = (hsv[..., 2] >= TEETH_VALUE * skin_v) & (hsv[..., 1] <= TEETH_SATURATION * skin_s)
+        classes[mouth & teeth] = C.TEETH
+    return keep_tracked_person(classes, layout)
+
+
+def appearance_samples(
+    image_bgr: np.ndarray, person_prob: np.ndarray, layout: FaceLayout
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Colour samples of one (small) frame whose class the geometry tells: skin from the face
+    (eroded, without eyes, brows and lips), hair from person pixels above the forehead, clothes
+    from person pixels well outside the head ellipse and below the chin.
+
+    Returns the histogram bins of skin, hair and clothes samples and the skin pixels (BGR [n, 3]).
+    """
+    height, width = person_prob.shape
+    person = person_prob > 0.5
+    face = face_mask(layout.points, height, width)
+    erode = max(1, int(round(0.06 * layout.width)))
+    core = cv2.erode(mask8(face), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)).view(bool)
+    for loop in (OUTER_LIPS, RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW):
+        part = _fill(layout.points[loop], height, width)
+        core &= ~cv2.dilate(mask8(part), np.ones((5, 5), np.uint8)).view(bool)
+    dx, dy = _grid(height, width, layout)
+    top = layout.centre[1] - layout.height / 2
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    crown = (rows < top - 0.06 * layout.height) & (rows > top - 0.8 * layout.height)
+    side = (np.abs(dy) < 0.3) & (np.abs(dx) > 0.62) & (np.abs(dx) < 1.0)
+    hair = person & ~face & ((crown & (np.abs(dx) < 0.6)) | side)
+    hair &= ~ear_zone(height, width, layout)
+    radius = np.sqrt((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2)
+    clothes = person & ~face & (radius > 1.3) & (dy > 0.7)
+    bins = quantise(image_bgr)
+    return [bins[core], bins[hair], bins[clothes]], image_bgr[core]
+
+
+def skin_hsv(skin_bgr: np.ndarray) -> tuple[float, float]:
+    """Median saturation and value (0-255) of skin pixels (BGR [n, 3]); a mid grey without any."""
+    if skin_bgr.size == 0:
+        return 128.0, 128.0
+    hsv = cv2.cvtColor(skin_bgr.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_BGR2HSV)
+    return float(np.median(hsv[:, 0, 1])), float(np.median(hsv[:, 0, 2]))
+
+
+def class_counts(classes: np.ndarray) -> np.ndarray:
+    """int [N_CLASSES]: pixels of each semantic class."""
+    return np.bincount(classes.ravel(), minlength=N_CLASSES)[:N_CLASSES]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -184,17 +486,47 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
+def _push_pull(colour: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill unknown pixels smoothly from known ones: a mask-weighted image pyramid (push), then
+    coarse levels upsampled into the holes of finer ones (pull). No streaks, no seams."""
+    levels: list[tuple[np.ndarray, np.ndarray]] = []
+    value = colour.astype(np.float32) * known[..., None]
+    weight = known.astype(np.float32)
+    while True:
+        levels.append((value, weight))
+        if min(weight.shape) <= 2:
+            break
+        value = cv2.pyrDown(value)
+        weight = cv2.pyrDown(weight)
+    value, weight = levels[-1]
+    filled = value / np.maximum(weight, 1e-6)[..., None]
+    filled[weight <= 1e-6] = colour[known].mean(axis=0) if known.any() else 0
+    for value, weight in reversed(levels[:-1]):
+        up = cv2.resize(filled, (weight.shape[1], weight.shape[0]), interpolation=cv2.INTER_LINEAR)
+        alpha = np.minimum(weight, 1.0)[..., None]
+        own = value / np.maximum(weight, 1e-6)[..., None]
+        filled = alpha * own + (1.0 - alpha) * up
+    out = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
+    out[known] = colour[known]
+    return out
+
+
 class BackgroundPlate:
     """Streaming background plate: per pixel, the colour from the frame where that pixel lies
-    farthest from the person. Holds three arrays of the frame size, whatever the frame count."""
+    farthest from the person. Holds four arrays of the frame size, whatever the frame count."""
 
     def __init__(self, height: int, width: int) -> None:
         self.distance = np.zeros((height, width), np.float32)
         self.colour = np.zeros((height, width, 3), np.uint8)
+        self.shown = np.zeros((height, width), bool)
+        """Pixels that are background in some added frame: gt images show the plate there."""
         self.frames = 0
 
     def add(self, image_bgr: np.ndarray, person: np.ndarray) -> None:
-        """Take pixels of this frame that are farther from the person than in any earlier one."""
+        """Take pixels of this frame that are farther from the person than in any earlier one.
+
+        `person` is every class of the tracked person (hair, ears and earrings included).
+        """
         free = np.where(person, 0, 255).astype(np.uint8)
         if not person.any():
             # no person: every pixel is free; a finite stand-in for "infinitely far"
@@ -202,22 +534,39 @@ class BackgroundPlate:
         else:
             dist = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         better = dist > self.distance
-        cv2.copyTo(image_bgr, _mask8(better), self.colour)
+        cv2.copyTo(image_bgr, mask8(better), self.colour)
         np.maximum(self.distance, dist, out=self.distance)
+        self.shown |= ~person
         self.frames += 1
 
     def seen(self, margin: float) -> np.ndarray:
         """bool [H, W]: pixels seen farther than `margin` pixels from the person in some frame."""
         return self.distance > margin
 
-    def plate(self, margin: float, inpaint_radius: float = 5.0) -> np.ndarray:
-        """The plate: seen pixels as recorded, the rest inpainted from around them."""
-        unseen = ~self.seen(margin)
-        if not unseen.any():
+    def plate(self, margin: float) -> np.ndarray:
+        """The plate: seen pixels as recorded, the rest filled smoothly from around them."""
+        seen = self.seen(margin)
+        if seen.all():
             return self.colour.copy()
-        if unseen.all():
+        if not seen.any():
             return np.zeros_like(self.colour)
-        return cv2.inpaint(self.colour, unseen.astype(np.uint8), inpaint_radius, cv2.INPAINT_TELEA)
+        return _push_pull(self.colour, seen)
+
+
+TORSO_EXTEND = 9
+"""Rows the torso colour is carried up under the head (RAD-NeRF: L = 8 + 1)."""
+NECK_PUSH_DOWN = 4
+NECK_EXTEND = 48 + NECK_PUSH_DOWN + 1
+"""Rows the neck colour is carried up under the head, sampled NECK_PUSH_DOWN rows below the
+neck's top (RAD-NeRF's values)."""
+NECK_DILATE = 3
+"""The neck is first dilated vertically by this many rows (RAD-NeRF: 3 iterations of [1,1,1])."""
+DARKEN = 0.98
+"""Per-row darkening of the carried colours (RAD-NeRF)."""
+BLUR_KERNEL = 5
+BLUR_SIGMA = 4.0
+"""RAD-NeRF calls GaussianBlur(img, (5, 5), cv2.BORDER_DEFAULT), i.e. sigma 4 (BORDER_DEFAULT's
+value); kept so the torso images look the same."""
 
 
 def _top_per_column(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -260,14 +609,15 @@ def _blur_where(image: np.ndarray, mask: np.ndarray) -> None:
     c0, c1 = max(0, cols[0] - pad), min(mask.shape[1], cols[-1] + 1 + pad)
     window = image[r0:r1, c0:c1]
     blurred = cv2.GaussianBlur(window, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
-    cv2.copyTo(blurred, _mask8(mask[r0:r1, c0:c1]), window)
+    cv2.copyTo(blurred, mask8(mask[r0:r1, c0:c1]), window)
 
 
 def gt_and_torso(
     image_bgr: np.ndarray, labels: np.ndarray, plate: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gt image (background replaced by the plate) and the BGRA torso image, as RAD-NeRF's
-    extract_torso_and_gt, vectorised over columns.
+    extract_torso_and_gt, vectorised over columns. `labels` are the four AD-NeRF labels (see
+    CLASS_TO_LABEL).
 
     Torso: head pixels take the plate; torso colour is carried TORSO_EXTEND rows up where the
     head sits right above the torso; the neck (dilated vertically) is carried NECK_EXTEND rows up
@@ -277,22 +627,22 @@ def gt_and_torso(
     head = labels == HEAD
     torso = labels == TORSO
     gt = image_bgr.copy()
-    cv2.copyTo(plate, _mask8(labels == BACKGROUND), gt)
+    cv2.copyTo(plate, mask8(labels == BACKGROUND), gt)
     out = gt.copy()
-    cv2.copyTo(plate, _mask8(head), out)
+    cv2.copyTo(plate, mask8(head), out)
 
     cols, top, _ = _top_per_column(torso)
     under_head = (top > 0) & head[np.maximum(top - 1, 0), cols]
     torso_carried = _carry_up(out, gt, top[under_head], cols[under_head], TORSO_EXTEND)
 
     kernel = np.ones((2 * NECK_DILATE + 1, 1), np.uint8)
-    neck = cv2.dilate(_mask8(labels == NECK), kernel).astype(bool)
+    neck = cv2.dilate(mask8(labels == NECK), kernel).astype(bool)
     cols, top, count = _top_per_column(neck)
     under_head = (top > 0) & head[np.maximum(top - 1, 0), cols]
     start = top[under_head] + np.minimum(count[under_head] - 1, NECK_PUSH_DOWN)
     neck_carried = _carry_up(out, gt, start, cols[under_head], NECK_EXTEND)
     _blur_where(out, neck_carried)
 
-    keep = _mask8(neck | torso | neck_carried | torso_carried)
+    keep = mask8(neck | torso | neck_carried | torso_carried)
     rgba = cv2.merge([*cv2.split(cv2.bitwise_and(out, out, mask=keep)), keep * np.uint8(255)])
     return gt, rgba

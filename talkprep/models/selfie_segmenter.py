@@ -32,14 +32,18 @@ class SelfieSegmenter(ClosingModel):
         scale = min(1.0, SEGMENT_SIDE / max(height, width))
         return max(1, round(height * scale)), max(1, round(width * scale))
 
+    def shrink(self, image_bgr: np.ndarray) -> np.ndarray:
+        """The frame at `work_size` (area-averaged), as `segment` sees it; the same object when
+        it is that size already."""
+        h, w = self.work_size(*image_bgr.shape[:2])
+        if (h, w) == image_bgr.shape[:2]:
+            return image_bgr
+        return cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA)
+
     def segment(self, image_bgr: np.ndarray) -> np.ndarray:
         """float32 [h, w] person probability in 0..1 at `work_size` of the frame."""
-        h, w = self.work_size(*image_bgr.shape[:2])
-        small = (
-            image_bgr
-            if (h, w) == image_bgr.shape[:2]
-            else cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA)
-        )
+        small = self.shrink(image_bgr)
+        h, w = small.shape[:2]
         with quiet_native_logs():
             result = self._segmenter.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         mask = result.segmentation_mask

@@ -1,9 +1,13 @@
-"""Task 5: semantic parsing -> parsing/{i}.png in AD-NeRF's four colours (head, neck, torso,
-background).
+"""Task 5: semantic parsing -> semantics/{i}.png (the class map) and parsing/{i}.png (AD-NeRF's
+four colours rendered from it).
 
-Default backend `mediapipe`: the selfie segmenter's person probabilities, smoothed over time, cut
-into head / neck / torso by the face mesh of task 4 (talkprep.geometry.masks). Backend `bisenet`:
-face-parsing.PyTorch's 19-class BiSeNet, classes mapped as AD-NeRF does.
+Default backend `mediapipe`: a first pass over a few frames spread over the video fits per-video
+colour models of skin, hair and clothes (talkprep.geometry.appearance); the main pass streams the
+frames through the selfie segmenter and the models, averages person and class probabilities over
+five frames, and splits each frame into classes with the face mesh of task 4
+(talkprep.geometry.masks.parse_frame). Backend `bisenet`: face-parsing.PyTorch's 19-class BiSeNet,
+its classes mapped onto the same semantic classes. Either way, parts of the person mask not
+connected to the tracked face (other people, objects) become OTHER, which counts as background.
 """
 
 from __future__ import annotations
@@ -19,19 +23,26 @@ import numpy as np
 
 from talkprep.config import Config
 from talkprep.errors import TaskError
+from talkprep.geometry.appearance import ColourModels, fit_colour_models
 from talkprep.geometry.masks import (
-    BISENET_TO_LABEL,
+    CLASS_TO_LABEL,
     HEAD,
     N_LABELS,
+    FaceLayout,
+    appearance_samples,
     bgr_to_labels,
-    face_frame,
+    bisenet_classes,
+    class_counts,
+    class_posteriors,
+    classes_to_bgr,
     face_mask,
-    head_neck_torso,
     iou,
-    labels_to_bgr,
+    parse_frame,
+    skin_hsv,
 )
 from talkprep.io.images import read_image, write_png
 from talkprep.io.prefetch import WriteBehind, read_ahead
+from talkprep.semantics import N_CLASSES, SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -46,11 +57,14 @@ from talkprep.tasks.landmarks import LANDMARKS_NAME, load_landmarks
 FRAMES_DIR = "ori_imgs"
 PARSING_DIR = "parsing"
 SMOOTH_RADIUS = 2
-"""Person probabilities are averaged over frames i-2..i+2 with triangular weights: enough to
-stop edge flicker, short enough not to smear a turning head."""
-PERSON_THRESHOLD = 0.5
+"""Person and class probabilities are averaged over frames i-2..i+2 with triangular weights:
+enough to stop edge flicker, short enough not to smear a turning head."""
 FACE_COVERAGE = 0.99
 """A frame's head mask should hold this fraction of its face-mesh polygon."""
+APPEARANCE_FRAMES = 24
+"""Frames sampled (evenly over the video) to fit the colour models."""
+OTHER_MIN_FRACTION = 0.002
+"""A frame 'shows another person or object' when OTHER covers more than this fraction of it."""
 BISENET_BATCH = 4
 CHECK_SAMPLES = 3
 LABEL_NAMES = ("background", "head", "neck", "torso")
@@ -103,21 +117,24 @@ class ParsingStats:
     """Per-frame quality figures, gathered while streaming (a few numbers per frame)."""
 
     def __init__(self) -> None:
-        self.fractions: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
         self.flicker: list[float] = []
         self.coverage: list[float] = []
         self.uncovered_frames: list[int] = []
+        self.other_frames: list[int] = []
         self._previous_head: np.ndarray | None = None
 
-    def add(self, index: int, labels: np.ndarray, face_xy: np.ndarray | None) -> None:
-        counts = np.bincount(labels.ravel(), minlength=N_LABELS)
-        self.fractions.append(counts / labels.size)
-        head = labels == HEAD
+    def add(self, index: int, classes: np.ndarray, face_xy: np.ndarray | None) -> None:
+        counts = class_counts(classes)
+        self.counts.append(counts)
+        if counts[SemanticClass.OTHER] > OTHER_MIN_FRACTION * classes.size:
+            self.other_frames.append(index)
+        head = CLASS_TO_LABEL[classes] == HEAD
         if self._previous_head is not None:
             self.flicker.append(1.0 - iou(self._previous_head, head))
         self._previous_head = head
         if face_xy is not None:
-            face = face_mask(face_xy, *labels.shape)
+            face = face_mask(face_xy, *classes.shape)
             area = np.count_nonzero(face)
             if area:
                 covered = np.count_nonzero(face & head) / area
@@ -126,15 +143,24 @@ class ParsingStats:
                     self.uncovered_frames.append(index)
 
     def figures(self) -> dict[str, Any]:
-        fractions = np.asarray(self.fractions)
+        counts = np.asarray(self.counts, np.float64)
+        fractions = counts / counts.sum(axis=1, keepdims=True)
+        labels = np.zeros((len(counts), N_LABELS))
+        for cls in range(N_CLASSES):
+            labels[:, CLASS_TO_LABEL[cls]] += fractions[:, cls]
         out: dict[str, Any] = {}
         for label, name in enumerate(LABEL_NAMES):
-            column = fractions[:, label]
+            column = labels[:, label]
             out[f"{name}_fraction"] = {
                 "median": round(float(np.median(column)), 4),
                 "min": round(float(column.min()), 4),
                 "max": round(float(column.max()), 4),
             }
+        out["class_fraction_median"] = {
+            cls.name.lower(): round(float(np.median(fractions[:, cls])), 4) for cls in SemanticClass
+        }
+        out["frames_with_teeth"] = int(np.count_nonzero(counts[:, SemanticClass.TEETH]))
+        out["frames_with_other_people_or_objects"] = len(self.other_frames)
         flicker = np.asarray(self.flicker) if self.flicker else np.zeros(1)
         out["head_flicker_1_minus_iou"] = {
             "median": round(float(np.median(flicker)), 4),
@@ -149,10 +175,11 @@ class ParsingStats:
 class ParsingTask(Task):
     number = 5
     name = "parsing"
-    title = "semantic parsing -> parsing/"
+    title = "semantic parsing -> semantics/, parsing/"
     needs = ("frames", "landmarks")
-    makes = (f"{PARSING_DIR}/*.png",)
+    makes = (f"{SEMANTICS_DIR}/*.png", f"{PARSING_DIR}/*.png")
     config_fields = ("parser",)
+    version = 2
 
     def input_files(self, config: Config) -> list[Path]:
         if config.parser == "bisenet" and config.parser_weights is not None:
@@ -166,100 +193,227 @@ class ParsingTask(Task):
         if not valid.any():
             raise TaskError("task 4 found no face in any frame; parsing needs one; check the video")
         nearest = nearest_valid(valid)
-        (ctx.out / PARSING_DIR).mkdir(parents=True, exist_ok=True)
+        layouts = _Layouts(landmarks, nearest)
+        for folder in (SEMANTICS_DIR, PARSING_DIR):
+            (ctx.out / folder).mkdir(parents=True, exist_ok=True)
         paths = [ctx.out / FRAMES_DIR / f"{i}.jpg" for i in range(n_frames)]
         stats = ParsingStats()
+        figures: dict[str, Any] = {"parser": ctx.config.parser}
         with ThreadPoolExecutor(max_workers=2) as pool:
-            frames = read_ahead(pool, read_image, paths)
             if ctx.config.parser == "bisenet":
-                labelled = self._bisenet_labels(ctx, frames)
+                frames = read_ahead(pool, read_image, paths)
+                labelled = self._bisenet_classes(ctx, frames, layouts)
             else:
-                labelled = self._mediapipe_labels(frames, landmarks, nearest)
+                labelled = self._mediapipe_classes(ctx, pool, paths, valid, layouts, figures)
             writer = WriteBehind(pool)
             progress = ctx.progress(enumerate(labelled), total=n_frames, desc="parsing")
-            for index, labels in progress:
+            for index, classes in progress:
                 face_xy = np.asarray(landmarks[index, :, :2]) if valid[index] else None
-                stats.add(index, labels, face_xy)
+                stats.add(index, classes, face_xy)
+                writer.submit(write_png, ctx.out / SEMANTICS_DIR / f"{index}.png", classes)
                 writer.submit(
-                    write_png, ctx.out / PARSING_DIR / f"{index}.png", labels_to_bgr(labels)
+                    write_png, ctx.out / PARSING_DIR / f"{index}.png", classes_to_bgr(classes)
                 )
             writer.finish()
-        figures = {
-            "parser": ctx.config.parser,
-            "frames_without_face": int((~valid).sum()),
-            **stats.figures(),
-        }
+        figures |= {"frames_without_face": int((~valid).sum()), **stats.figures()}
         warnings = []
         if stats.uncovered_frames:
             warnings.append(
                 f"the head mask misses part of the face in {len(stats.uncovered_frames)} frame(s), "
                 f"first {stats.uncovered_frames[0]}"
             )
+        if stats.other_frames:
+            warnings.append(
+                f"other people or objects beside the tracked person in {len(stats.other_frames)} "
+                f"frame(s), first {stats.other_frames[0]}; they are labelled background"
+            )
         return TaskResult(frames=n_frames, figures=figures, warnings=warnings)
 
-    def _mediapipe_labels(
-        self, frames: Iterator[np.ndarray], landmarks: np.ndarray, nearest: np.ndarray
+    def _mediapipe_classes(
+        self,
+        ctx: TaskContext,
+        pool: ThreadPoolExecutor,
+        paths: list[Path],
+        valid: np.ndarray,
+        layouts: _Layouts,
+        figures: dict[str, Any],
     ) -> Iterator[np.ndarray]:
         from talkprep.models.selfie_segmenter import SelfieSegmenter
 
-        sizes: deque[tuple[int, int]] = deque()  # frames read but not yet labelled
-
-        def probabilities(segmenter: SelfieSegmenter) -> Iterator[np.ndarray]:
-            for frame in frames:
-                sizes.append(frame.shape[:2])
-                yield segmenter.segment(frame)
-
         with SelfieSegmenter() as segmenter:
-            for index, prob in enumerate(smooth_in_time(probabilities(segmenter))):
-                height, width = sizes.popleft()
-                full = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
-                person = full > PERSON_THRESHOLD
-                face = face_frame(np.asarray(landmarks[nearest[index], :, :2]), height, width)
-                yield head_neck_torso(person, face)
+            models, skin = self._fit_appearance(ctx, pool, segmenter, paths, valid, layouts)
+            figures["appearance"] = {
+                "hair_skin_overlap": models.skin_overlap,
+                "hair_told_from_skin": models.hair_differs_from_skin,
+                "models_known": dict(
+                    zip(("skin", "hair", "clothes"), models.known.tolist(), strict=True)
+                ),
+            }
+            pending: deque[np.ndarray] = deque()  # frames read but not yet labelled
 
-    def _bisenet_labels(
-        self, ctx: TaskContext, frames: Iterator[np.ndarray]
+            def probabilities() -> Iterator[np.ndarray]:
+                for index, frame in enumerate(read_ahead(pool, read_image, paths)):
+                    pending.append(frame)
+                    small = segmenter.shrink(frame)
+                    layout = layouts.get(index, small.shape[:2], frame.shape[:2])
+                    person = segmenter.segment(small)[None]
+                    yield np.concatenate([person, class_posteriors(small, layout, models)])
+
+            for index, maps in enumerate(smooth_in_time(probabilities())):
+                frame = pending.popleft()
+                height, width = frame.shape[:2]
+                full = cv2.resize(
+                    np.ascontiguousarray(maps.transpose(1, 2, 0)),
+                    (width, height),
+                    interpolation=cv2.INTER_LINEAR,
+                )
+                layout = layouts.get(index, (height, width), (height, width))
+                yield parse_frame(
+                    frame,
+                    full[..., 0],
+                    full[..., 1:].transpose(2, 0, 1),
+                    layout,
+                    skin,
+                    models.hair_differs_from_skin,
+                )
+
+    def _fit_appearance(
+        self,
+        ctx: TaskContext,
+        pool: ThreadPoolExecutor,
+        segmenter: Any,
+        paths: list[Path],
+        valid: np.ndarray,
+        layouts: _Layouts,
+    ) -> tuple[ColourModels, tuple[float, float]]:
+        """Colour models of skin, hair and clothes from frames spread over the video."""
+        have = np.flatnonzero(valid)
+        picks = have[np.linspace(0, have.size - 1, min(APPEARANCE_FRAMES, have.size)).astype(int)]
+        samples: list[list[np.ndarray]] = [[], [], []]
+        skin_pixels = []
+        frames = read_ahead(pool, read_image, [paths[i] for i in picks])
+        progress = ctx.progress(
+            zip(picks, frames, strict=True), total=len(picks), desc="colour models"
+        )
+        for index, frame in progress:
+            small = segmenter.shrink(frame)
+            layout = layouts.get(int(index), small.shape[:2], frame.shape[:2])
+            bins, skin_bgr = appearance_samples(small, segmenter.segment(small), layout)
+            for store, part in zip(samples, bins, strict=True):
+                store.append(part)
+            skin_pixels.append(skin_bgr)
+        models = fit_colour_models([np.concatenate(s) for s in samples])
+        return models, skin_hsv(np.concatenate(skin_pixels))
+
+    def _bisenet_classes(
+        self, ctx: TaskContext, frames: Iterator[np.ndarray], layouts: _Layouts
     ) -> Iterator[np.ndarray]:
         from talkprep.models.bisenet import load_bisenet, parse_classes
 
         device = ctx.device
         model = load_bisenet(ctx.config.parser_weights, device)  # type: ignore[arg-type]
+        index = 0
         for batch in batched(frames, BISENET_BATCH):
-            classes = parse_classes(model, batch, device)
-            for frame, frame_classes in zip(batch, classes, strict=True):
+            celeba = parse_classes(model, batch, device)
+            for frame, frame_classes in zip(batch, celeba, strict=True):
                 height, width = frame.shape[:2]
-                labels = BISENET_TO_LABEL[frame_classes]
-                if labels.shape != (height, width):
-                    labels = cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
-                yield labels
+                if frame_classes.shape != (height, width):
+                    frame_classes = cv2.resize(
+                        frame_classes, (width, height), interpolation=cv2.INTER_NEAREST
+                    )
+                layout = layouts.get(index, (height, width), (height, width))
+                face = face_mask(layout.points, height, width)
+                skin = skin_hsv(frame[face & (frame_classes == 1)])
+                yield bisenet_classes(frame_classes, frame, layout, skin)
+                index += 1
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
-        group = f"{PARSING_DIR}/*.png"
-        result = check_numbered_files(facts, PARSING_DIR, ".png", group)
-        if result is None or not result.ok:
-            return [] if result is None else [result]
+        results = []
+        semantics = check_numbered_files(facts, SEMANTICS_DIR, ".png", f"{SEMANTICS_DIR}/*.png")
+        if semantics is not None:
+            results.append(self._check_semantics(facts, semantics))
+        parsing = check_numbered_files(facts, PARSING_DIR, ".png", f"{PARSING_DIR}/*.png")
+        if parsing is not None:
+            results.append(self._check_parsing(facts, parsing, semantics is not None))
+        return results
+
+    def _check_semantics(self, facts: FolderFacts, result: CheckResult) -> CheckResult:
+        if not result.ok:
+            return result
+        for index in sorted({0, result.count // 2, result.count - 1})[:CHECK_SAMPLES]:
+            path = facts.root / SEMANTICS_DIR / f"{index}.png"
+            try:
+                classes = read_image(path, cv2.IMREAD_UNCHANGED)
+            except ValueError:
+                return CheckResult(result.group, result.count, f"{path.name} is not a readable PNG")
+            if classes.ndim != 2 or classes.dtype != np.uint8:
+                return CheckResult(
+                    result.group, result.count, f"{path.name} is not a single-channel 8-bit map"
+                )
+            if facts.frame_size is not None and classes.shape != tuple(facts.frame_size):
+                return CheckResult(
+                    result.group, result.count, f"{path.name} size differs from the frames"
+                )
+            if int(classes.max()) >= N_CLASSES:
+                return CheckResult(
+                    result.group,
+                    result.count,
+                    f"{path.name} has class value {int(classes.max())}; classes are 0-"
+                    f"{N_CLASSES - 1}",
+                )
+        return result
+
+    def _check_parsing(
+        self, facts: FolderFacts, result: CheckResult, with_semantics: bool
+    ) -> CheckResult:
+        if not result.ok:
+            return result
+        group = result.group
         for index in sorted({0, result.count // 2, result.count - 1})[:CHECK_SAMPLES]:
             path = facts.root / PARSING_DIR / f"{index}.png"
             try:
                 image = read_image(path)
             except ValueError:
-                return [CheckResult(group, result.count, f"{path.name} is not a readable PNG")]
+                return CheckResult(group, result.count, f"{path.name} is not a readable PNG")
             if facts.frame_size is not None and image.shape[:2] != tuple(facts.frame_size):
-                return [
-                    CheckResult(
-                        group,
-                        result.count,
-                        f"{path.name} is {image.shape[1]}x{image.shape[0]}, frames are "
-                        f"{facts.frame_size[1]}x{facts.frame_size[0]}",
-                    )
-                ]
-            _, stray = bgr_to_labels(image)
+                return CheckResult(
+                    group,
+                    result.count,
+                    f"{path.name} is {image.shape[1]}x{image.shape[0]}, frames are "
+                    f"{facts.frame_size[1]}x{facts.frame_size[0]}",
+                )
+            labels, stray = bgr_to_labels(image)
             if stray:
-                return [
-                    CheckResult(
+                return CheckResult(
+                    group,
+                    result.count,
+                    f"{path.name} has {stray} pixel(s) outside the four parsing colours",
+                )
+            semantic = facts.root / SEMANTICS_DIR / f"{index}.png"
+            if with_semantics and semantic.is_file():
+                try:
+                    classes = read_image(semantic, cv2.IMREAD_UNCHANGED)
+                except ValueError:
+                    continue  # reported by the semantics group
+                if classes.shape == labels.shape and (CLASS_TO_LABEL[classes] != labels).any():
+                    return CheckResult(
                         group,
                         result.count,
-                        f"{path.name} has {stray} pixel(s) outside the four parsing colours",
+                        f"{path.name} does not match {SEMANTICS_DIR}/{semantic.name}",
                     )
-                ]
-        return [result]
+        return result
+
+
+class _Layouts:
+    """The face layout of frame i (from the nearest frame with a face) at a given image size."""
+
+    def __init__(self, landmarks: np.ndarray, nearest: np.ndarray) -> None:
+        self._landmarks = landmarks
+        self._nearest = nearest
+
+    def get(self, index: int, size: tuple[int, int], frame_size: tuple[int, int]) -> FaceLayout:
+        points = np.asarray(self._landmarks[self._nearest[index], :, :2], np.float64)
+        layout = FaceLayout.from_points(points)
+        if size == frame_size:
+            return layout
+        return layout.scaled(size[1] / frame_size[1], size[0] / frame_size[0])

@@ -1,5 +1,9 @@
 """Task 7: gt_imgs/{i}.jpg (background replaced by bc.jpg) and torso_imgs/{i}.png (BGRA torso and
 neck with the head removed and the neck carried up under it), as RAD-NeRF's extract_torso_and_gt.
+
+Reads the class map `semantics/{i}.png`: the head is face skin, hair, ears and earrings, mouth
+and teeth (so long hair never lands in the torso images); other people and objects are
+background.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ import cv2
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.geometry.masks import decode_labels, gt_and_torso
+from talkprep.geometry.masks import CLASS_TO_LABEL, gt_and_torso
 from talkprep.io.images import read_image, write_jpeg, write_png
 from talkprep.io.prefetch import WriteBehind, read_ahead
+from talkprep.semantics import SEMANTICS_DIR
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -23,7 +28,6 @@ from talkprep.tasks.base import (
 )
 
 FRAMES_DIR = "ori_imgs"
-PARSING_DIR = "parsing"
 PLATE_FILE = "bc.jpg"
 GT_DIR = "gt_imgs"
 TORSO_DIR = "torso_imgs"
@@ -31,8 +35,8 @@ CHECK_SAMPLES = 3
 
 
 def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """A frame and its label map."""
-    return read_image(paths[0]), decode_labels(read_image(paths[1]))
+    """A frame and its AD-NeRF label map (from the class map)."""
+    return read_image(paths[0]), CLASS_TO_LABEL[read_image(paths[1], cv2.IMREAD_UNCHANGED)]
 
 
 class TorsoTask(Task):
@@ -41,6 +45,7 @@ class TorsoTask(Task):
     title = "gt and torso images -> gt_imgs/, torso_imgs/"
     needs = ("frames", "parsing", "background")
     makes = (f"{GT_DIR}/*.jpg", f"{TORSO_DIR}/*.png")
+    version = 2
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
@@ -49,7 +54,7 @@ class TorsoTask(Task):
         except (FileNotFoundError, ValueError) as exc:
             raise TaskError(f"cannot read {PLATE_FILE} ({exc}); rerun task 6") from exc
         pairs = [
-            (str(ctx.out / FRAMES_DIR / f"{i}.jpg"), str(ctx.out / PARSING_DIR / f"{i}.png"))
+            (str(ctx.out / FRAMES_DIR / f"{i}.jpg"), str(ctx.out / SEMANTICS_DIR / f"{i}.png"))
             for i in range(n_frames)
         ]
         (ctx.out / GT_DIR).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,132 @@
+"""Per-video colour models of skin, hair and clothes, as lookup tables over quantised BGR.
+
+Why histograms and not Gaussian mixtures: hair has highlights and shadows, clothes have prints,
+so each class is multi-modal, and a smoothed 3-D histogram captures that without choosing a
+component count. Evaluated as a table (32 levels per channel, 32768 bins), a model costs one
+gather per pixel, whatever its shape; that keeps parsing at video rate on a CPU.
+
+Samples come from places whose class the geometry already tells (see `talkprep.geometry.masks`):
+the face polygon for skin, person pixels above the forehead for hair, the bottom of the person for
+clothes. Those regions are impure (a fringe over the forehead, hair hanging to the chest), so each
+model is refit once with its samples weighted by how much better it explains them than the
+others do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+LEVELS = 32
+"""Quantisation levels per BGR channel."""
+SHIFT = 3
+"""256 / LEVELS = 2**SHIFT."""
+N_BINS = LEVELS**3
+SMOOTH_BINS = 1.0
+"""Gaussian smoothing of the histograms, in bins (8 grey levels): fills gaps between samples."""
+FLOOR = 1e-6
+"""Probability mass spread over every bin, so that unseen colours are unlikely, not impossible."""
+MIN_SAMPLES = 200
+"""A model with fewer samples than this is unknown (uniform)."""
+REFITS = 3
+"""Reweighting rounds of `fit_colour_models`."""
+SHADES = (1.0, 0.8, 0.62, 0.48)
+"""Brightness factors at which skin samples are repeated (see `shaded`)."""
+HAIR_SHADES = (1.0, 0.75, 0.55)
+"""Hair in shadow (hanging over the shoulders) keeps its hue too, within a narrower range."""
+SKIN, HAIR, CLOTHES = 0, 1, 2
+N_MODELS = 3
+
+
+def quantise(image_bgr: np.ndarray) -> np.ndarray:
+    """int32 [H, W]: the histogram bin of each pixel's colour."""
+    q = (image_bgr >> SHIFT).astype(np.int32)
+    return (q[..., 0] << (2 * 5)) | (q[..., 1] << 5) | q[..., 2]
+
+
+def histogram(bins: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """float64 [N_BINS]: smoothed, floored, normalised colour density of samples (bin indices)."""
+    counts = np.bincount(bins.ravel(), weights=weights, minlength=N_BINS).astype(np.float64)
+    counts = gaussian_filter(counts.reshape(LEVELS, LEVELS, LEVELS), SMOOTH_BINS, mode="nearest")
+    counts = counts.ravel()
+    total = counts.sum()
+    if total <= 0:
+        return np.full(N_BINS, 1.0 / N_BINS)
+    return (counts / total) * (1.0 - FLOOR) + FLOOR / N_BINS
+
+
+def overlap(p: np.ndarray, q: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two densities: 1 when they are the same, 0 when disjoint."""
+    return float(np.sqrt(p * q).sum())
+
+
+@dataclass(frozen=True)
+class ColourModels:
+    """Log-likelihood tables of the three appearance classes and how far they can be told apart."""
+
+    log_likelihood: np.ndarray
+    """float32 [N_MODELS, N_BINS]: log density of each bin under skin, hair, clothes."""
+    known: np.ndarray
+    """bool [N_MODELS]: whether a class had enough samples to be modelled at all."""
+    hair_differs_from_skin: bool
+    """False for a bald or shaved head (the crown is skin-coloured): then below the jaw no pixel is
+    called hair, since colour cannot tell hair from neck skin there."""
+    skin_overlap: float
+    """Bhattacharyya coefficient of the hair and skin densities (a figure for the manifest)."""
+
+    def likelihoods(self, bins: np.ndarray) -> np.ndarray:
+        """float32 [N_MODELS, H, W]: log-likelihood of each pixel's colour under each model."""
+        return self.log_likelihood[:, bins]
+
+
+HAIR_SKIN_OVERLAP_MAX = 0.6
+"""Above this Bhattacharyya coefficient hair and skin are taken to be the same colour."""
+
+
+def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
+    """Models from bin samples of skin, hair and clothes (in that order).
+
+    Each model is refit REFITS times with its samples weighted by their posterior under the
+    previous fit (equal class priors), which drains hair out of the clothes samples and forehead
+    skin out of the hair samples.
+    """
+    known = np.array([s.size >= MIN_SAMPLES for s in samples])
+    lit_skin = histogram(samples[SKIN])
+    samples = [
+        shaded_bins(samples[SKIN]),
+        shaded_bins(samples[HAIR], HAIR_SHADES),
+        samples[CLOTHES],
+    ]
+    models = [
+        histogram(s) if ok else np.full(N_BINS, 1.0 / N_BINS)
+        for s, ok in zip(samples, known, strict=True)
+    ]
+    for _ in range(REFITS):
+        stack = np.stack(models)
+        refit = []
+        for k, (s, ok) in enumerate(zip(samples, known, strict=True)):
+            if not ok:
+                refit.append(models[k])
+                continue
+            dens = stack[:, s]
+            weight = dens[k] / dens.sum(axis=0)
+            refit.append(histogram(s, weight) if weight.sum() >= MIN_SAMPLES / 4 else models[k])
+        models = refit
+    skin_overlap = overlap(lit_skin, models[HAIR])
+    return ColourModels(
+        log_likelihood=np.log(np.stack(models)).astype(np.float32),
+        known=known,
+        hair_differs_from_skin=bool(known[HAIR] and known[SKIN])
+        and skin_overlap < HAIR_SKIN_OVERLAP_MAX,
+        skin_overlap=round(skin_overlap, 4),
+    )
+
+
+def shaded_bins(bins: np.ndarray, factors: tuple[float, ...] = SHADES) -> np.ndarray:
+    """Colour bins repeated at each brightness factor: skin in shadow (under the chin, on the
+    neck) keeps its hue, so the skin model learns it from the lit face."""
+    centres = np.stack([(bins >> 10) & 31, (bins >> 5) & 31, bins & 31], axis=-1) * 8 + 4
+    out = [np.clip(centres * f, 0, 255).astype(np.uint8) for f in factors]
+    return quantise(np.concatenate(out)[:, None])[:, 0]
