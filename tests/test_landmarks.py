@@ -16,11 +16,13 @@ from talkprep.check import check_folder, folder_facts
 from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.geometry.face_topology import LMS68, NUM_MESH_POINTS
+from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.images import write_jpeg
 from talkprep.manifest import manifest_path
 from talkprep.pipeline import Pipeline
 from talkprep.tasks.base import FolderFacts
 from talkprep.tasks.landmarks import (
+    BLENDSHAPES_NAME,
     LandmarksTask,
     blendshape_scores,
     detect_landmarks,
@@ -107,7 +109,8 @@ def test_real_clip_landmarks(processed, clip: str) -> None:
     for i in (0, n // 2, n - 1):
         lms = np.loadtxt(folder / "ori_imgs" / f"{i}.lms")
         assert lms.shape == (68, 2)
-        np.testing.assert_allclose(lms, marks[i, LMS68, :2], atol=1e-3)
+        np.testing.assert_allclose(lms, landmarks68(marks[i : i + 1])[0], atol=1e-3)
+        np.testing.assert_allclose(lms[17:], marks[i, LMS68[17:], :2], atol=1e-3)
         assert (lms >= 0).all() and (lms[:, 0] < frame_w).all() and (lms[:, 1] < frame_h).all()
         brows, eyes, nose, mouth, chin = lms[17:27], lms[36:48], lms[30], lms[48:68], lms[8]
         assert brows[:, 1].mean() < eyes[:, 1].mean() < nose[1] < mouth[:, 1].mean() < chin[1]
@@ -181,8 +184,10 @@ def test_blendshapes_when_a_model_is_given(processed, tmp_path: Path) -> None:
     if not model.is_file():
         pytest.skip(f"{model} is not available")
     config = build_config({"video": "v.mp4", "out": tmp_path, "blendshape_model": model})
-    assert "bs.npy" in LandmarksTask().outputs(config)
-    assert "bs.npy" not in LandmarksTask().outputs(build_config({"video": "v", "out": tmp_path}))
+    assert BLENDSHAPES_NAME in LandmarksTask().outputs(config)
+    assert BLENDSHAPES_NAME not in LandmarksTask().outputs(
+        build_config({"video": "v", "out": tmp_path})
+    )
 
     source = processed("hdtf", tasks="3")
     n = 30
@@ -193,9 +198,9 @@ def test_blendshapes_when_a_model_is_given(processed, tmp_path: Path) -> None:
     assert scores.shape == (n, 52) and scores.dtype == np.float32
     assert np.isfinite(scores).all() and scores.min() >= 0 and scores.max() <= 1
     assert scores.std(axis=0).max() > 0.05, "blendshapes move while the person talks"
-    np.save(tmp_path / "bs.npy", scores)
+    np.save(tmp_path / BLENDSHAPES_NAME, scores)
     results = {r.group: r for r in LandmarksTask().check(folder_facts(tmp_path))}
-    assert results["bs.npy"].ok
-    np.save(tmp_path / "bs.npy", scores[:, :50])
+    assert results[BLENDSHAPES_NAME].ok
+    np.save(tmp_path / BLENDSHAPES_NAME, scores[:, :50])
     results = {r.group: r for r in LandmarksTask().check(folder_facts(tmp_path))}
-    assert "expected [N, 52]" in results["bs.npy"].problem
+    assert "expected [N, 52]" in results[BLENDSHAPES_NAME].problem

@@ -214,3 +214,116 @@ def test_pose_windows_join_without_seams(monkeypatch, synthetic) -> None:
     assert windowed.figures["jitter_rot_deg"] == pytest.approx(
         whole.figures["jitter_rot_deg"], rel=0.05
     )
+
+
+# --- focal: deterministic, resolution invariant, the prior unless the data decide --------------
+
+
+@pytest.mark.parametrize("focal", [600.0, 1000.0])
+def test_focal_within_five_percent_where_the_data_decide(focal: float) -> None:
+    """Fields of view of 46 and 29 degrees; the head turns +-20 degrees."""
+    seq = synthetic_sequence(n=200, focal=focal, distance=0.6 * focal / 1000.0, seed=4)
+    track = track_head(seq.landmarks, seq.width, seq.height)
+    assert track.figures["focal_source"] == "data"
+    assert track.figures["focal_evidence"] > 5.0
+    assert track.focal == pytest.approx(focal, rel=0.05)
+
+
+def test_focal_is_deterministic_and_resolution_invariant(synthetic) -> None:
+    seq, track = synthetic
+    again = track_head(seq.landmarks, seq.width, seq.height)
+    assert again.focal == track.focal
+    np.testing.assert_array_equal(again.rotation, track.rotation)
+    half = seq.landmarks.copy()
+    half[..., :2] = (half[..., :2] - seq.width / 2) / 2 + seq.width / 4
+    half[..., 2] /= 2
+    small = track_head(half, seq.width // 2, seq.height // 2)
+    assert small.figures["fov_deg"] == pytest.approx(track.figures["fov_deg"], abs=0.5)
+    assert small.figures["camera_distance_m"] == pytest.approx(
+        track.figures["camera_distance_m"], rel=0.02
+    )
+
+
+# --- temporal term: smooth on calm motion, no lag on fast motion ------------------------------
+
+
+def test_fast_motion_does_not_lag(monkeypatch) -> None:
+    """Head shakes at six times the speed: the fit keeps up with the unsmoothed one."""
+    seq = synthetic_sequence(n=150, fps=25.0 / 6, yaw_deg=30.0, pitch_deg=12.0, seed=5)
+    smooth = track_head(seq.landmarks, seq.width, seq.height)
+    monkeypatch.setattr(poses, "SMOOTH_WEIGHT", 0.0)
+    raw = track_head(seq.landmarks, seq.width, seq.height)
+    assert smooth.figures["reproj_p95_px"] <= 1.1 * raw.figures["reproj_p95_px"]
+    angle, _ = pose_errors(smooth, seq)
+    assert np.percentile(angle, 95) < 0.5
+
+
+def test_quadratic_temporal_term_lags_where_the_robust_one_does_not(monkeypatch) -> None:
+    """The same fast sequence with the temporal term made quadratic: the fit drags behind."""
+    seq = synthetic_sequence(n=150, fps=25.0 / 6, yaw_deg=30.0, pitch_deg=12.0, seed=5)
+    robust = track_head(seq.landmarks, seq.width, seq.height)
+    monkeypatch.setattr(poses, "SMOOTH_ROBUST_PX", np.inf)
+    quadratic = track_head(seq.landmarks, seq.width, seq.height)
+    assert quadratic.figures["reproj_p95_px"] > 1.2 * robust.figures["reproj_p95_px"]
+
+
+BASELINE_JITTER = {
+    "anchor": (0.2109, 0.29),
+    "hdtf": (0.4231, 0.456),
+    "obama": (0.4269, 0.503),
+    "headturn": (0.1872, 0.252),
+}
+"""(jitter_rot_deg, jitter_trans_mm) of the tracker before the robust temporal term (commit
+23423b8), measured with benchmarks/bench_tracking_quality.py."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", sorted(BASELINE_JITTER))
+def test_real_clip_jitter_at_most_the_old_one(processed, clip: str) -> None:
+    import cv2
+
+    out = processed(clip, tasks="3,4")
+    landmarks = np.load(out / "landmarks.npy")
+    height, width = cv2.imread(str(out / "ori_imgs" / "0.jpg")).shape[:2]
+    figures = track_head(landmarks, width, height).figures
+    rot, trans = BASELINE_JITTER[clip]
+    assert figures["jitter_rot_deg"] <= rot and figures["jitter_trans_mm"] <= trans, figures
+
+
+@pytest.mark.slow
+def test_real_fast_head_turns_do_not_lag(processed, monkeypatch) -> None:
+    """The headturn clip's every third frame (three times the angular speed)."""
+    import cv2
+
+    out = processed("headturn", tasks="3,4")
+    landmarks = np.load(out / "landmarks.npy")[::3]
+    height, width = cv2.imread(str(out / "ori_imgs" / "0.jpg")).shape[:2]
+    smooth = track_head(landmarks, width, height)
+    monkeypatch.setattr(poses, "SMOOTH_WEIGHT", 0.0)
+    raw = track_head(landmarks, width, height)
+    assert smooth.figures["reproj_p95_px"] <= 1.1 * raw.figures["reproj_p95_px"]
+
+
+@pytest.mark.slow
+def test_real_clip_focal_resolution_invariant(processed, tmp_path) -> None:
+    """Obama's clip (the data weigh in on its focal) and a half-size copy seen by MediaPipe."""
+    import cv2
+
+    from talkprep.tasks.landmarks import detect_landmarks, fill_short_gaps
+
+    out = processed("obama", tasks="3,4")
+    landmarks = np.load(out / "landmarks.npy")
+    height, width = cv2.imread(str(out / "ori_imgs" / "0.jpg")).shape[:2]
+    folder = tmp_path / "half"
+    folder.mkdir()
+    for i in range(len(landmarks)):
+        image = cv2.imread(str(out / "ori_imgs" / f"{i}.jpg"))
+        small = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f"{i}.jpg"), small)
+    half, _ = detect_landmarks(folder, len(landmarks))
+    half, _ = fill_short_gaps(half)
+    full = track_head(landmarks, width, height).figures
+    small = track_head(half, width // 2, height // 2).figures
+    assert full["focal_data_weight"] > 0, full
+    assert small["fov_deg"] == pytest.approx(full["fov_deg"], abs=0.5)
+    assert small["camera_distance_m"] == pytest.approx(full["camera_distance_m"], rel=0.02)

@@ -16,7 +16,8 @@ import numpy as np
 
 from talkprep.config import Config
 from talkprep.errors import TaskError
-from talkprep.geometry.face_topology import LMS68, NUM_LMS68, NUM_MESH_POINTS
+from talkprep.geometry.face_topology import NUM_LMS68, NUM_MESH_POINTS
+from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.atomic import atomic_path, write_npy, write_text, write_torch
 from talkprep.io.images import read_image
 from talkprep.io.prefetch import read_ahead
@@ -202,6 +203,7 @@ class LandmarksTask(Task):
     title = (
         "face mesh landmarks and head tracking -> landmarks.npy, ori_imgs/*.lms, track_params.pt"
     )
+    version = 2
     needs = ("frames",)
     makes = (LANDMARKS_NAME, f"{FRAMES_DIR}/*.lms", TRACK_NAME)
     config_fields = ("blendshape_model",)
@@ -268,9 +270,12 @@ class LandmarksTask(Task):
         return detect_landmarks(ctx.out / FRAMES_DIR, n, ctx.progress)
 
     def _write_lms(self, ctx: TaskContext, landmarks: np.ndarray) -> None:
-        """ori_imgs/{i}.lms for every frame ('nan nan' lines where no face, as np.savetxt)."""
+        """ori_imgs/{i}.lms for every frame ('nan nan' lines where no face, as np.savetxt).
+
+        The jaw follows the visible face outline (`landmarks68`), as iBUG-68's annotations do.
+        """
         folder = ctx.out / FRAMES_DIR
-        points = landmarks[:, LMS68, :2]
+        points = landmarks68(landmarks)
 
         def write_batch(indices: list[int]) -> None:
             for i in indices:
