@@ -1,9 +1,11 @@
-"""Throughput and peak memory of tasks 1 (audio) and 3 (frames), and the cost of a resumed rerun.
+"""Throughput and peak memory of tasks 1 (audio) and 3 (frames, with and without --crop auto),
+and the cost of a resumed rerun.
 
     python benchmarks/bench_frames.py [--seconds 300]
 
 Runs `talkprep process` in a child process per measurement (peak RSS from getrusage) on the
-20 s anchor clip and on a long input built from it by repeating its packets.
+20 s anchor clip (512 px), on a long input built from it by repeating its packets, and with the
+crop on the 700 px head-turn clip (a 600 px box resized to 512).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from talkprep.manifest import manifest_path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ANCHOR = DATA / "anchor_512_25fps_20s.mp4"
+HEADTURN = DATA / "headturn_700_vfr_6s.mp4"
 
 
-def run(video: Path, out: Path, tasks: str) -> tuple[float, float]:
+def run(video: Path, out: Path, tasks: str, *options: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one `talkprep process` run in a child process."""
     command = [sys.executable, "-m", "talkprep", "process", str(video), "-o", str(out)]
     t0 = time.perf_counter()
-    child = subprocess.Popen([*command, "--tasks", tasks, "-q"])
+    child = subprocess.Popen([*command, "--tasks", tasks, "-q", *options])
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -58,6 +61,17 @@ def main() -> None:
                 )
             wall, _ = run(video, out, "1,3")
             print(f"{name:>16}  rerun of tasks 1,3 (both skipped): {wall:.2f} s")
+        crops = (("anchor 20 s", ANCHOR), (f"anchor x{args.seconds:.0f} s", long_video))
+        for name, video in (*crops, ("headturn 6 s", HEADTURN)):
+            out = root / ("crop_" + name.replace(" ", "_"))
+            wall, peak = run(video, out, "3", "--crop", "auto", "--size", "512")
+            record = json.loads(manifest_path(out).read_text())["tasks"]["frames"]
+            rate = record["frames"] / record["wall_s"]
+            print(
+                f"{name:>16}  task 3 --crop auto: task {record['wall_s']:.2f} s {rate:.0f} "
+                f"frames/s, box {record['info']['crop_box']}, process {wall:.2f} s, "
+                f"peak RSS {peak:.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

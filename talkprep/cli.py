@@ -14,10 +14,35 @@ from talkprep import __version__
 from talkprep.config import build_config, load_toml
 from talkprep.console import Console
 from talkprep.errors import TalkprepError, UsageError
+from talkprep.models.native_log import filter_native_logs
 
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_TASKS_FAILED = 3
+
+
+PROCESS_EPILOG = """\
+tasks (--tasks all, or numbers: 4, 1,3-5; a task whose inputs are unchanged is skipped):
+  1 audio           aud.wav: the audio track, 16 kHz mono
+  2 audio_features  aud_hu.npy (HuBERT) or the other --audio-features asked for
+  3 frames          ori_imgs/{i}.jpg at --fps; --crop auto frames head and shoulders
+  4 landmarks       landmarks.npy, ori_imgs/{i}.lms, track_params.pt (face mesh, head pose)
+  5 parsing         semantics/{i}.png, parsing/{i}.png (head, neck, torso, background)
+  6 background      bc.jpg: the background plate
+  7 torso           torso_imgs/{i}.png, gt_imgs/{i}.jpg
+  8 depth           depth/{i}.png
+  9 transforms      transforms_train.json, transforms_val.json, au.csv
+
+models: Hugging Face models (HuBERT) download into the Hugging Face cache on first use;
+  --offline (or HF_HUB_OFFLINE=1) forbids downloads: a model not cached fails its task with
+  the command that fetches it, and the other tasks finish.
+
+exit status:
+  0    every requested task succeeded
+  1    usage or input error before any work (one line says what to do)
+  3    some tasks failed; the others finished and the summary says which and why
+  130  interrupted (Ctrl-C), 143 stopped by SIGTERM: rerun the same command to resume
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,7 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"talkprep {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    process = commands.add_parser("process", help="process one video into a dataset folder")
+    process = commands.add_parser(
+        "process",
+        help="process one video into a dataset folder",
+        description="Process one talking-head video into a dataset folder (tasks 1-9).",
+        epilog=PROCESS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     process.add_argument("video", type=Path, help="input video")
     process.add_argument("-o", "--out", type=Path, required=True, help="dataset folder")
     _add_process_options(process)
@@ -87,6 +118,12 @@ def _add_process_options(process: argparse.ArgumentParser) -> None:
     process.add_argument(
         "--force", action="store_true", default=None, help="rerun up-to-date tasks"
     )
+    process.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never download models (as HF_HUB_OFFLINE=1); use only cached or local ones",
+    )
     process.add_argument("--config", type=Path, help="TOML file of options (command line wins)")
     process.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -107,16 +144,16 @@ def _process(args: argparse.Namespace, console: Console) -> int:
 
     config = build_config(_config_values(args))
     outcomes = Pipeline(config, console).run()
-    console.line()
-    console.line(_summary(outcomes))
+    console.result()
+    console.result(_summary(outcomes))
     _report(config.out, console)
     failed = [o for o in outcomes if o.status in ("failed", "blocked")]
     if failed:
-        console.line(
+        console.result(
             f"\n{len(failed)} task(s) did not finish; see above. Outputs of the others are kept."
         )
         return EXIT_TASKS_FAILED
-    console.line(f"\nDataset in {config.out}; validate it with: talkprep check {config.out}")
+    console.result(f"\nDataset in {config.out}; validate it with: talkprep check {config.out}")
     return EXIT_OK
 
 
@@ -126,8 +163,8 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
     options, values = split_batch_options(_config_values(args))
     inputs, root = values.pop("inputs"), values.pop("out")
     summary = run_batch(inputs, root, values, options, console)
-    console.line()
-    console.line(format_summary(summary))
+    console.result()
+    console.result(format_summary(summary))
     return EXIT_OK if summary.ok else EXIT_TASKS_FAILED
 
 
@@ -153,7 +190,7 @@ def _report(folder: Path, console: Console) -> bool:
     except Exception as exc:  # the report is a view: a broken view must not hide the results
         console.line(f"report not written: {type(exc).__name__}: {exc}")
         return False
-    console.line(f"Report: {path}")
+    console.result(f"Report: {path}")
     return True
 
 
@@ -188,8 +225,17 @@ def _check(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `talkprep` console script."""
+    with filter_native_logs():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        if not arguments:
+            print(_parser().format_help(), end="")
+            return EXIT_USAGE
+        args = _parser().parse_args(arguments)
         console = Console(quiet=getattr(args, "quiet", False))
         if args.command == "process":
             return _process(args, console)

@@ -487,3 +487,78 @@ def test_real_clip_features(processed, models: dict[str, Path]) -> None:
     assert mel.shape == (1000, MEL_BINS)
     assert mel.max() > np.log(MEL_FLOOR) + 20  # speech, not silence
     assert not record["warnings"]
+
+
+# --- models on first use ------------------------------------------------------------------------
+
+
+COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture()
+def fake_hub(
+    monkeypatch: pytest.MonkeyPatch, offline_hub: Path, models: dict[str, Path]
+) -> list[str]:
+    """An online hub without the network: a "download" copies the tiny HuBERT into the cache
+    layout huggingface_hub itself reads. Returns the ids downloaded."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from talkprep.models import audio_encoders
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(audio_encoders, "hub_reachable", lambda timeout=0.0: True)
+    real = huggingface_hub.snapshot_download
+    downloads: list[str] = []
+
+    def snapshot_download(spec: str, local_files_only: bool = False, **_: object) -> str:
+        if local_files_only:
+            return real(spec, local_files_only=True)
+        downloads.append(spec)
+        repo = offline_hub / f"models--{spec.replace('/', '--')}"
+        shutil.copytree(models["hubert"], repo / "snapshots" / COMMIT)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(COMMIT)
+        return str(repo / "snapshots" / COMMIT)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "list_repo_files", lambda self, spec: ["model.safetensors"]
+    )
+    return downloads
+
+
+def test_first_use_downloads_into_the_cache_then_works_offline(fake_hub: list[str]) -> None:
+    from talkprep.models.audio_encoders import resolve_model
+
+    source = resolve_model("tiny/hubert", "--hubert-model")
+    assert fake_hub == ["tiny/hubert"]
+    assert source.from_hub and source.revision == COMMIT
+    again = resolve_model("tiny/hubert", "--hubert-model", offline=True)
+    assert again.path == source.path and fake_hub == ["tiny/hubert"], "cached: no second fetch"
+
+
+def test_offline_forbids_downloads_even_when_the_hub_answers(fake_hub: list[str]) -> None:
+    from talkprep.models.audio_encoders import resolve_model
+
+    with pytest.raises(MissingWeightsError) as err:
+        resolve_model("tiny/hubert", "--hubert-model", offline=True)
+    message = str(err.value)
+    assert "--offline forbids downloads" in message and "hf download tiny/hubert" in message
+    assert fake_hub == []
+
+
+def test_offline_option_fails_only_task_2_with_the_fetch_command(
+    fake_hub: list[str], tmp_path: Path
+) -> None:
+    from talkprep.cli import main
+
+    video = _write_video(tmp_path / "talk.mp4", 2.0)
+    out = tmp_path / "out"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--device", "cpu"]
+    assert main([*args, "-q", "--offline", "--hubert-model", "tiny/hubert"]) == 3
+    tasks = json.loads(manifest_path(out).read_text())["tasks"]
+    assert tasks["audio"]["status"] == tasks["frames"]["status"] == "done"
+    assert "hf download tiny/hubert" in tasks["audio_features"]["error"]
+    assert fake_hub == []
