@@ -126,6 +126,7 @@ def test_small_face_is_cropped_to_forty_percent_inside_the_frame(small_face_vide
     assert _inside(box, 720, 720)
     assert box.side < 400, "a 100 px face in a 720 px frame must be cropped in"
     assert not any("allows at most" in w for w in record["warnings"]), record["warnings"]
+    assert any("enlarged 2." in w for w in record["warnings"]), "a 230 px box at 512 is soft"
     assert 0.35 <= record["figures"]["crop_face_fraction"] <= 0.45
     image = read_image(out / "ori_imgs" / "40.jpg")
     assert image.shape == (512, 512, 3)

@@ -25,6 +25,8 @@ FRAMES_DIR = "ori_imgs"
 DETECTIONS_PER_SECOND = 2
 MAX_DETECTIONS = 150
 """The crop's face-detection pass samples this often, at most this many frames per video."""
+UPSCALE_NOTE = 1.5
+"""Enlarging the crop by more than this to reach --size gets a warning (soft frames)."""
 
 
 REPEAT_WARN_FRACTION = 0.05
@@ -149,6 +151,12 @@ class FramesTask(Task):
         choice = choose_crop_box(np.asarray(boxes), samples.width, samples.height)
         if choice.note:
             ctx.warn(choice.note)
+        scale = ctx.config.size / choice.box.side
+        if scale > UPSCALE_NOTE:
+            ctx.warn(
+                f"the {choice.box.side} px crop is enlarged {scale:.1f}x to --size "
+                f"{ctx.config.size}: frames will look soft (a smaller --size keeps them sharp)"
+            )
         return choice
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
