@@ -24,8 +24,11 @@ AABB_TRAIN = np.array([-BOUND, -BOUND / 2, -BOUND, BOUND, BOUND / 2, BOUND])
 MARGIN_M = 0.01
 
 
-def canonical_sequence(n: int, yaw_deg: float, pitch_deg: float, seed: int = 0) -> np.ndarray:
-    """Landmarks [n, 478, 3] of the canonical face (9 cm eye corners) turning in front of a camera.
+def canonical_sequence(
+    n: int, yaw_deg: float, pitch_deg: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks [n, 478, 3] of the canonical face (9 cm eye corners) turning in front of a camera,
+    and the true head -> CV camera rotations [n, 3, 3].
 
     Frame 0 faces the camera squarely; the irises (468-477) sit at the eye corners' midpoints.
     """
@@ -49,7 +52,7 @@ def canonical_sequence(n: int, yaw_deg: float, pitch_deg: float, seed: int = 0) 
     uv = 1100.0 * cam[..., :2] / cam[..., 2:] + 256.0
     uv += rng.normal(0, 0.3, uv.shape)
     z = (cam[..., 2:] - cam[..., 2:].mean(1, keepdims=True)) * 1100.0 / 0.7
-    return np.concatenate([uv, z], -1).astype(np.float32)
+    return np.concatenate([uv, z], -1).astype(np.float32), rot
 
 
 def test_canonical_table_is_mediapipes() -> None:
@@ -76,10 +79,22 @@ def test_canonical_axes_and_origin() -> None:
 
 
 def test_frontal_face_reads_zero_angles() -> None:
-    marks = canonical_sequence(100, yaw_deg=15.0, pitch_deg=8.0)
+    marks, _ = canonical_sequence(100, yaw_deg=15.0, pitch_deg=8.0)
     track = track_head(marks, 512, 512)
     euler, _ = radnerf_pose(track.rotation[:1], track.translation[:1])
     assert np.abs(np.degrees(euler[0])).max() < 1.0, np.degrees(euler[0])
+
+
+def test_pitch_and_yaw_follow_the_truth_axis_by_axis() -> None:
+    """Per-axis agreement with the true angles: correlation and gain (the issue's r and gain)."""
+    marks, truth = canonical_sequence(150, yaw_deg=20.0, pitch_deg=10.0, seed=3)
+    track = track_head(marks, 512, 512)
+    est = np.degrees(radnerf_pose(track.rotation, track.translation)[0])
+    true = np.degrees(radnerf_pose(truth, np.zeros((len(truth), 3)))[0])
+    for axis in (0, 1):  # pitch, yaw
+        r = np.corrcoef(est[:, axis], true[:, axis])[0, 1]
+        gain = np.polyfit(true[:, axis], est[:, axis], 1)[0]
+        assert r > 0.99 and 0.95 < gain < 1.05, (axis, r, gain)
 
 
 def _offset_deg(a: HeadTrack, b: HeadTrack) -> float:

@@ -192,7 +192,8 @@ def test_real_clip_reprojection_and_distance(processed, clip: str) -> None:
     figures = track.figures
     assert figures["reproj_median_px_512"] < 1.5, figures
     assert figures["reproj_p95_px_512"] < 3.0, figures
-    assert 0.3 < figures["camera_distance_m"] < 2.0, figures
+    # a phone selfie at arm's length (its focal the data's, a wide field of view) is ~0.3 m away
+    assert 0.25 < figures["camera_distance_m"] < 2.0, figures
     has_face = np.isfinite(landmarks[:, RIGID_INDEX]).all(axis=(1, 2))
     assert np.isfinite(track.rotation[has_face]).all()
     assert figures["frames_tracked"] == int(has_face.sum())
