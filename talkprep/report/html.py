@@ -142,6 +142,8 @@ class _Measured:
     mask_jump: np.ndarray
     reproj: np.ndarray | None
     clipped: float | None
+    waveform: tuple[np.ndarray, np.ndarray, float, float] | None
+    """aud.wav's per-column min and max, their rate per second, and the file's seconds."""
 
 
 def _strings(value: Any) -> list[str]:
@@ -172,13 +174,17 @@ def _measure(view: FolderView, n: int, progress: Progress) -> _Measured:
     reproj = None
     if view.track is not None and "reproj_err" in view.track:
         reproj = view.track["reproj_err"].reshape(-1)
-    clipped = None
+    clipped = waveform = None
     if (view.root / "aud.wav").is_file():
         try:
-            clipped = clipped_share(read_wav(view.root / "aud.wav")[0])
+            samples, rate = read_wav(view.root / "aud.wav")
         except (ValueError, EOFError, OSError):
-            clipped = None
-    return _Measured(jumps, reproj, clipped)
+            samples, rate = None, 0
+        if samples is not None and rate:
+            clipped = clipped_share(samples)
+            low, high = envelope(samples)
+            waveform = (low, high, envelope_rate(len(samples), rate), len(samples) / rate)
+    return _Measured(jumps, reproj, clipped, waveform)
 
 
 def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
@@ -457,20 +463,20 @@ def _masks_section(measured: _Measured, fps: float) -> str:
     )
 
 
-def _audio_section(root: Path, manifest: dict[str, Any], n: int, fps: float) -> str:
+def _audio_section(
+    root: Path, manifest: dict[str, Any], measured: _Measured, n: int, fps: float
+) -> str:
     parts = []
-    if (root / "aud.wav").exists():
-        samples, rate = read_wav(root / "aud.wav")
-        low, high = envelope(samples)
-        seconds = len(samples) / rate
+    if measured.waveform is not None:
+        low, high, rate, seconds = measured.waveform
         clipped = np.maximum(np.abs(low), np.abs(high)) >= CLIP_LEVEL
         parts.append(
-            f"<p>aud.wav: {seconds:.2f} s at {rate} Hz for {n} frames ({n / fps:.2f} s). "
+            f"<p>aud.wav: {seconds:.2f} s for {n} frames ({n / fps:.2f} s). "
             f"Shaded red: clipped samples.</p>"
         )
         parts.append(
             line_plot({"min": low, "max": high}, f"waveform ({seconds:.2f} s)", "", clipped,
-                      envelope_rate(len(samples), rate), per_frame=False)
+                      rate, per_frame=False)
         )  # fmt: skip
     features = _dict(_dict(_record(manifest, "audio_features").get("info")).get("features"))
     for name in FEATURE_FILES:
@@ -571,7 +577,7 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
         else _missing("No bc.jpg yet (task 6)."),
         "pose": _pose_section(view, manifest, frame_side),
         "masks": _masks_section(measured, fps),
-        "audio": _audio_section(root, manifest, n, fps),
+        "audio": _audio_section(root, manifest, measured, n, fps),
         "depth": _depth_section(root, fps),
         "preview": _preview_section(root),
     }
