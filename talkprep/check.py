@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from talkprep.io.atomic import TEMP_MARK
 from talkprep.io.images import frame_indices, image_size
+from talkprep.io.outputs import count_outputs, inspect_group
 from talkprep.manifest import read_manifest
 from talkprep.tasks import ALL_TASKS
-from talkprep.tasks.base import CheckResult, FolderFacts
+from talkprep.tasks.audio_features import FEATURES
+from talkprep.tasks.base import CheckResult, FolderFacts, Task
+
+LEGACY_AUDIO_FEATURE = "aud.npy"
+"""AD-NeRF's and RAD-NeRF's DeepSpeech features under their original name."""
 
 DEFAULT_FPS = 25.0
 
@@ -35,17 +44,132 @@ def folder_facts(root: Path) -> FolderFacts:
     return FolderFacts(root=root, n_frames=n_frames, frame_size=frame_size, fps=fps)
 
 
+REQUIRED_GROUPS = (
+    "ori_imgs/*.jpg",
+    "ori_imgs/*.lms",
+    "track_params.pt",
+    "parsing/*.png",
+    "bc.jpg",
+    "gt_imgs/*.jpg",
+    "torso_imgs/*.png",
+    "transforms_train.json",
+    "transforms_val.json",
+    "au.csv",
+)
+"""What every trainer of this family reads; a folder without one of them cannot train."""
+AUDIO_GROUP = "audio features"
+TEMP_GROUP = "temporary files"
+CHECK_THREADS = 4
+
+
 def check_folder(root: Path) -> list[CheckResult]:
-    """Every present file group's verdict; an empty or foreign folder gives one failing row."""
+    """Every file group's verdict, with the command that repairs each problem.
+
+    Each task validates its own groups; on top, every file of every group is verified complete
+    (JPEG end marker, PNG IEND, npy size, JSON, WAV), the groups a trainer needs must be there,
+    the manifest's failed or interrupted tasks and leftover temporary files are problems too.
+    """
     if not root.is_dir():
         return [CheckResult(str(root), 0, "not a folder")]
     facts = folder_facts(root)
+    manifest = read_manifest(root)
     results: list[CheckResult] = []
     for task in ALL_TASKS:
         results.extend(task.check(facts))
     if not results:
-        results.append(CheckResult("(dataset)", 0, "no dataset files found"))
-    return results
+        return [CheckResult("(dataset)", 0, "no dataset files found")]
+    results = _with_file_verification(root, results, manifest)
+    results.extend(_missing_groups(root, results, manifest))
+    results.extend(_unfinished_tasks(manifest))
+    temps = [p for p in root.rglob(f"*{TEMP_MARK}*") if p.is_file()]
+    if temps:
+        name = temps[0].relative_to(root)
+        problem = (
+            f"{len(temps)} left by a killed run (e.g. {name}); a rerun of process removes them"
+        )
+        results.append(CheckResult(TEMP_GROUP, len(temps), problem))
+    return [_with_repair(r, root, manifest) for r in results]
+
+
+def _patterns(manifest: dict[str, Any]) -> set[str]:
+    patterns = {p for task in ALL_TASKS for p in task.makes}
+    patterns.update(feature.file for feature in FEATURES.values())
+    patterns.update(manifest.get("written") or {})
+    return patterns
+
+
+def _with_file_verification(
+    root: Path, results: list[CheckResult], manifest: dict[str, Any]
+) -> list[CheckResult]:
+    """Verify every file of every group present; a group's first bad file becomes its problem."""
+    by_group = {r.group: r for r in results}
+    present = {p: count_outputs(root, p) for p in sorted(_patterns(manifest))}
+    present = {p: n for p, n in present.items() if n}
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        verified = pool.map(lambda p: inspect_group(root, p, present[p]), present)
+        states = dict(zip(present, verified, strict=True))
+    for pattern, state in states.items():
+        current = by_group.get(pattern)
+        if state.problem and (current is None or current.ok):
+            by_group[pattern] = CheckResult(pattern, present[pattern], state.problem)
+        elif current is None:
+            by_group[pattern] = CheckResult(pattern, present[pattern])
+    return list(by_group.values())
+
+
+def _missing_groups(
+    root: Path, results: list[CheckResult], manifest: dict[str, Any]
+) -> list[CheckResult]:
+    """Groups a trainer needs, and those the manifest says were written, that are not there."""
+    seen = {r.group for r in results if r.count}
+    wanted = set(REQUIRED_GROUPS)
+    for record in (manifest.get("tasks") or {}).values():
+        if record.get("status") == "done":
+            wanted.update(record.get("outputs") or {})
+    missing = []
+    for group in sorted(wanted - seen):
+        if count_outputs(root, group) == 0:
+            why = "every trainer reads it" if group in REQUIRED_GROUPS else "the manifest lists it"
+            missing.append(CheckResult(group, 0, f"missing: {why}"))
+    features = {f.file for f in FEATURES.values()} | {LEGACY_AUDIO_FEATURE}
+    if not any((root / name).is_file() for name in features):
+        missing.append(
+            CheckResult(AUDIO_GROUP, 0, "no audio features (aud_hu.npy, aud_ds.npy, ...)")
+        )
+    return missing
+
+
+def _unfinished_tasks(manifest: dict[str, Any]) -> list[CheckResult]:
+    problems = []
+    for name, record in (manifest.get("tasks") or {}).items():
+        status = record.get("status")
+        if status in ("failed", "running"):
+            why = record.get("error") or "it was interrupted before it finished"
+            number = record.get("number", "?")
+            problems.append(CheckResult(f"task {number} ({name})", 0, f"{status}: {why}"))
+    return problems
+
+
+def _task_for(group: str) -> Task | None:
+    """The task that writes a group (by its pattern, its audio features or its name)."""
+    if group == AUDIO_GROUP or group in {f.file for f in FEATURES.values()}:
+        return next(t for t in ALL_TASKS if t.name == "audio_features")
+    for task in ALL_TASKS:
+        if group in task.makes or group.endswith(f"({task.name})"):
+            return task
+    return None
+
+
+def _with_repair(result: CheckResult, root: Path, manifest: dict[str, Any]) -> CheckResult:
+    """Name the command that rebuilds a failing group."""
+    if result.ok or result.group == TEMP_GROUP:
+        return result
+    task = _task_for(result.group)
+    if task is None:
+        return result
+    video = (manifest.get("input") or {}).get("path") or "VIDEO"
+    command = f"talkprep process {video} -o {root} --tasks {task.number} --force"
+    return dataclasses.replace(result, fix=command)
 
 
 def format_table(results: list[CheckResult]) -> str:
@@ -53,8 +177,11 @@ def format_table(results: list[CheckResult]) -> str:
     rows = [("file group", "count", "status", "first problem")]
     rows += [(r.group, str(r.count), "ok" if r.ok else "FAIL", r.problem or "") for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [
-        f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip()
-        for row in rows
-    ]
+    lines = []
+    indent = " " * (sum(widths) + 6)
+    for row, result in zip(rows, [None, *results], strict=True):
+        cells = f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}"
+        lines.append(cells.rstrip())
+        if result is not None and result.fix:
+            lines.append(f"{indent}fix: {result.fix}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from talkprep.config import Config
 from talkprep.console import Console
 from talkprep.device import resolve_device
 from talkprep.errors import OutputError, TaskError, UsageError
-from talkprep.io.atomic import os_error_sentence, remove_temp_files
+from talkprep.io.atomic import os_error_reason, os_error_sentence, remove_temp_files
 from talkprep.io.audio import probe_audio
 from talkprep.io.outputs import (
     count_outputs,
@@ -75,7 +75,9 @@ def folder_lock(out: Path) -> Iterator[None]:
     try:
         handle = (out / LOCK_NAME).open("a+")
     except OSError as exc:
-        raise OutputError(f"cannot write to {out}: {exc.strerror}; choose another -o") from None
+        raise OutputError(
+            f"cannot write to {out}: {os_error_reason(exc)}; choose another -o"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -159,10 +161,12 @@ class Pipeline:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(
-                f"cannot create output folder {out}: {os_error_sentence(exc)}; choose another -o"
+                f"cannot create output folder {out}: {os_error_reason(exc)}; choose another -o"
             ) from None
         if not os.access(out, os.W_OK):
-            raise OutputError(f"cannot write to {out}: permission denied; choose another -o")
+            read_only = os.statvfs(out).f_flag & os.ST_RDONLY
+            reason = "read-only file system" if read_only else "permission denied"
+            raise OutputError(f"cannot write to {out}: {reason}; choose another -o")
         with folder_lock(out):
             remove_temp_files(out)
             manifest = Manifest.load(out)
@@ -177,7 +181,7 @@ class Pipeline:
                 outcomes[task.name] = outcome
                 self._announce(outcome)
             if all(o.status in ("done", "skipped") for o in outcomes.values()):
-                (out / ERROR_LOG).unlink(missing_ok=True)
+                self._remove_error_log(manifest)
         return [outcomes[t.name] for t in sorted(requested, key=lambda t: t.number)]
 
     def _validate_task_inputs(self, requested: Sequence[Task]) -> None:
@@ -336,7 +340,7 @@ class Pipeline:
         except OSError as exc:
             message = os_error_sentence(exc, config.out)
         except Exception as exc:  # any other failure of one task must not stop the others
-            self._log_traceback(task)
+            self._log_traceback(task, manifest)
             message = f"{type(exc).__name__}: {exc} (traceback in {ERROR_LOG})"
         else:
             message = ""
@@ -444,12 +448,25 @@ class Pipeline:
             manifest.set_record(task.name, record)
         return TaskOutcome(task.number, task.name, "failed", wall, message=message)
 
-    def _log_traceback(self, task: Task) -> None:
-        with contextlib.suppress(OSError), (self.config.out / ERROR_LOG).open("a") as log:
-            log.write(
-                f"--- task {task.number} ({task.name}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-            )
-            log.write(traceback.format_exc())
+    def _log_traceback(self, task: Task, manifest: Manifest) -> None:
+        """Append the traceback to OUT's error log (talkprep's own: in the ledger)."""
+        log_path = self.config.out / ERROR_LOG
+        if log_path.exists() and ERROR_LOG not in manifest.written:
+            return  # a file of the user's under that name is never appended to
+        with contextlib.suppress(OSError, OutputError):
+            with log_path.open("a") as log:
+                log.write(
+                    f"--- task {task.number} ({task.name}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                )
+                log.write(traceback.format_exc())
+            manifest.written[ERROR_LOG] = 1
+
+    def _remove_error_log(self, manifest: Manifest) -> None:
+        """After a run where everything succeeded, old tracebacks only mislead."""
+        if manifest.written.pop(ERROR_LOG, None):
+            remove_outputs(self.config.out, [self.config.out / ERROR_LOG])
+            with contextlib.suppress(OutputError):
+                manifest.save()
 
     def _announce(self, outcome: TaskOutcome) -> None:
         label = f"[{outcome.number}] {outcome.name}"

@@ -144,7 +144,7 @@ def test_out_inside_a_read_only_folder(tmp_path):
     if os.geteuid() == 0:  # root ignores permission bits unless it drops these capabilities
         command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    _one_clear_line(result, "cannot create output folder", "Permission denied")
+    _one_clear_line(result, "cannot create output folder", "permission denied")
     assert not (locked / "out").exists()
 
 

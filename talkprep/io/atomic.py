@@ -100,9 +100,14 @@ def final_name(path: str | os.PathLike[str], root: Path | None = None) -> str:
     return str(target)
 
 
+def os_error_reason(exc: OSError) -> str:
+    """What went wrong, in words: 'no space left on device', 'read-only file system'."""
+    return _OS_ERROR_SENTENCES.get(exc.errno or -1) or (exc.strerror or str(exc)).lower()
+
+
 def os_error_sentence(exc: OSError, root: Path | None = None, action: str = "writing") -> str:
     """One readable line for an OSError: 'no space left on device while writing parsing/212.png'."""
-    reason = _OS_ERROR_SENTENCES.get(exc.errno or -1) or (exc.strerror or str(exc)).lower()
+    reason = os_error_reason(exc)
     if exc.filename:
         return f"{reason} while {action} {final_name(exc.filename, root)}"
     return reason

@@ -12,6 +12,7 @@ import numpy as np
 
 from talkprep.errors import InputError
 from talkprep.io.atomic import atomic_path
+from talkprep.io.video import local_url
 
 SAMPLE_RATE = 16000
 
@@ -41,7 +42,7 @@ def decode_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioTrack:
     if not path.is_file():
         raise InputError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(local_url(path), mode="r")
     except av.error.FFmpegError:
         raise InputError(f"{path} is not a readable audio or video file") from None
     with container:
@@ -132,7 +133,7 @@ def probe_audio(path: str | Path) -> None:
             else f"--audio: {path} is not a file"
         )
     try:
-        with av.open(str(path), mode="r") as container:
+        with av.open(local_url(path), mode="r") as container:
             if not container.streams.audio:
                 raise InputError(f"--audio: {path} has no audio track")
             for _ in container.decode(container.streams.audio[0]):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from talkprep.io.verify import verify_file
+from talkprep.manifest import file_fingerprint
 
 VERIFY_THREADS = 4
 
@@ -84,13 +85,16 @@ def _sizes(root: Path, pattern: str) -> dict[str, int]:
 def inspect_group(root: Path, pattern: str, count: int, verify_every: int = 1) -> GroupState:
     """Digest the sizes of a group's files and verify their format (in threads).
 
-    The digest changes when any file is replaced by one of another size: that catches truncated,
-    emptied and rewritten outputs without reading them. `verify_every` > 1 checks the format of
-    every k-th file only (and the last), for the quick check before a task is skipped.
+    The digest changes when any numbered file is replaced by one of another size (truncated,
+    emptied, rewritten), and when a single file's size or first or last MiB changes.
+    `verify_every` > 1 checks the format of every k-th file only (and the last), for the quick
+    check before a task is skipped.
     """
     paths = group_paths(root, pattern, count)
     sizes = _sizes(root, pattern)
     digest = hashlib.sha1()
+    if not is_numbered(pattern) and sizes:  # one file: its content, not only its size
+        digest.update(file_fingerprint(paths[0]).encode())
     for path in paths:
         digest.update(f"{path.name}:{sizes.get(path.name, -1)};".encode())
     checked = [p for i, p in enumerate(paths) if i % verify_every == 0 or i == len(paths) - 1]

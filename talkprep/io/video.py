@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -71,19 +72,47 @@ class DecodedFrame:
     image: np.ndarray
 
 
+def local_url(path: str | os.PathLike[str]) -> str:
+    """FFmpeg's name for a local file: never read as a protocol or URL ('http:x', 'clip:1.mp4')."""
+    return "file:" + os.path.abspath(path)
+
+
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if path.is_dir():
         raise InputError(f"{path} is a directory; give a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes); give a video file")
     try:
-        return av.open(str(path), mode="r")
+        return av.open(local_url(path), mode="r")
+    except av.error.EOFError:
+        raise InputError(
+            f"{path} ends before its header does: the file is cut short; "
+            "re-export or re-download it"
+        ) from None
     except av.error.InvalidDataError:
         raise InputError(
             f"{path} is not a readable video (unknown format, or the file is truncated or corrupt)"
         ) from None
-    except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"cannot open {path}: {exc}") from None
+    except av.error.FFmpegError as exc:
+        raise InputError(
+            f"{path} cannot be read as a video ({_ffmpeg_reason(exc)}); the file may be cut "
+            "short or damaged: re-export or re-download it"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:
+    """FFmpeg's own words without its error number ('[Errno 541478725] End of file')."""
+    return (getattr(exc, "strerror", None) or str(exc)).rstrip(".").lower()
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """Image demuxers (a .jpg, or the same bytes named .mp4) hold one picture, not a video."""
+    name = container.format.name or ""
+    return name == "image2" or name.endswith("_pipe")
 
 
 def _origin(container: av.container.InputContainer) -> Seconds:
@@ -110,6 +139,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         if not container.streams.video:
             kind = "an audio-only file" if container.streams.audio else "not a video"
             raise InputError(f"{path} is {kind}: it has no video stream")
+        if _is_still_image(container):
+            raise InputError(f"{path} is a still image, not a video; give a video file")
         stream = container.streams.video[0]
         origin = _origin(container)
         tb = stream.time_base
@@ -158,7 +189,9 @@ def _first_frame(
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as exc:
-        raise InputError(f"{path}: cannot decode its first video frame ({exc})") from None
+        raise InputError(
+            f"{path}: cannot decode its first video frame ({_ffmpeg_reason(exc)})"
+        ) from None
     raise InputError(f"{path} has a video stream with no frames")
 
 
@@ -184,12 +217,32 @@ def _check_tail(path: Path, info: VideoInfo) -> None:
         reached = (
             None if last is None or last.pts is None else float(last.pts * last.time_base) - origin
         )
+    if reached is None:
+        reached = _last_packet_time(path)
     if reached is None or reached < info.duration - max(2.0, 0.1 * info.duration):
-        raise InputError(
-            f"{path} is truncated: it declares {info.duration:.2f} s of video but frames stop "
-            f"{'at the start' if reached is None else f'at {reached:.2f} s'}; "
-            "re-export or re-download it"
+        where = (
+            "before its first second" if reached is None or reached < 1 else f"at {reached:.2f} s"
         )
+        raise InputError(
+            f"{path} is cut short: it declares {info.duration:.2f} s of video but its data ends "
+            f"{where}; re-export or re-download it"
+        )
+
+
+def _last_packet_time(path: Path) -> Seconds | None:
+    """Where the video packets that are really in the file end (demuxing only, no decoding)."""
+    last = None
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        origin = _origin(container)
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    time = float(packet.pts * packet.time_base) - origin
+                    last = time if last is None else max(last, time)
+        except av.error.FFmpegError:
+            pass
+    return last
 
 
 def _with_decoded_duration(info: VideoInfo) -> VideoInfo:
@@ -232,7 +285,9 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
                 yield DecodedFrame(index=index, time=time, image=image)
                 index += 1
         except av.error.FFmpegError as exc:
-            raise InputError(f"{path}: decoding stopped at frame {index} ({exc})") from None
+            raise InputError(
+                f"{path}: decoding stopped at frame {index} ({_ffmpeg_reason(exc)})"
+            ) from None
 
 
 def output_frame_count(duration: Seconds, fps: Fraction) -> int:

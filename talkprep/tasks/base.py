@@ -82,6 +82,8 @@ class CheckResult:
     group: str
     count: int
     problem: str | None = None
+    fix: str | None = None
+    """The command that rebuilds the group, when it is broken."""
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,148 @@
+"""The whole default pipeline, end to end: per task wall time, frames/s, share of the total, peak
+memory and the real-time factor, written to BENCHMARKS.md.
+
+    python benchmarks/run.py [--long] [--device auto|cpu|cuda] [--out BENCHMARKS.md]
+
+Inputs: the 20 s anchor clip and the anchor clip repeated to 5 minutes (with --long also to 20
+minutes). Every run is `talkprep process VIDEO -o OUT` with the default options in a child
+process. HuBERT-large is the default feature; without its weights in the Hugging Face cache it is
+run with randomly initialised weights of the real architecture, saved to a local folder and passed
+as --hubert-model (the same code path and the same cost: compute does not depend on the weights),
+and the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_audio_features import HUBERT_LARGE
+from long_clip import repeat_clip
+
+from talkprep.manifest import read_manifest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ANCHOR = DATA / "anchor_512_25fps_20s.mp4"
+HUBERT_ID = "facebook/hubert-large-ls960-ft"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hubert_source(scratch: Path) -> tuple[str, str]:
+    """(--hubert-model value, how it was made): the cached real model, else random weights."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(HUBERT_ID, local_files_only=True), "real weights (HF cache)"
+    except Exception:  # not cached (or no hub library): time the same architecture
+        import torch
+        from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+        folder = scratch / "hubert-large-random"
+        if not (folder / "config.json").is_file():
+            torch.manual_seed(0)
+            HubertModel(HubertConfig(**HUBERT_LARGE)).save_pretrained(folder)
+            Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(
+                folder
+            )
+        return str(folder), "random weights of hubert-large's architecture (no weights here)"
+
+
+def process(video: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `talkprep process` in a child process."""
+    command = [sys.executable, "-m", "talkprep", "process", str(video), "-o", str(out), "-q"]
+    t0 = time.perf_counter()
+    child = subprocess.Popen([*command, *extra])
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"talkprep exited {code} on {video}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def task_rows(out: Path, total: float) -> list[tuple[str, float, str, str]]:
+    rows = []
+    for name, record in sorted(
+        read_manifest(out)["tasks"].items(), key=lambda item: item[1].get("number", 0)
+    ):
+        wall = float(record.get("wall_s") or 0.0)
+        frames = record.get("frames")
+        rate = f"{frames / wall:.0f}" if frames and wall >= 1.0 else ""
+        rows.append((f"{record.get('number')} {name}", wall, rate, f"{100 * wall / total:.0f}%"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long", action="store_true", help="also the 20-minute input")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    args = parser.parse_args()
+    import torch
+
+    device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none"
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `python benchmarks/run.py{' --long' if args.long else ''}` on "
+        f"{time.strftime('%Y-%m-%d')}: {cpu_model()}, {os.cpu_count()} cores, GPU: {gpu}, "
+        f"torch device {device}, Python {platform.python_version()}, torch {torch.__version__}.",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        hubert, hubert_note = hubert_source(scratch)
+        lines += [f"HuBERT: {hubert_note}.", ""]
+        inputs = [("anchor 20 s", ANCHOR, 20.0)]
+        for minutes in (5, 20) if args.long else (5,):
+            video = repeat_clip(ANCHOR, scratch / f"anchor_{minutes}min.mp4", minutes * 60.0)
+            inputs.append((f"anchor repeated to {minutes} min", video, minutes * 60.0))
+        for label, video, seconds in inputs:
+            out = scratch / label.replace(" ", "_")
+            extra = ["--hubert-model", hubert, "--device", args.device]
+            wall, peak = process(video, out, extra)
+            rerun, _ = process(video, out, extra)
+            n = read_manifest(out)["tasks"]["frames"]["info"]["n_frames"]
+            task_total = sum(row[1] for row in task_rows(out, 1.0))
+            no_hubert = wall - float(read_manifest(out)["tasks"]["audio_features"]["wall_s"])
+            lines += [
+                f"## {label} ({n} frames, {seconds:.0f} s)",
+                "",
+                f"Whole run {wall:.1f} s: real-time factor {wall / seconds:.2f} "
+                f"({no_hubert / seconds:.2f} without HuBERT); peak memory {peak:.0f} MiB "
+                f"(resident set of the talkprep process); rerun with every task up to date "
+                f"{rerun:.2f} s.",
+                "",
+                "| task | wall s | frames/s | share |",
+                "|---|---|---|---|",
+                *(
+                    f"| {name} | {task_wall:.1f} | {rate} | {share} |"
+                    for name, task_wall, rate, share in task_rows(out, task_total)
+                ),
+                "",
+            ]
+            print("\n".join(lines[-8:]), flush=True)
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+    print(json.dumps({"device": device, "cpu": cpu_model(), "cores": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""Reliability: talkprep never deletes a user's file, never trusts a damaged output, never reads a
+local path as a URL, and says in one line what went wrong (issue: fault-injection probe)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synth import moving_square_frames, write_video
+
+import talkprep.io.atomic as atomic_module
+from talkprep.cli import main
+from talkprep.errors import OutputError
+from talkprep.io.verify import verify_file
+from talkprep.manifest import Manifest, manifest_path
+from talkprep.pipeline import ERROR_LOG
+from talkprep.tasks.frames import FramesTask
+
+TALKPREP = [sys.executable, "-m", "talkprep"]
+RATE = 16000
+
+
+def _tone(seconds: float) -> np.ndarray:
+    return (0.3 * np.sin(np.arange(int(seconds * RATE)) * 0.05)).astype(np.float32)
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    """A 2 s, 25 fps video with a sound track."""
+    return write_video(tmp_path / "v.mp4", moving_square_frames(50), fps=25, audio=_tone(2.0))
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(
+        [*TALKPREP, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
+    )
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads(manifest_path(folder).read_text())
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int, channels: int) -> None:
+    pcm = np.round(np.repeat(samples[:, None], channels, axis=1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(pcm.tobytes())
+
+
+# 1. an input inside OUT is never deleted or overwritten
+
+
+def test_audio_inside_out_is_kept_and_the_run_refuses_to_replace_it(video, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    user_audio = out / "aud.wav"
+    _write_wav(user_audio, _tone(2.0)[::1], 44100, 2)
+    before = user_audio.read_bytes()
+    result = _run("process", str(video), "-o", str(out), "--audio", str(user_audio), "--tasks", "1")
+    assert result.returncode == 1, result.stderr
+    assert "never overwrites a file it did not write" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert user_audio.read_bytes() == before
+
+
+# 2. only talkprep's own numbered files are removed, never through a symlinked folder
+
+
+def test_a_users_files_in_output_folders_survive_reruns(video, tmp_path):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    photo = out / "ori_imgs" / "my_photo.jpg"
+    photo.write_bytes(b"a user's photo")
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "--fps", "10", "-q"]) == 0
+    assert photo.read_bytes() == b"a user's photo"
+    assert sorted(int(p.stem) for p in (out / "ori_imgs").glob("[0-9]*.jpg")) == list(range(20))
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "--force", "-q"]) == 0
+    assert photo.read_bytes() == b"a user's photo"
+
+
+def test_nothing_is_deleted_through_a_symlinked_folder(video, tmp_path):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(out / "ori_imgs", elsewhere)
+    (out / "ori_imgs").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "--fps", "10", "-q"]) == 0
+    assert all((elsewhere / f"{i}.jpg").is_file() for i in range(20, 50))
+
+
+def test_a_foreign_file_where_a_task_writes_is_not_overwritten(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    (out / "ori_imgs").mkdir(parents=True)
+    theirs = out / "ori_imgs" / "0.jpg"
+    theirs.write_bytes(b"someone else's frame")
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1,3"]) == 3
+    assert theirs.read_bytes() == b"someone else's frame"
+    assert "was not written by talkprep" in capsys.readouterr().err
+    assert (out / "aud.wav").is_file(), "the other task still runs"
+
+
+# 3. another video's outputs do not survive into a new dataset
+
+
+def test_a_new_video_clears_the_old_videos_outputs_first(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["--tasks", "1-3", "--audio-features", "mel", "-q"]
+    assert main(["process", str(video), "-o", str(out), *args]) == 0
+    assert (out / "aud_mel.npy").is_file()
+    silent = write_video(tmp_path / "silent.mp4", moving_square_frames(40), fps=25)
+    assert main(["process", str(silent), "-o", str(out), "--tasks", "1-3"]) == 3
+    err = capsys.readouterr().err
+    assert "held a dataset of another video" in err
+    assert not (out / "aud_mel.npy").exists() and not (out / "aud.wav").exists()
+    assert len(list((out / "ori_imgs").glob("*.jpg"))) == 40
+    assert main(["check", str(out)]) == 1
+
+
+# 4. bounds before allocation
+
+
+def test_a_huge_task_range_is_refused_without_building_it(video, tmp_path):
+    started = time.perf_counter()
+    result = _run("process", str(video), "-o", str(tmp_path / "o"), "--tasks", "1-99999999999")
+    assert result.returncode == 1
+    assert "unknown task number" in result.stderr
+    assert time.perf_counter() - started < 60
+
+
+# 5. local names are files, never protocols
+
+
+def test_a_file_named_like_a_url_is_opened_as_a_file(video, tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    named = tmp_path / f"http:127.0.0.1:{port}"
+    shutil.copy(video, named)
+    odd = tmp_path / "clip:1.mp4"
+    shutil.copy(video, odd)
+    try:
+        for name in (named.name, odd.name):
+            result = _run("process", name, "-o", "out", "--tasks", "3", "-q", cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+        result = _run(
+            "process", odd.name, "-o", "out2", "--audio", named.name, "--tasks", "1", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+
+
+# 6. a skip means verified outputs
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated_jpeg", "empty_jpeg", "wrong_shape_npy", "stereo_44k_wav", "garbage_npy"],
+)
+def test_damaged_outputs_are_rebuilt_not_skipped(video, tmp_path, capsys, damage):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    reference = {p: p.read_bytes() for p in (out / "aud_mel.npy", out / "ori_imgs" / "7.jpg")}
+    frame = out / "ori_imgs" / "7.jpg"
+    if damage == "truncated_jpeg":
+        frame.write_bytes(frame.read_bytes()[:-200])
+    elif damage == "empty_jpeg":
+        frame.write_bytes(b"")
+    elif damage == "wrong_shape_npy":
+        mel = np.load(out / "aud_mel.npy")
+        np.save(out / "aud_mel.npy", mel.reshape(-1, 40, 2))
+    elif damage == "garbage_npy":
+        size = (out / "aud_mel.npy").stat().st_size
+        (out / "aud_mel.npy").write_bytes(b"\x00" * size)
+    else:
+        _write_wav(out / "aud.wav", _tone(2.0), 44100, 2)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding" in capsys.readouterr().err
+    for path, data in reference.items():
+        assert path.read_bytes() == data, path
+
+
+def test_verify_file_finds_each_kind_of_damage(tmp_path):
+    good_json = tmp_path / "t.json"
+    good_json.write_text('{"frames": []}')
+    assert verify_file(good_json) is None
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"frames": [')
+    assert "JSON" in verify_file(bad_json)
+    png = tmp_path / "a.png"
+    png.write_bytes(b"")
+    assert verify_file(png) == "empty file"
+    np.save(tmp_path / "a.npy", np.zeros((4, 3), np.float32))
+    data = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-4])
+    assert verify_file(tmp_path / "a.npy") is None
+    assert "needs" in verify_file(tmp_path / "cut.npy")
+    _write_wav(tmp_path / "a.wav", _tone(0.1), RATE, 1)
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "a.wav").read_bytes()[:100])
+    assert verify_file(tmp_path / "a.wav") is None
+    assert "cut short" in verify_file(tmp_path / "cut.wav")
+
+
+# 9 and 14. a full disk mid-run: exit 3, the summary, one sentence
+
+
+def test_a_full_disk_mid_run_ends_with_the_summary_and_a_sentence(video, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith(os.path.join("ori_imgs", "12.jpg")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic_module.os, "replace", full_disk)
+    code = main(["process", str(video), "-o", str(out), "--tasks", "1,3"])
+    assert code == 3
+    record = _manifest(out)["tasks"]["frames"]
+    assert record["status"] == "failed"
+    assert record["error"] == "no space left on device while writing ori_imgs/12.jpg"
+    assert _manifest(out)["tasks"]["audio"]["status"] == "done"
+
+
+def test_a_manifest_that_cannot_be_written_mid_run_is_exit_3(video, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+    real_save = Manifest.save
+
+    def failing_save(self: Manifest) -> None:
+        if (self.data["tasks"].get("frames") or {}).get("status") == "done":
+            raise OutputError(f"cannot write {manifest_path(self.root)}: no space left on device")
+        real_save(self)
+
+    monkeypatch.setattr(Manifest, "save", failing_save)
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1,3"]) == 3
+    captured = capsys.readouterr()
+    assert "3 frames" in captured.out + captured.err  # the summary table
+    assert "no space left on device" in captured.out + captured.err
+
+
+# 10. typed config values
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [("audio = 5", "audio must be a path"), ('force = "no"', "force must be true or false")],
+)
+def test_toml_values_are_type_checked(video, tmp_path, toml, words):
+    config = tmp_path / "c.toml"
+    config.write_text(toml + "\n")
+    result = _run("process", str(video), "-o", str(tmp_path / "o"), "--config", str(config))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert words in result.stderr
+
+
+# 12. still images
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.mp4", "photo.png"])
+def test_a_still_image_is_called_one(tmp_path, name):
+    import cv2
+
+    image = np.full((64, 64, 3), 120, np.uint8)
+    ok, data = cv2.imencode(".png" if name.endswith(".png") else ".jpg", image)
+    (tmp_path / name).write_bytes(data.tobytes())
+    result = _run("process", str(tmp_path / name), "-o", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert "a still image, not a video" in result.stderr
+
+
+# 13. duplicated and missing frames are said
+
+
+def test_a_slow_source_warns_about_repeated_frames(tmp_path, capsys):
+    slow = write_video(tmp_path / "slow.mp4", moving_square_frames(24), fps=12)
+    assert main(["process", str(slow), "-o", str(tmp_path / "o"), "--tasks", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "repeat the frame before them" in err
+    assert "distinct frames per second" in err
+
+
+# 14. messages
+
+
+def test_an_empty_file_and_a_cut_file_get_sentences(tmp_path, video):
+    (tmp_path / "empty.mkv").write_bytes(b"")
+    result = _run("process", str(tmp_path / "empty.mkv"), "-o", str(tmp_path / "o"))
+    assert result.returncode == 1 and "is empty (0 bytes)" in result.stderr
+    assert "Errno" not in result.stderr
+    cut = tmp_path / "cut.mkv"
+    shutil.copy(video, cut)
+    data = video.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    result = _run("process", str(cut), "-o", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert "Errno" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_model_file_is_found_before_any_work(video, tmp_path):
+    out = tmp_path / "o"
+    result = _run(
+        "process", str(video), "-o", str(out), "--blendshape-model", str(tmp_path / "no.task")
+    )
+    assert result.returncode == 1
+    assert "no.task does not exist" in result.stderr
+    assert not (out / "ori_imgs").exists()
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    long_video = write_video(tmp_path / "long.mp4", moving_square_frames(1500), fps=25)
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [*TALKPREP, "process", str(long_video), "-o", str(out), "--tasks", "3"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not any((out / "ori_imgs").glob("*.jpg")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert "stopped by SIGTERM; rerun the same command to resume" in err
+
+
+def test_error_log_goes_once_a_rerun_succeeds(video, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    monkeypatch.setattr(FramesTask, "run", lambda self, ctx: [][1])
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 3
+    assert "IndexError" in (out / ERROR_LOG).read_text()
+    monkeypatch.undo()
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    assert not (out / ERROR_LOG).exists()
+
+
+def test_a_users_file_named_like_the_error_log_is_kept(video, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ERROR_LOG).write_text("my notes\n")
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    assert (out / ERROR_LOG).read_text() == "my notes\n"
+
+
+def test_a_leading_dash_gets_the_double_dash_hint(tmp_path):
+    result = _run("process", "-clip.mp4", "-o", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert "--" in result.stderr and "-clip.mp4" in result.stderr
