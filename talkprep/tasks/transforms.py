@@ -4,8 +4,13 @@ The JSON files follow RAD-NeRF's save_transforms (focal_len, cx, cy, frames of i
 transform_matrix) plus the fields its loaders otherwise compute from the .lms files: `face_rect`
 as [row_min, row_max, col_min, col_max] (RAD-NeRF's [xmin, xmax, ymin, ymax], x being the row) and
 `eye_ratio`, the eyes' area in percent of the image (RAD-NeRF's eye_area; about 0.25 when open).
-au.csv carries blink (AU45) and mouth (AU25, AU26) intensities on OpenFace's 0-5 scale, read by
-ER-NeRF as column ' AU45_r'.
+au.csv has OpenFace 2's columns (` frame`, ` face_id`, ` timestamp`, ` confidence`, ` success`,
+the 17 ` AUxx_r` intensities on 0-5 and the 18 ` AUxx_c` presences), estimated without OpenFace:
+each frame's mesh is moved into the tracked head frame and measured against the person's own
+neutral (brows, lids, cheeks, nose wings, lip corners, lips, jaw); with task 4's blendshapes the
+brow, cheek, nose and lip-corner AUs come from MediaPipe's scores instead. ER-NeRF, SyncTalk and
+GaussianTalker read ` AU45_r`; TalkingGaussian and InsTaG also ` AU01_r`, ` AU04_r`, ` AU05_r`,
+` AU06_r`, ` AU07_r` and ` AU25_r`.
 """
 
 from __future__ import annotations
@@ -22,22 +27,42 @@ from talkprep.errors import TaskError
 from talkprep.geometry.face_topology import LEFT_EYE_OUTER, LMS68, RIGHT_EYE_OUTER
 from talkprep.io.atomic import write_json, write_text
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
-from talkprep.tasks.landmarks import LANDMARKS_NAME, TRACK_NAME
+from talkprep.tasks.landmarks import BLENDSHAPES_NAME, LANDMARKS_NAME, TRACK_NAME
 
 SPLITS = ("train", "val")
 TRAIN_FRACTION = 10 / 11
 """The first int(n * 10/11) usable frames train, the rest validate (RAD-NeRF's split)."""
 AU_NAME = "au.csv"
-AU_COLUMNS = (" frame", " timestamp", " confidence", " success", " AU45_r", " AU25_r", " AU26_r")
+AU_INTENSITIES = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)
+"""OpenFace 2's 17 intensity AUs (` AUxx_r`, 0-5), in its column order."""
+AU_PRESENCES = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)
+"""OpenFace 2's 18 presence AUs (` AUxx_c`, 0 or 1): the intensity AUs plus AU28 (lip suck)."""
+AU_HEAD = (" frame", " face_id", " timestamp", " confidence", " success")
+AU_COLUMNS = (
+    *AU_HEAD,
+    *(f" AU{a:02d}_r" for a in AU_INTENSITIES),
+    *(f" AU{a:02d}_c" for a in AU_PRESENCES),
+)
+"""au.csv's header as OpenFace's FeatureExtraction writes it (a space after every comma)."""
 AU_MAX = 5.0
 """OpenFace's AU intensity scale is 0-5."""
+AU_PRESENT = 1.0
+"""Intensity from which ` AUxx_c` says present (OpenFace's classifier fires near intensity 1)."""
 EYES_68 = (slice(36, 42), slice(42, 48))
 """Each eye's six iBUG points in polygon order: outer/inner corner, two upper, corner, two lower."""
 RIGHT_EYE_MESH = (33, 160, 158, 133, 153, 144)
 LEFT_EYE_MESH = (263, 387, 385, 362, 380, 373)
 """p1..p6 of the eye aspect ratio: corner, upper, upper, corner, lower, lower (p2-p6, p3-p5)."""
 UPPER_LIP_INNER, LOWER_LIP_INNER = 13, 14
-NOSE_BRIDGE, CHIN = 6, 152
+UPPER_LIP_OUTER, LOWER_LIP_OUTER = 0, 17
+MOUTH_CORNERS = (61, 291)
+NOSE_BRIDGE, CHIN, SUBNASALE, NOSE_TIP = 6, 152, 2, 4
+BROWS_INNER, BROWS_OUTER = (107, 336), (70, 300)
+EYES_INNER, EYES_OUTER = (133, 362), (33, 263)
+CHEEKS = (117, 346)
+"""Cheek points under the eyes (they rise with AU06)."""
+NOSE_WINGS = (98, 327)
+"""Nostril wings (they rise with AU09)."""
 BLINK_OPEN_TOLERANCE = 0.15
 """Eye closure (1 - EAR / the person's open EAR) below this counts as open: AU45 = 0."""
 BLINK_FULL_CLOSURE = 0.7
@@ -48,6 +73,59 @@ JAW_FULL_DROP = 0.25
 """Growth of the bridge-to-chin distance (over eye-corner distance) at which AU26 reaches 5."""
 CLOSED_PERCENTILE = 5
 """A person's closed-mouth reference: this percentile of their mouth measures over the video."""
+FULL_SCALE = {
+    1: 0.10,
+    2: 0.10,
+    4: 0.06,
+    5: 0.30,
+    6: 0.05,
+    7: 0.45,
+    9: 0.05,
+    10: 0.08,
+    12: 0.12,
+    14: 0.08,
+    15: 0.06,
+    17: 0.06,
+    20: 0.12,
+    23: 0.06,
+    28: 0.12,
+}
+"""Change from the person's neutral (over the outer eye-corner distance, or relative for the eye
+opening of AU05/AU07) at which each AU reaches 5: brows rise about 9 mm at full AU01/AU02, a
+full smile widens the mouth and lifts its corners about 1 cm (0.12 of the 9 cm eye distance)."""
+BLENDSHAPE_AUS: dict[int, tuple[str, ...]] = {
+    1: ("browInnerUp",),
+    2: ("browOuterUpLeft", "browOuterUpRight"),
+    4: ("browDownLeft", "browDownRight"),
+    5: ("eyeWideLeft", "eyeWideRight"),
+    6: ("cheekSquintLeft", "cheekSquintRight"),
+    7: ("eyeSquintLeft", "eyeSquintRight"),
+    9: ("noseSneerLeft", "noseSneerRight"),
+    10: ("mouthUpperUpLeft", "mouthUpperUpRight"),
+    12: ("mouthSmileLeft", "mouthSmileRight"),
+    14: ("mouthDimpleLeft", "mouthDimpleRight"),
+    15: ("mouthFrownLeft", "mouthFrownRight"),
+    17: ("mouthShrugLower",),
+    20: ("mouthStretchLeft", "mouthStretchRight"),
+    23: ("mouthPressLeft", "mouthPressRight"),
+    28: ("mouthRollLower", "mouthRollUpper"),
+}
+"""MediaPipe blendshapes (ARKit names) that score each AU; AU25, AU26 and AU45 stay geometric
+(AU45 so that ER-NeRF's eye control matches its own process)."""
+BLENDSHAPE_NAMES = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
+    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
+    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
+    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+"""MediaPipe FaceLandmarker's 52 blendshape categories in score order (blendshapes.npy columns)."""
 CONFIDENCE_DETECTED, CONFIDENCE_INTERPOLATED = 0.98, 0.5
 ORTHONORMAL_TOLERANCE = 1e-3
 REQUIRED_KEYS = ("focal_len", "cx", "cy", "frames")
@@ -100,40 +178,171 @@ def eye_aspect_ratio(mesh: np.ndarray) -> np.ndarray:
     return 0.5 * (ratios[0] + ratios[1])
 
 
-def action_units(mesh: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Float [N, 3] AU45 (blink), AU25 (lips part), AU26 (jaw drop) on 0-5; 0 where not valid.
+def head_frame_mesh(mesh: np.ndarray, shape: np.ndarray, rigid_index: np.ndarray) -> np.ndarray:
+    """Each frame's mesh moved into the tracked head frame (metres): float [N, 478, 3].
 
-    Each measure is normalised by the person's own reference over the usable frames: the median
-    eye opening (eyes are open most of the time) and a low percentile of the mouth measures.
+    A similarity (rotation, uniform scale, shift) per frame maps the frame's rigid points onto the
+    tracked rigid shape (Umeyama's least squares), so head motion and distance drop out and what
+    is left is the face's own deformation, with x toward the subject's left, y up, z out of the
+    face. NaN rows (no face) stay NaN. Vectorised over frames.
     """
-    n = len(mesh)
-    out = np.zeros((n, 3), dtype=np.float64)
-    if not valid.any():
-        return out
-    m = mesh[valid].astype(np.float64)
-    scale = np.linalg.norm(m[:, RIGHT_EYE_OUTER] - m[:, LEFT_EYE_OUTER], axis=-1)
-    ear = eye_aspect_ratio(m)
-    closure = 1.0 - ear / np.median(ear)
-    blink = (closure - BLINK_OPEN_TOLERANCE) / (BLINK_FULL_CLOSURE - BLINK_OPEN_TOLERANCE)
-    lips = np.linalg.norm(m[:, UPPER_LIP_INNER] - m[:, LOWER_LIP_INNER], axis=-1) / scale
-    jaw = np.linalg.norm(m[:, NOSE_BRIDGE] - m[:, CHIN], axis=-1) / scale
-    lips_part = (lips - np.percentile(lips, CLOSED_PERCENTILE)) / MOUTH_FULL_OPENING
-    jaw_drop = (jaw - np.percentile(jaw, CLOSED_PERCENTILE)) / JAW_FULL_DROP
-    out[valid] = AU_MAX * np.clip(np.stack([blink, lips_part, jaw_drop], axis=1), 0.0, 1.0)
+    mesh = np.asarray(mesh, dtype=np.float64)
+    target = np.asarray(shape, dtype=np.float64)
+    src = mesh[:, rigid_index]
+    src_mean = src.mean(axis=1, keepdims=True)
+    dst_mean = target.mean(axis=0)
+    src_c = src - src_mean
+    dst_c = target - dst_mean
+    cov = np.einsum("kd,nke->nde", dst_c, src_c) / len(rigid_index)
+    finite = np.isfinite(cov).all(axis=(1, 2))
+    cov[~finite] = np.eye(3)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(u @ vt))
+    sign[sign == 0] = 1.0
+    d = np.ones((len(mesh), 3))
+    d[:, 2] = sign
+    rot = np.einsum("nij,nj,njk->nik", u, d, vt)
+    var = np.maximum((src_c**2).sum(axis=(1, 2)) / len(rigid_index), 1e-12)
+    scale = (sig * d).sum(axis=1) / var
+    out = scale[:, None, None] * np.einsum("nij,nkj->nki", rot, mesh - src_mean) + dst_mean
+    out[~finite] = np.nan
     return out
 
 
-def au_csv_text(units: np.ndarray, fps: float, confidence: np.ndarray, success: np.ndarray) -> str:
+def _measures(m: np.ndarray) -> dict[str, np.ndarray]:
+    """Scale-free face measures of head-frame meshes [N, 478, 3] (y up, z out), per frame."""
+    s = np.linalg.norm(m[:, RIGHT_EYE_OUTER] - m[:, LEFT_EYE_OUTER], axis=-1)
+    up, depth = m[..., 1], m[..., 2]
+
+    def pair(values: np.ndarray, points: tuple[int, int]) -> np.ndarray:
+        return 0.5 * (values[:, points[0]] + values[:, points[1]])
+
+    def dist(i: int, j: int) -> np.ndarray:
+        return np.linalg.norm(m[:, i] - m[:, j], axis=-1)
+
+    measures = {
+        "brow_inner": pair(up, BROWS_INNER) - pair(up, EYES_INNER),
+        "brow_outer": pair(up, BROWS_OUTER) - pair(up, EYES_OUTER),
+        "brow_gap": dist(*BROWS_INNER),
+        "cheek": pair(up, CHEEKS) - pair(up, EYES_OUTER),
+        "nose_wings": pair(up, NOSE_WINGS) - up[:, NOSE_TIP],
+        "upper_lip": up[:, UPPER_LIP_OUTER] - up[:, SUBNASALE],
+        "corner_lift": pair(up, MOUTH_CORNERS) - up[:, SUBNASALE],
+        "mouth_width": dist(*MOUTH_CORNERS),
+        "corner_depth": pair(depth, MOUTH_CORNERS)
+        - 0.5 * (depth[:, UPPER_LIP_OUTER] + depth[:, LOWER_LIP_OUTER]),
+        "chin": up[:, LOWER_LIP_OUTER] - up[:, CHIN],
+        "lip_thickness": (up[:, UPPER_LIP_OUTER] - up[:, UPPER_LIP_INNER])
+        + (up[:, LOWER_LIP_INNER] - up[:, LOWER_LIP_OUTER]),
+        "lips": dist(UPPER_LIP_INNER, LOWER_LIP_INNER),
+        "jaw": dist(NOSE_BRIDGE, CHIN),
+    }
+    return {k: v / s for k, v in measures.items()}
+
+
+def _ramp(delta: np.ndarray, full: float) -> np.ndarray:
+    return np.clip(delta / full, 0.0, 1.0)
+
+
+def geometric_action_units(mesh: np.ndarray) -> dict[int, np.ndarray]:
+    """AU intensities (0-5) of head-frame meshes [M, 478, 3] of one person, from geometry alone.
+
+    Each measure is compared with the person's neutral over the given frames: the median (faces
+    are at rest most of the time) for brows, eyes, cheeks, nose and lip corners, and a low
+    percentile of the mouth and jaw opening (closed mouth). AU28 (lip suck) has no intensity in
+    OpenFace; it is returned for its presence column.
+    """
+    g = _measures(mesh)
+    rest = {k: np.median(v) for k, v in g.items()}
+    delta = {k: v - rest[k] for k, v in g.items()}
+    ear = eye_aspect_ratio(mesh)
+    closure = 1.0 - ear / np.median(ear)
+    blink = (closure - BLINK_OPEN_TOLERANCE) / (BLINK_FULL_CLOSURE - BLINK_OPEN_TOLERANCE)
+    lips_part = (g["lips"] - np.percentile(g["lips"], CLOSED_PERCENTILE)) / MOUTH_FULL_OPENING
+    jaw_drop = (g["jaw"] - np.percentile(g["jaw"], CLOSED_PERCENTILE)) / JAW_FULL_DROP
+    smile = 0.5 * (
+        _ramp(delta["corner_lift"], FULL_SCALE[12]) + _ramp(delta["mouth_width"], FULL_SCALE[12])
+    )
+    units = {
+        1: _ramp(delta["brow_inner"], FULL_SCALE[1]),
+        2: _ramp(delta["brow_outer"], FULL_SCALE[2]),
+        4: 0.5
+        * (_ramp(-delta["brow_inner"], FULL_SCALE[4]) + _ramp(-delta["brow_gap"], FULL_SCALE[4])),
+        5: _ramp(-closure, FULL_SCALE[5]),
+        6: _ramp(delta["cheek"], FULL_SCALE[6]),
+        7: _ramp(closure, FULL_SCALE[7]),
+        9: _ramp(delta["nose_wings"], FULL_SCALE[9]),
+        10: _ramp(delta["upper_lip"], FULL_SCALE[10]),
+        12: smile,
+        14: _ramp(-delta["corner_depth"], FULL_SCALE[14]),
+        15: _ramp(-delta["corner_lift"], FULL_SCALE[15]),
+        17: _ramp(-delta["chin"], FULL_SCALE[17]),
+        20: np.clip(
+            _ramp(delta["mouth_width"], FULL_SCALE[20])
+            - _ramp(delta["corner_lift"], FULL_SCALE[12]),
+            0.0,
+            1.0,
+        ),
+        23: _ramp(-delta["lip_thickness"], FULL_SCALE[23]),
+        25: np.clip(lips_part, 0.0, 1.0),
+        26: np.clip(jaw_drop, 0.0, 1.0),
+        28: _ramp(-delta["lip_thickness"], FULL_SCALE[28]),
+        45: np.clip(blink, 0.0, 1.0),
+    }
+    return {k: AU_MAX * v for k, v in units.items()}
+
+
+def blendshape_action_units(scores: np.ndarray) -> dict[int, np.ndarray]:
+    """AU intensities (0-5) from MediaPipe blendshape scores [M, 52] (mean of each AU's shapes)."""
+    column = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
+    return {
+        au: AU_MAX * np.clip(scores[:, [column[n] for n in names]].mean(axis=1), 0.0, 1.0)
+        for au, names in BLENDSHAPE_AUS.items()
+    }
+
+
+def action_units(
+    mesh: np.ndarray, valid: np.ndarray, blendshapes: np.ndarray | None = None
+) -> dict[int, np.ndarray]:
+    """Per-frame AU intensities float [N] on 0-5 for every AU in AU_PRESENCES; 0 where not valid.
+
+    Args:
+        mesh: float [N, 478, 3] head-frame meshes (see `head_frame_mesh`).
+        valid: bool [N] frames with a tracked face.
+        blendshapes: optional float [N, 52] MediaPipe scores; where a row is finite, the AUs of
+            BLENDSHAPE_AUS come from it instead of geometry (AU25, AU26, AU45 stay geometric).
+    """
+    n = len(mesh)
+    out = {au: np.zeros(n) for au in AU_PRESENCES}
+    if not valid.any():
+        return out
+    for au, values in geometric_action_units(mesh[valid]).items():
+        out[au][valid] = values
+    if blendshapes is not None:
+        scored = valid & np.isfinite(blendshapes).all(axis=1)
+        if scored.any():
+            for au, values in blendshape_action_units(blendshapes[scored]).items():
+                out[au][scored] = values
+    return out
+
+
+def au_csv_text(
+    units: dict[int, np.ndarray], fps: float, confidence: np.ndarray, success: np.ndarray
+) -> str:
     """OpenFace-style CSV ('x, y' separators, every header name with a leading space)."""
-    n = len(units)
-    frame = np.arange(1, n + 1)
+    n = len(confidence)
+    intensity = np.stack([units[a] for a in AU_INTENSITIES], axis=1)
+    presence = np.stack([units[a] >= AU_PRESENT for a in AU_PRESENCES], axis=1)
+    presence &= success[:, None].astype(bool)
     buffer = io.StringIO()
     buffer.write(",".join(AU_COLUMNS) + "\n")
-    rows = zip(frame, frame - 1, confidence, success, units, strict=True)
-    buffer.writelines(
-        f" {f}, {i / fps:.3f}, {c:.2f}, {int(s)}, {u[0]:.2f}, {u[1]:.2f}, {u[2]:.2f}\n"
-        for f, i, c, s, u in rows
-    )
+    for i in range(n):  # one line per frame; the values are formatted, not computed, here
+        values = ", ".join(f"{v:.2f}" for v in intensity[i])
+        flags = ", ".join(str(int(v)) for v in presence[i])
+        buffer.write(
+            f" {i + 1}, 0, {i / fps:.3f}, {confidence[i]:.2f}, {int(success[i])}, "
+            f"{values}, {flags}\n"
+        )
     return buffer.getvalue()
 
 
@@ -143,6 +352,7 @@ class TransformsTask(Task):
     title = "train/val split and camera poses -> transforms_*.json, au.csv"
     needs = ("frames", "landmarks")
     makes = ("transforms_train.json", "transforms_val.json", AU_NAME)
+    version = 2
 
     def run(self, ctx: TaskContext) -> TaskResult:
         from talkprep.geometry.camera import transform_matrices
@@ -202,10 +412,11 @@ class TransformsTask(Task):
         confidence = np.where(
             valid, np.where(interpolated, CONFIDENCE_INTERPOLATED, CONFIDENCE_DETECTED), 0.0
         )
-        units = action_units(mesh, valid)
+        head_mesh = head_frame_mesh(mesh, params["shape"], params["rigid_index"].astype(np.int64))
+        units = action_units(head_mesh, valid, _load_blendshapes(ctx.out / BLENDSHAPES_NAME, n))
         write_text(ctx.out / AU_NAME, au_csv_text(units, fps, confidence, valid))
 
-        blink = units[valid, 0]
+        blink = units[45][valid]
         figures = {
             "train_frames": len(splits["train"]),
             "val_frames": len(splits["val"]),
@@ -213,7 +424,8 @@ class TransformsTask(Task):
             "eye_ratio_median": round(float(np.median(eyes[valid])), 4),
             "blink_frames": int((blink >= 1.0).sum()),
             "au45_p50_p99": [round(float(v), 3) for v in np.percentile(blink, [50, 99])],
-            "au25_p50_p99": [round(float(v), 3) for v in np.percentile(units[valid, 1], [50, 99])],
+            "au25_p50_p99": [round(float(v), 3) for v in np.percentile(units[25][valid], [50, 99])],
+            "au12_p50_p99": [round(float(v), 3) for v in np.percentile(units[12][valid], [50, 99])],
         }
         info = {
             "train_range": [int(splits["train"][0]), int(splits["train"][-1])]
@@ -246,9 +458,23 @@ def _load_track(path: Path) -> dict[str, np.ndarray]:
 
     try:
         params = torch.load(path, map_location="cpu", weights_only=True)
-        return {k: params[k].numpy().astype(np.float64) for k in ("euler", "trans", "focal")}
+        keys = ("euler", "trans", "focal", "shape", "rigid_index")
+        return {k: params[k].numpy().astype(np.float64) for k in keys}
     except (OSError, KeyError, RuntimeError) as exc:
         raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4") from None
+
+
+def _load_blendshapes(path: Path, n: int) -> np.ndarray | None:
+    """Task 4's MediaPipe blendshape scores [N, 52] when it wrote them, else None."""
+    if not path.is_file():
+        return None
+    try:
+        scores = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4") from None
+    if scores.shape != (n, len(BLENDSHAPE_NAMES)):
+        raise TaskError(f"{path.name} has shape {scores.shape}, expected [{n}, 52]; rerun task 4")
+    return scores.astype(np.float64)
 
 
 def _check_transforms(path: Path, facts: FolderFacts) -> tuple[CheckResult, set[int]]:

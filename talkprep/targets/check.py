@@ -1,0 +1,409 @@
+"""`talkprep check OUT --target T`: validate a folder against one trainer's contract.
+
+Each finding names its file group, what is wrong, the talkprep command that fixes it and, where
+a trainer option decides what the loader reads, the flag to pass to the trainer.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from talkprep.targets.base import AudioChoice, Target
+from talkprep.targets.render import RENDERERS, adnerf_face_rects, last_seconds_split
+
+BOUND = 1.0
+SCALE = 4.0
+OFFSET = (0.0, 0.0, 0.0)
+"""ER-NeRF/RAD-NeRF/SyncTalk defaults (main.py `--bound`, `--scale`, `--offset`)."""
+AABB_TRAIN = np.array([-BOUND, -BOUND / 2, -BOUND, BOUND, BOUND / 2, BOUND])
+"""renderer.py line 86 of ER-NeRF, RAD-NeRF and SyncTalk."""
+MASK_SAMPLES = 24
+"""Frames (evenly spaced) whose masks are derived as the trainer derives them."""
+MIN_MOUTH_PIXELS = 20
+"""TalkingGaussian's train_mouth.py line 118 waits for a frame with this many mouth pixels."""
+MODEL_HINTS = {
+    "deepspeech": "--tasks 2 --audio-features deepspeech --deepspeech-model DIR (a "
+    "DeepSpeech-compatible 29-character CTC model folder, fetched by hand)",
+    "hubert": "--tasks 2 --audio-features hubert --hubert-model facebook/hubert-large-ls960-ft "
+    "(fetch: huggingface-cli download facebook/hubert-large-ls960-ft)",
+    "wav2vec2": "--tasks 2 --audio-features wav2vec2 --wav2vec2-model "
+    "cpierse/wav2vec2-large-xlsr-53-esperanto "
+    "(fetch: huggingface-cli download cpierse/wav2vec2-large-xlsr-53-esperanto)",
+    "wav": "--tasks 1",
+}
+"""The talkprep option that makes each feature, and what to fetch for it."""
+PROCESS = "talkprep process VIDEO -o {root}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One file group's verdict under a target."""
+
+    group: str
+    problem: str | None = None
+    fix: str = ""
+    """The talkprep command that fixes the problem."""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    """Findings, and the flags to pass to the trainer for this folder."""
+
+    target: Target
+    findings: list[Finding]
+    flags: list[str]
+    notes: list[str]
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok]
+
+
+def check_target(root: Path, target: Target) -> TargetReport:
+    """Validate `root` against `target`'s contract (after talkprep's own format check)."""
+    from talkprep.check import check_folder
+
+    flags: list[str] = list(target.flags)
+    notes: list[str] = list(target.notes)
+    findings = [
+        Finding(r.group, r.problem, "talkprep check " + str(root))
+        for r in check_folder(root)
+        if not r.ok and r.group != "(dataset)" and not _own_layout(target, r.group, r.problem)
+    ]
+    ids = _split_ids(root)
+    findings += _check_reads(root, target, ids)
+    findings.append(_check_audio(root, target, flags))
+    if target.au_columns:
+        findings.append(_check_au(root, target))
+    findings += [
+        Finding(name, f"{name} makes {target.trainer}'s loader fail; move it out of the folder")
+        for name in target.forbidden
+        if (root / name).exists()
+    ]
+    if "tg_parsing" in target.renders:
+        findings.append(_check_tg_masks(root, ids))
+    if "synctalk_bs" in target.renders:
+        findings.append(_check_synctalk_bs(root, flags, notes))
+    if "gt_vertices" in target.renders:
+        findings.append(_check_vertices(root, target))
+    if target.box_check:
+        findings.append(_check_box(root, ids))
+    if target.val_seconds is not None:
+        findings.append(_check_last_seconds(root, target, ids))
+    if target.face_rect == "adnerf":
+        findings.append(_check_adnerf(root, target, flags))
+    return TargetReport(target, findings, flags, notes)
+
+
+def _own_layout(target: Target, group: str, problem: str | None) -> bool:
+    """Whether talkprep's format check rejects what the trainer wants on purpose: its own
+    parsing palette (checked here by the masks it derives) or AD-NeRF's face_rect layout."""
+    rendered = {p for name in target.renders for p in RENDERERS[name].writes}
+    if group in rendered and not group.startswith("transforms_"):
+        return True
+    return target.face_rect == "adnerf" and problem is not None and "face_rect" in problem
+
+
+def _export(root: Path, target: Target) -> str:
+    return f"talkprep export {root} --target {target.name}"
+
+
+def _split_ids(root: Path) -> dict[str, np.ndarray]:
+    ids = {}
+    for split in ("train", "val"):
+        try:
+            doc = json.loads((root / f"transforms_{split}.json").read_text())
+            ids[split] = np.array([int(f["img_id"]) for f in doc["frames"]], dtype=np.int64)
+        except (OSError, ValueError, KeyError, TypeError):
+            ids[split] = np.zeros(0, np.int64)
+    return ids
+
+
+def _fix_for(root: Path, target: Target, rel: str) -> str:
+    for name in target.renders:
+        if any(fnmatch.fnmatch(rel, p) for p in RENDERERS[name].writes):
+            return _export(root, target)
+    if any(fnmatch.fnmatch(rel, theirs) for theirs, _ in target.aliases):
+        return _export(root, target)
+    from talkprep.tasks import ALL_TASKS
+
+    for task in ALL_TASKS:
+        if any(fnmatch.fnmatch(rel, p) for p in task.makes):
+            return PROCESS.format(root=root) + f" --tasks {task.number}"
+    return PROCESS.format(root=root)
+
+
+def _check_reads(root: Path, target: Target, ids: dict[str, np.ndarray]) -> list[Finding]:
+    used = np.union1d(ids["train"], ids["val"])
+    findings = []
+    for pattern in target.reads:
+        if "*" not in pattern:
+            ok = (root / pattern).is_file()
+            problem = None if ok else "missing"
+            findings.append(
+                Finding(pattern, problem, "" if ok else _fix_for(root, target, pattern))
+            )
+            continue
+        folder, name = pattern.split("/", 1)
+        missing = [
+            int(i) for i in used if not (root / folder / name.replace("*", str(i))).is_file()
+        ]
+        if missing:
+            example = f"{folder}/{name.replace('*', str(missing[0]))}"
+            findings.append(
+                Finding(
+                    pattern,
+                    f"{len(missing)} of the split's {len(used)} frames lack it (first {example})",
+                    _fix_for(root, target, example),
+                )
+            )
+        else:
+            findings.append(Finding(pattern))
+    return findings
+
+
+def _audio_rows(root: Path, choice: AudioChoice) -> str | None:
+    """Why the file cannot serve (None when it can)."""
+    path = root / choice.file
+    if not path.is_file():
+        return "missing"
+    if choice.feature == "wav":
+        return None
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({exc})"
+    rows = tuple(array.shape[1:])
+    want = choice.rows
+    if len(rows) != len(want) or any(
+        w is not None and w != r for w, r in zip(want, rows, strict=False)
+    ):
+        shape = ", ".join("C" if w is None else str(w) for w in want)
+        return f"rows of shape {rows}, {choice.file} needs [N, {shape}]"
+    return None
+
+
+def _check_audio(root: Path, target: Target, flags: list[str]) -> Finding:
+    reasons = {}
+    for choice in target.audio:
+        reason = _audio_rows(root, choice)
+        if reason is None:
+            if choice.flag:
+                flags.append(choice.flag)
+            return Finding(f"audio ({choice.file})")
+        reasons[choice.file] = reason
+        if choice.source and (root / choice.source).is_file():
+            return Finding(
+                f"audio ({choice.file})",
+                f"{choice.file} is missing but {choice.source} has the same data",
+                _export(root, target),
+            )
+    first = target.audio[0]
+    listed = "; ".join(f"{k}: {v}" for k, v in reasons.items())
+    return Finding(
+        "audio",
+        f"no audio features {target.trainer} can read ({listed})",
+        f"{PROCESS.format(root=root)} {MODEL_HINTS[first.feature]}",
+    )
+
+
+def _au_header(root: Path) -> list[str] | None:
+    try:
+        with (root / "au.csv").open(newline="") as handle:
+            return next(csv.reader(handle))
+    except (OSError, StopIteration, csv.Error):
+        return None
+
+
+def _check_au(root: Path, target: Target) -> Finding:
+    header = _au_header(root)
+    fix = PROCESS.format(root=root) + " --tasks 9 --force"
+    if header is None:
+        return Finding("au.csv", "missing or unreadable", fix)
+    lacking = [c for c in target.au_columns if c not in header]
+    if lacking:
+        return Finding("au.csv", f"lacks columns {lacking}", fix)
+    return Finding("au.csv")
+
+
+def _sample(ids: np.ndarray) -> np.ndarray:
+    if len(ids) <= MASK_SAMPLES:
+        return ids
+    return ids[np.linspace(0, len(ids) - 1, MASK_SAMPLES).round().astype(int)]
+
+
+def tg_masks(parsing_bgr: np.ndarray, teeth: np.ndarray) -> dict[str, np.ndarray]:
+    """TalkingGaussian's face, hair and mouth masks exactly as its reader derives them."""
+    rgb = parsing_bgr[..., ::-1].astype(np.float64)
+    face = (rgb[..., 2] > 254) & (rgb[..., 0] == 0) & (rgb[..., 1] == 0)
+    return {
+        "face": face ^ teeth,
+        "hair": (rgb[..., 0] < 1) & (rgb[..., 1] < 1) & (rgb[..., 2] < 1),
+        "mouth": ((rgb == 100).all(axis=-1)) | teeth,
+    }
+
+
+def _check_tg_masks(root: Path, ids: dict[str, np.ndarray]) -> Finding:
+    from talkprep.io.images import read_image
+
+    group = "TalkingGaussian masks"
+    used = np.union1d(ids["train"], ids["val"])
+    counts = {"face": 0, "hair": 0, "mouth": 0}
+    for i in _sample(used):
+        try:
+            image = read_image(root / "parsing" / f"{i}.png")
+            teeth = np.load(root / "teeth_mask" / f"{i}.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            return Finding(group, f"frame {i}: parsing or teeth_mask unreadable")
+        if teeth.dtype != np.bool_ or teeth.shape != image.shape[:2]:
+            return Finding(group, f"teeth_mask/{i}.npy is {teeth.dtype} {teeth.shape}")
+        masks = tg_masks(image, teeth)
+        counts["face"] += int(masks["face"].any())
+        counts["hair"] += int(masks["hair"].any())
+        counts["mouth"] += int(masks["mouth"].sum() >= MIN_MOUTH_PIXELS)
+    empty = [k for k, v in counts.items() if v == 0]
+    if empty:
+        return Finding(
+            group,
+            f"{', '.join(empty)} mask empty in every sampled frame (old palette?)",
+            f"talkprep export {root} --target talkinggaussian",
+        )
+    return Finding(group)
+
+
+def _check_synctalk_bs(root: Path, flags: list[str], notes: list[str]) -> Finding:
+    path = root / "bs.npy"
+    if not path.is_file():
+        flags.append("--au45")
+        notes.append(
+            "no bs.npy: SyncTalk reads au.csv's AU45 with --au45; for blendshapes run "
+            f"{PROCESS.format(root=root)} --tasks 4 --force --blendshape-model "
+            "face_landmarker.task, then talkprep export"
+        )
+        return Finding("bs.npy (--au45 instead)")
+    try:
+        bs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return Finding("bs.npy", f"unreadable ({exc})")
+    if bs.ndim != 2 or bs.shape[1] != 52 or not np.isfinite(bs).all():
+        return Finding("bs.npy", f"shape {bs.shape}, expected finite [N, 52]")
+    if np.abs(bs[:, -1]).max() > 1e-6:
+        return Finding(
+            "bs.npy",
+            "last column is not SyncTalk's trailing 0: the columns are MediaPipe's, one off",
+            f"talkprep export {root} --target synctalk",
+        )
+    return Finding("bs.npy")
+
+
+def _check_vertices(root: Path, target: Target) -> Finding:
+    import torch
+
+    try:
+        params = torch.load(root / "track_params.pt", map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        return Finding("track_params.pt vertices", f"unreadable ({exc})")
+    vertices = params.get("vertices") if isinstance(params, dict) else None
+    n = len(params["euler"]) if isinstance(params, dict) and "euler" in params else None
+    if vertices is None:
+        return Finding("track_params.pt vertices", "no 'vertices' key", _export(root, target))
+    if vertices.ndim != 3 or vertices.shape[2] != 3 or len(vertices) != n:
+        return Finding(
+            "track_params.pt vertices", f"shape {tuple(vertices.shape)}, expected [N, V, 3]"
+        )
+    if not torch.isfinite(vertices).all():
+        return Finding("track_params.pt vertices", "not finite", _export(root, target))
+    return Finding("track_params.pt vertices")
+
+
+def face_points_ngp(root: Path, ids: np.ndarray) -> np.ndarray:
+    """Every face point of the given frames in the NeRF trainers' box coordinates [M, 478, 3].
+
+    The world of transforms_*.json is the head frame in metres; `nerf_matrix_to_ngp` cycles its
+    axes (x, y, z -> y, z, x) and scales by `--scale`.
+    """
+    import torch
+
+    from talkprep.tasks.transforms import head_frame_mesh
+
+    params = torch.load(root / "track_params.pt", map_location="cpu", weights_only=True)
+    landmarks = np.load(root / "landmarks.npy", mmap_mode="r", allow_pickle=False)
+    mesh = head_frame_mesh(
+        np.asarray(landmarks[ids]), params["shape"].numpy(), params["rigid_index"].numpy()
+    )
+    return mesh[..., [1, 2, 0]] * SCALE + np.asarray(OFFSET)
+
+
+def _check_box(root: Path, ids: dict[str, np.ndarray]) -> Finding:
+    group = "face inside aabb_train"
+    used = np.union1d(ids["train"], ids["val"])
+    try:
+        points = face_points_ngp(root, used)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        return Finding(group, f"cannot place the face points ({exc})")
+    finite = np.isfinite(points).all(axis=-1)
+    outside = finite & ((points < AABB_TRAIN[:3]) | (points > AABB_TRAIN[3:])).any(axis=-1)
+    if outside.any():
+        frame = int(used[np.flatnonzero(outside.any(axis=1))[0]])
+        return Finding(
+            group,
+            f"{int(outside.sum())} face points of {int(outside.any(axis=1).sum())} frames lie "
+            f"outside the box at --scale {SCALE:g} (first frame {frame})",
+            PROCESS.format(root=root) + " --tasks 4,9 --force",
+        )
+    return Finding(group)
+
+
+def _fps(root: Path) -> float:
+    from talkprep.manifest import read_manifest
+
+    info: dict[str, Any] = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
+    return float(info.get("fps", 25.0))
+
+
+def _check_last_seconds(root: Path, target: Target, ids: dict[str, np.ndarray]) -> Finding:
+    group = f"split (last {target.val_seconds:g} s validate)"
+    seconds = float(target.val_seconds or 0.0)
+    train, val = last_seconds_split(np.union1d(ids["train"], ids["val"]), _fps(root), seconds)
+    if not (np.array_equal(train, ids["train"]) and np.array_equal(val, ids["val"])):
+        return Finding(group, "transforms_val.json is not the last frames", _export(root, target))
+    return Finding(group)
+
+
+def _check_adnerf(root: Path, target: Target, flags: list[str]) -> Finding:
+    import torch
+
+    from talkprep.geometry.face_topology import LMS68
+    from talkprep.targets.adnerf import FAR_MARGIN_M, NEAR_MARGIN_M
+
+    group = "face_rect (AD-NeRF's x, y, w, h)"
+    try:
+        docs = {
+            s: json.loads((root / f"transforms_{s}.json").read_text()) for s in ("train", "val")
+        }
+        landmarks = np.load(root / "landmarks.npy", mmap_mode="r", allow_pickle=False)
+        trans = torch.load(root / "track_params.pt", map_location="cpu", weights_only=True)["trans"]
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        return Finding(group, f"cannot read the transforms, landmarks or tracks ({exc})")
+    distance = float(-np.nanmean(trans.numpy()[:, 2])) / 10.0
+    flags.append(f"--near {distance - NEAR_MARGIN_M:.3f} --far {distance + FAR_MARGIN_M:.3f}")
+    for doc in docs.values():
+        frames = doc["frames"]
+        ids = np.array([f["img_id"] for f in frames], dtype=np.int64)
+        h, w = int(doc.get("h", 2 * doc["cy"])), int(doc.get("w", 2 * doc["cx"]))
+        want = adnerf_face_rects(np.asarray(landmarks[ids][:, LMS68, :2], np.float64), h, w)
+        have = np.array([f.get("face_rect", [0, 0, 0, 0]) for f in frames])
+        if have.shape != want.shape or not np.array_equal(have, want):
+            return Finding(group, "face_rect is not in AD-NeRF's layout", _export(root, target))
+    return Finding(group)

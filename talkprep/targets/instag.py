@@ -1,0 +1,46 @@
+"""InsTaG (github.com/Fictionarry/InsTaG, commit 42f68f8).
+
+Follows `scene/dataset_readers.py` of that commit (TalkingGaussian's reader with these changes):
+* lines 101-145: the audio by `--audio_extractor` (default `deepspeech`, `arguments/__init__.py`
+  line 60): `aud.npy` (no suffix for DeepSpeech), `aud_eo.npy`, `aud_hu.npy`; `ave` encodes
+  `aud.wav` with InsTaG's `data_utils/audio_visual_encoder.pth`;
+* lines 158-167: `au.csv` ` AU45_r`, ` AU25_r`, ` AU01_r`, ` AU04_r`, ` AU05_r`, ` AU06_r`,
+  ` AU07_r`;
+* lines 179, 203, 226-227: `ori_imgs/{i}.lms`, `gt_imgs/{i}.jpg`, `torso_imgs/{i}.png`, `bc.jpg`;
+* lines 239-240: `teeth_mask/{i}.npy` and `parsing/{i}.png` in TalkingGaussian's palette;
+* lines 285-290: with `--N_views` > 0, Sapiens normals and depth (not written by talkprep).
+The README (lines 106 and 204) keeps at least the last 12 s of a new identity for evaluation:
+the view's `transforms_val.json` holds the last 12 s, `transforms_train.json` the rest.
+"""
+
+from talkprep.targets.base import AudioChoice, Target
+from talkprep.targets.talkinggaussian import TG_AU_COLUMNS
+
+VAL_SECONDS = 12.0
+"""InsTaG README line 106: 'retain at least 12s data for evaluation'."""
+
+TARGET = Target(
+    name="instag",
+    trainer="InsTaG",
+    reads=(
+        "transforms_train.json",
+        "transforms_val.json",
+        "au.csv",
+        "bc.jpg",
+        "gt_imgs/*.jpg",
+        "torso_imgs/*.png",
+        "ori_imgs/*.lms",
+        "parsing/*.png",
+        "teeth_mask/*.npy",
+    ),
+    audio=(
+        AudioChoice("aud.npy", "deepspeech", "", (16, 29), source="aud_ds.npy"),
+        AudioChoice("aud_hu.npy", "hubert", "--audio_extractor hubert", (2, 1024)),
+        AudioChoice("aud.wav", "wav", "--audio_extractor ave", ()),
+    ),
+    au_columns=TG_AU_COLUMNS,
+    renders=("tg_parsing", "instag_split"),
+    val_seconds=VAL_SECONDS,
+    needs_semantics=True,
+    notes=("leave --N_views at -1: talkprep writes no Sapiens normals or depth",),
+)

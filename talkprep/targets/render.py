@@ -1,0 +1,336 @@
+"""Trainer renderings of talkprep's canonical files: pure functions on arrays, then the renderers
+that stream a folder's frames through them into a view (`talkprep.targets.view.ViewWriter`).
+
+Every mask comes from the class maps `semantics/{i}.png` (talkprep.semantics); geometry comes
+from `landmarks.npy` and `track_params.pt` through the same head-frame alignment as au.csv.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from talkprep.errors import TaskError
+from talkprep.geometry.camera import DECIMETRES_PER_METRE
+from talkprep.io.images import frame_indices, read_image
+from talkprep.semantics import SEMANTICS_DIR, SemanticClass, class_mask
+from talkprep.tasks.frames import FRAMES_DIR
+from talkprep.tasks.landmarks import BLENDSHAPES_NAME, LANDMARKS_NAME, TRACK_NAME
+from talkprep.tasks.transforms import head_frame_mesh
+
+if TYPE_CHECKING:
+    from talkprep.targets.view import ViewWriter
+
+Progress = Callable[..., Iterator[Any]]
+
+ERNERF_BGR = {"head": (255, 0, 0), "neck": (0, 255, 0), "torso": (0, 0, 255)}
+WHITE = (255, 255, 255)
+TG_HAIR_BGR = (0, 0, 0)
+TG_MOUTH_BGR = (100, 100, 100)
+SYNCTALK_FACE_CLASSES = (SemanticClass.FACE_SKIN, SemanticClass.MOUTH_INTERIOR, SemanticClass.TEETH)
+"""BiSeNet skin, brows, eyes, nose, mouth and lips (SyncTalk's face_parsing/test.py 54-59)."""
+SYNCTALK_BLUR = 9
+"""SyncTalk blurs the face image with a 9x9 Gaussian (face_parsing/test.py line 97)."""
+BS_SMOOTH_WINDOW, BS_SMOOTH_ORDER = 5, 3
+ADNERF_HALF_WIDTH, ADNERF_HALF_HEIGHT = 1.5, 1.15
+"""AD-NeRF's face_rect (process_data.py lines 228-231): 1.5 x the half width of the .lms columns,
+1.15 x the distance from lms[27] to the chin."""
+
+
+def tg_palette(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TalkingGaussian's parsing image (BGR uint8 [H, W, 3]) and teeth mask (bool [H, W]).
+
+    Head classes take ER-NeRF's head colour except hair (0, 0, 0) and the mouth interior
+    (100, 100, 100); teeth keep the head colour, so that TalkingGaussian's `face XOR teeth`
+    removes them from the face and `mouth + teeth` adds them to the mouth.
+    """
+    lut = np.full((256, 3), 255, np.uint8)
+    for cls in (SemanticClass.FACE_SKIN, SemanticClass.EARS, SemanticClass.TEETH):
+        lut[int(cls)] = ERNERF_BGR["head"]
+    lut[int(SemanticClass.HAIR)] = TG_HAIR_BGR
+    lut[int(SemanticClass.MOUTH_INTERIOR)] = TG_MOUTH_BGR
+    lut[int(SemanticClass.NECK)] = ERNERF_BGR["neck"]
+    lut[int(SemanticClass.TORSO)] = ERNERF_BGR["torso"]
+    return lut[classes], classes == int(SemanticClass.TEETH)
+
+
+def synctalk_face(classes: np.ndarray) -> np.ndarray:
+    """SyncTalk's `parsing/{i}_face.png`: face BGR (255, 0, 0) on white, blurred 9x9 (uint8)."""
+    import cv2
+
+    face = class_mask(classes, SYNCTALK_FACE_CLASSES)
+    image = np.full((*classes.shape, 3), 255, np.uint8)
+    image[face] = ERNERF_BGR["head"]
+    return cv2.GaussianBlur(image, (SYNCTALK_BLUR, SYNCTALK_BLUR), cv2.BORDER_DEFAULT)
+
+
+def synctalk_blendshapes(scores: np.ndarray) -> np.ndarray:
+    """SyncTalk's bs.npy from MediaPipe scores [N, 52]: drop `_neutral`, append 0, smooth.
+
+    Frames without a face (NaN rows) take the nearest scored frame before smoothing, as the
+    trainer indexes every frame.
+    """
+    from scipy.signal import savgol_filter
+
+    scores = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(scores).all(axis=1)
+    if not finite.any():
+        raise TaskError("blendshapes.npy has no scored frame")
+    nearest = _nearest_valid(finite)
+    shifted = np.concatenate([scores[nearest, 1:], np.zeros((len(scores), 1))], axis=1)
+    if len(shifted) < BS_SMOOTH_WINDOW:
+        return shifted
+    return savgol_filter(shifted, BS_SMOOTH_WINDOW, BS_SMOOTH_ORDER, axis=0)
+
+
+def face_vertices_dm(
+    landmarks: np.ndarray, shape: np.ndarray, rigid_index: np.ndarray
+) -> np.ndarray:
+    """float32 [N, 478, 3]: each frame's face mesh in the tracked head frame, in decimetres.
+
+    Frames without a face hold the nearest frame's mesh (GaussianTalker averages all rows).
+    """
+    mesh = head_frame_mesh(landmarks, shape, rigid_index)
+    finite = np.isfinite(mesh).all(axis=(1, 2))
+    if not finite.any():
+        raise TaskError("no frame has a tracked face; rerun task 4")
+    return (DECIMETRES_PER_METRE * mesh[_nearest_valid(finite)]).astype(np.float32)
+
+
+def adnerf_face_rects(lms68: np.ndarray, height: int, width: int) -> np.ndarray:
+    """AD-NeRF's face_rect [x, y, w, h] (int [N, 4]) from .lms points [N, 68, 2]."""
+    min_x, max_x = lms68[:, :, 0].min(axis=1), lms68[:, :, 0].max(axis=1)
+    cx = np.trunc((min_x + max_x) / 2.0)
+    cy = np.trunc(lms68[:, 27, 1])
+    half_w = np.trunc((max_x - cx) * ADNERF_HALF_WIDTH)
+    half_h = np.trunc((lms68[:, 8, 1] - cy) * ADNERF_HALF_HEIGHT)
+    x = np.maximum(cx - half_w, 0)
+    y = np.maximum(cy - half_h, 0)
+    w = np.minimum(width - 1 - x, 2 * half_w)
+    h = np.minimum(height - 1 - y, 2 * half_h)
+    return np.stack([x, y, w, h], axis=1).astype(np.int64)
+
+
+def adnerf_head(frame: np.ndarray, classes: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """AD-NeRF's head image: the frame where the class is head, the background plate elsewhere."""
+    from talkprep.semantics import HEAD_CLASSES
+
+    head = class_mask(classes, HEAD_CLASSES)
+    return np.where(head[..., None], frame, plate)
+
+
+def last_seconds_split(
+    ids: np.ndarray, fps: float, seconds: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Usable frame ids split so that validation holds the frames of the last `seconds`."""
+    if len(ids) == 0:
+        return ids, ids
+    cut = ids[-1] + 1 - int(round(seconds * fps))
+    return ids[ids < cut], ids[ids >= cut]
+
+
+def _nearest_valid(valid: np.ndarray) -> np.ndarray:
+    """Index of the nearest True entry for every position (ties go to the earlier one)."""
+    idx = np.flatnonzero(valid)
+    pos = np.clip(np.searchsorted(idx, np.arange(len(valid))), 1, max(len(idx) - 1, 1))
+    if len(idx) == 1:
+        return np.full(len(valid), idx[0])
+    before, after = idx[pos - 1], idx[np.minimum(pos, len(idx) - 1)]
+    here = np.arange(len(valid))
+    return np.where(here - before <= after - here, before, after)
+
+
+# --------------------------------------------------------------------------------------------
+# renderers: read the canonical folder, write through the ViewWriter
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """One rendering of a view: what it writes (globs), what it reads, and how."""
+
+    name: str
+    writes: tuple[str, ...]
+    reads: tuple[str, ...]
+    fix: str
+    """The talkprep command that makes what it reads."""
+    run: Callable[[Path, ViewWriter, Progress], int]
+
+
+def _classes(root: Path) -> list[int]:
+    indices = frame_indices(root / SEMANTICS_DIR, ".png")
+    if not indices:
+        raise TaskError(
+            f"{SEMANTICS_DIR}/ is missing; the class maps come from task 5: "
+            f"talkprep process VIDEO -o {root} --tasks 5 --force"
+        )
+    return indices
+
+
+def _read_classes(root: Path, index: int) -> np.ndarray:
+    import cv2
+
+    return read_image(root / SEMANTICS_DIR / f"{index}.png", cv2.IMREAD_UNCHANGED)
+
+
+def _render_tg(src: Path, out: ViewWriter, progress: Progress) -> int:
+    indices = _classes(src)
+    for i in progress(indices, total=len(indices), desc="TalkingGaussian masks"):
+        image, teeth = tg_palette(_read_classes(src, i))
+        out.png(f"parsing/{i}.png", image)
+        out.npy(f"teeth_mask/{i}.npy", teeth)
+    return len(indices)
+
+
+def _render_synctalk_face(src: Path, out: ViewWriter, progress: Progress) -> int:
+    indices = _classes(src)
+    for i in progress(indices, total=len(indices), desc="SyncTalk face masks"):
+        out.png(f"parsing/{i}_face.png", synctalk_face(_read_classes(src, i)))
+    return len(indices)
+
+
+def _render_synctalk_bs(src: Path, out: ViewWriter, progress: Progress) -> int:
+    path = src / BLENDSHAPES_NAME
+    if not path.is_file():  # SyncTalk then reads au.csv's AU45 (--au45); check says so
+        return 0
+    scores = np.load(path, allow_pickle=False)
+    out.npy("bs.npy", synctalk_blendshapes(scores))
+    return len(scores)
+
+
+def _render_vertices(src: Path, out: ViewWriter, progress: Progress) -> int:
+    import torch
+
+    try:
+        params = torch.load(src / TRACK_NAME, map_location="cpu", weights_only=True)
+        landmarks = np.load(src / LANDMARKS_NAME, allow_pickle=False)
+        shape, rigid = params["shape"].numpy(), params["rigid_index"].numpy()
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise TaskError(
+            f"cannot read {TRACK_NAME} / {LANDMARKS_NAME} ({exc}): "
+            f"talkprep process VIDEO -o {src} --tasks 4 --force"
+        ) from None
+    params = dict(params)
+    params["vertices"] = torch.from_numpy(face_vertices_dm(landmarks, shape, rigid))
+    out.torch(TRACK_NAME, params)
+    return len(landmarks)
+
+
+def _render_adnerf_head(src: Path, out: ViewWriter, progress: Progress) -> int:
+    indices = _classes(src)
+    plate = read_image(src / "bc.jpg")
+    for i in progress(indices, total=len(indices), desc="AD-NeRF head images"):
+        frame = read_image(src / FRAMES_DIR / f"{i}.jpg")
+        out.jpeg(f"head_imgs/{i}.jpg", adnerf_head(frame, _read_classes(src, i), plate))
+    return len(indices)
+
+
+def _split_documents(src: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return {s: json.loads((src / f"transforms_{s}.json").read_text()) for s in ("train", "val")}
+    except (OSError, ValueError) as exc:
+        raise TaskError(
+            f"cannot read transforms_*.json ({exc}): talkprep process VIDEO -o {src} --tasks 9"
+        ) from None
+
+
+def _render_adnerf_transforms(src: Path, out: ViewWriter, progress: Progress) -> int:
+    docs = _split_documents(src)
+    lms = np.load(src / LANDMARKS_NAME, mmap_mode="r", allow_pickle=False)
+    from talkprep.geometry.face_topology import LMS68
+
+    for split, doc in docs.items():
+        ids = np.array([f["img_id"] for f in doc["frames"]], dtype=np.int64)
+        h, w = int(doc.get("h", 2 * doc["cy"])), int(doc.get("w", 2 * doc["cx"]))
+        rects = adnerf_face_rects(np.asarray(lms[ids][:, LMS68, :2], np.float64), h, w)
+        frames = [{**f, "face_rect": r.tolist()} for f, r in zip(doc["frames"], rects, strict=True)]
+        out.json(f"transforms_{split}.json", {**doc, "frames": frames})
+    return sum(len(d["frames"]) for d in docs.values())
+
+
+def _render_instag_split(src: Path, out: ViewWriter, progress: Progress) -> int:
+    from talkprep.manifest import read_manifest
+
+    docs = _split_documents(src)
+    frames = docs["train"]["frames"] + docs["val"]["frames"]
+    ids = np.array([f["img_id"] for f in frames], dtype=np.int64)
+    order = np.argsort(ids)
+    fps = float(
+        read_manifest(src).get("tasks", {}).get("frames", {}).get("info", {}).get("fps", 25.0)
+    )
+    from talkprep.targets.instag import VAL_SECONDS
+
+    train, val = last_seconds_split(ids[order], fps, VAL_SECONDS)
+    if len(train) == 0:
+        raise TaskError(
+            f"the video is {len(ids) / fps:.1f} s long; InsTaG keeps the last {VAL_SECONDS:g} s "
+            "for validation and needs training frames before them"
+        )
+    by_id = {f["img_id"]: f for f in frames}
+    for split, chosen in (("train", train), ("val", val)):
+        doc = {**docs[split], "frames": [by_id[int(i)] for i in chosen]}
+        out.json(f"transforms_{split}.json", doc)
+    return len(ids)
+
+
+SEMANTICS_FIX = "talkprep process VIDEO -o OUT --tasks 5 --force"
+RENDERERS: dict[str, Renderer] = {
+    r.name: r
+    for r in (
+        Renderer(
+            "tg_parsing",
+            ("parsing/*.png", "teeth_mask/*.npy"),
+            ("semantics/*.png",),
+            SEMANTICS_FIX,
+            _render_tg,
+        ),
+        Renderer(
+            "synctalk_face",
+            ("parsing/*_face.png",),
+            ("semantics/*.png",),
+            SEMANTICS_FIX,
+            _render_synctalk_face,
+        ),
+        Renderer(
+            "synctalk_bs",
+            ("bs.npy",),
+            (BLENDSHAPES_NAME,),
+            "talkprep process VIDEO -o OUT --tasks 4 --force --blendshape-model "
+            "face_landmarker.task",
+            _render_synctalk_bs,
+        ),
+        Renderer(
+            "gt_vertices",
+            (TRACK_NAME,),
+            (TRACK_NAME, LANDMARKS_NAME),
+            "talkprep process VIDEO -o OUT --tasks 4 --force",
+            _render_vertices,
+        ),
+        Renderer(
+            "adnerf_head",
+            ("head_imgs/*.jpg",),
+            ("semantics/*.png", "ori_imgs/*.jpg", "bc.jpg"),
+            SEMANTICS_FIX,
+            _render_adnerf_head,
+        ),
+        Renderer(
+            "adnerf_transforms",
+            ("transforms_train.json", "transforms_val.json"),
+            ("transforms_train.json", "transforms_val.json", LANDMARKS_NAME),
+            "talkprep process VIDEO -o OUT --tasks 9",
+            _render_adnerf_transforms,
+        ),
+        Renderer(
+            "instag_split",
+            ("transforms_train.json", "transforms_val.json"),
+            ("transforms_train.json", "transforms_val.json"),
+            "talkprep process VIDEO -o OUT --tasks 9",
+            _render_instag_split,
+        ),
+    )
+}
+"""Every renderer by name (targets refer to them by these names)."""

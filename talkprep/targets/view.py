@@ -1,0 +1,186 @@
+"""Writing a trainer's view of a processed folder, in place or into another folder (export).
+
+In place, only the files the trainer needs beyond talkprep's canonical ones are written (and
+files talkprep itself wrote may be re-rendered). An export hard-links every file the trainer
+reads that is the same as talkprep's (copying across file systems) and writes the rendered ones.
+Either way a file that talkprep did not write is never overwritten: the view's own record,
+`.talkprep/view.json`, lists what talkprep wrote there.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from talkprep.errors import OutputError, UsageError
+from talkprep.io.atomic import atomic_path, write_bytes, write_json, write_npy, write_torch
+from talkprep.io.images import encode_jpeg, write_png
+from talkprep.manifest import STATE_DIR, read_manifest
+from talkprep.targets.base import Target
+from talkprep.targets.render import RENDERERS, Progress
+
+VIEW_RECORD = "view.json"
+SUPPORT_FILES = ("landmarks.npy", "track_params.pt", f"{STATE_DIR}/manifest.json")
+"""Exported with every view: what `check --target` reads besides the trainer's own files (the
+face points of the box check, AD-NeRF's near/far, the frame rate of InsTaG's split)."""
+
+
+def _no_progress(iterable: Any, total: int | None = None, desc: str = "", unit: str = "") -> Any:
+    return iterable
+
+
+def _talkprep_outputs(root: Path) -> list[str]:
+    """Output patterns of the tasks whose records the folder's manifest holds (talkprep's files)."""
+    from talkprep.tasks import ALL_TASKS
+
+    records = read_manifest(root).get("tasks", {})
+    return [p for task in ALL_TASKS if task.name in records for p in task.makes]
+
+
+@dataclass
+class ViewWriter:
+    """Writes a view's files into `root`, refusing to replace a file talkprep did not write."""
+
+    root: Path
+    owned: set[str]
+    patterns: list[str]
+
+    @classmethod
+    def open(cls, root: Path) -> ViewWriter:
+        record = _read_record(root)
+        return cls(root, set(record.get("files", [])), _talkprep_outputs(root))
+
+    def _target(self, rel: str) -> Path:
+        path = self.root / rel
+        if os.path.lexists(path) and not self._ours(rel):
+            raise OutputError(
+                f"{path} exists and talkprep did not write it; move it away or export to "
+                "another folder (-o DIR)"
+            )
+        self.owned.add(rel)
+        return path
+
+    def _ours(self, rel: str) -> bool:
+        return rel in self.owned or any(fnmatch.fnmatch(rel, p) for p in self.patterns)
+
+    def png(self, rel: str, image: np.ndarray) -> None:
+        write_png(self._target(rel), image)
+
+    def jpeg(self, rel: str, image: np.ndarray) -> None:
+        write_bytes(self._target(rel), encode_jpeg(image))
+
+    def npy(self, rel: str, array: np.ndarray) -> None:
+        write_npy(self._target(rel), array)
+
+    def json(self, rel: str, document: Any) -> None:
+        write_json(self._target(rel), document)
+
+    def torch(self, rel: str, obj: Any) -> None:
+        write_torch(self._target(rel), obj)
+
+    def link(self, source: Path, rel: str) -> None:
+        """Hard-link `source` to `rel` (a copy across file systems); nothing when already so."""
+        path = self.root / rel
+        if path.exists() and os.path.samefile(source, path):
+            self.owned.add(rel)
+            return
+        path = self._target(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.unlink()
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copy2(source, tmp)
+
+    def save_record(self, target: Target) -> None:
+        write_json(
+            self.root / STATE_DIR / VIEW_RECORD,
+            {"target": target.name, "files": sorted(self.owned)},
+        )
+
+
+def _read_record(root: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((root / STATE_DIR / VIEW_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def view_target(root: Path) -> str | None:
+    """Name of the target whose view was last written into `root` (None if none)."""
+    name = _read_record(root).get("target")
+    return name if isinstance(name, str) else None
+
+
+def _matches(root: Path, pattern: str) -> Iterator[str]:
+    for path in sorted(root.glob(pattern)):
+        if path.is_file():
+            yield path.relative_to(root).as_posix()
+
+
+def _alias_pairs(src: Path, target: Target) -> Iterator[tuple[Path, str]]:
+    """(talkprep file, trainer's name) of every alias and renamed audio file present in src."""
+    for theirs, ours in target.aliases:
+        their_dir, their_glob = theirs.rsplit("/", 1) if "/" in theirs else ("", theirs)
+        suffix = their_glob.replace("*", "")
+        for rel in _matches(src, ours):
+            stem = Path(rel).name.split(".")[0]
+            yield src / rel, f"{their_dir}/{stem}{suffix}" if their_dir else f"{stem}{suffix}"
+    for choice in target.audio:
+        if choice.source is not None and (src / choice.source).is_file():
+            yield src / choice.source, choice.file
+
+
+def write_view(
+    src: Path, target: Target, dst: Path | None = None, progress: Progress | None = None
+) -> list[str]:
+    """Write `target`'s view of the processed folder `src` into `dst` (None: in place).
+
+    Returns:
+        The renderers that ran.
+    Raises:
+        UsageError: src is not a dataset folder, or dst lies inside src.
+        TaskError: a file a renderer needs is missing (the message names the talkprep command).
+        OutputError: a file in the way that talkprep did not write.
+    """
+    progress = progress or _no_progress
+    src = Path(src)
+    if not (src / "transforms_train.json").is_file() and not read_manifest(src):
+        raise UsageError(f"{src} is not a processed talkprep folder (no manifest, no transforms)")
+    in_place = dst is None or Path(dst).resolve() == src.resolve()
+    out = src if in_place else Path(dst)
+    if not in_place and out.resolve().is_relative_to(src.resolve()):
+        raise UsageError(f"-o {out} lies inside {src}; export to a folder outside it")
+    out.mkdir(parents=True, exist_ok=True)
+    writer = ViewWriter.open(out)
+    if in_place and not writer.patterns:
+        raise UsageError(f"{src} has no talkprep manifest; process it with talkprep first")
+    rendered = {p for name in target.renders for p in RENDERERS[name].writes}
+    for name in target.renders:
+        RENDERERS[name].run(src, writer, progress)
+    for source, rel in _alias_pairs(src, target):
+        writer.link(source, rel)
+    if not in_place:
+        for pattern in (*target.reads, *SUPPORT_FILES, "aud.wav", *(c.file for c in target.audio)):
+            for rel in _matches(src, pattern):
+                if not any(fnmatch.fnmatch(rel, p) for p in rendered):
+                    writer.link(src / rel, rel)
+    writer.save_record(target)
+    return list(target.renders)
+
+
+def require_folder(path: Path) -> Path:
+    """The dataset folder itself, or a UsageError naming the problem."""
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a folder")
+    return path
