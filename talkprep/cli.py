@@ -50,6 +50,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_TARGETS = "ernerf (default), radnerf, adnerf, synctalk, talkinggaussian, gaussiantalker, instag"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="talkprep",
@@ -81,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a dataset folder against the format")
     check.add_argument("folder", type=Path)
+    check.add_argument("--target", help=f"also check against a trainer's contract: {_TARGETS}")
+
+    export = commands.add_parser("export", help="write a trainer's view of a processed folder")
+    export.add_argument("folder", type=Path)
+    export.add_argument("--target", default="ernerf", help=f"trainer: {_TARGETS}")
+    export.add_argument("-o", "--out", type=Path, help="view folder (default: FOLDER in place)")
 
     report = commands.add_parser("report", help="(re)build FOLDER/report.html")
     report.add_argument("folder", type=Path)
@@ -115,6 +124,7 @@ def _add_process_options(process: argparse.ArgumentParser) -> None:
     )
     process.add_argument("--blendshape-model", type=Path, help="face_landmarker.task for bs.npy")
     process.add_argument("--device", help="auto (default), cpu or cuda")
+    process.add_argument("--target", help=f"trainer whose files to write: {_TARGETS}")
     process.add_argument(
         "--force", action="store_true", default=None, help="rerun up-to-date tasks"
     )
@@ -153,7 +163,37 @@ def _process(args: argparse.Namespace, console: Console) -> int:
             f"\n{len(failed)} task(s) did not finish; see above. Outputs of the others are kept."
         )
         return EXIT_TASKS_FAILED
-    console.result(f"\nDataset in {config.out}; validate it with: talkprep check {config.out}")
+    if not _write_view(config.out, config.target, None, console):
+        return EXIT_TASKS_FAILED
+    console.result(
+        f"\nDataset in {config.out}; validate it with: "
+        f"talkprep check {config.out} --target {config.target}"
+    )
+    return EXIT_OK
+
+
+def _write_view(folder: Path, target: str, out: Path | None, console: Console) -> bool:
+    """Write a trainer's view (in place when out is None); a missing input is one line."""
+    from talkprep.errors import TaskError
+    from talkprep.targets import get_target
+    from talkprep.targets.view import write_view
+
+    try:
+        write_view(folder, get_target(target), out, console.progress)
+    except TaskError as exc:
+        console.line(f"{target} view not written: {exc}")
+        return False
+    return True
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
+    from talkprep.targets.view import require_folder
+
+    if not _write_view(require_folder(args.folder), args.target, args.out, console):
+        return EXIT_TASKS_FAILED
+    out = args.out or args.folder
+    console.result(f"{args.target} view in {out}")
+    console.result(f"check it with: talkprep check {out} --target {args.target}")
     return EXIT_OK
 
 
@@ -213,6 +253,9 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
 def _check(args: argparse.Namespace, console: Console) -> int:
     from talkprep.check import check_folder, format_table
 
+    target = args.target or _view_target(args.folder)
+    if target is not None:
+        return _check_target(args.folder, target)
     results = check_folder(args.folder)
     print(format_table(results))
     bad = [r for r in results if not r.ok]
@@ -220,6 +263,30 @@ def _check(args: argparse.Namespace, console: Console) -> int:
         print(f"\n{args.folder}: {len(bad)} problem(s); first: {bad[0].group}: {bad[0].problem}")
         return EXIT_USAGE
     print(f"\n{args.folder}: all {len(results)} file groups are consistent")
+    return EXIT_OK
+
+
+def _view_target(folder: Path) -> str | None:
+    """The trainer whose view was written into the folder, when it is not the default's."""
+    from talkprep.targets import DEFAULT_TARGET
+    from talkprep.targets.view import view_target
+
+    name = view_target(folder)
+    return name if name not in (None, DEFAULT_TARGET) else None
+
+
+def _check_target(folder: Path, name: str) -> int:
+    from talkprep.targets import format_report, get_target
+    from talkprep.targets.check import check_target
+    from talkprep.targets.view import require_folder
+
+    report = check_target(require_folder(folder), get_target(name))
+    print(format_report(report))
+    if report.problems:
+        first = report.problems[0]
+        print(f"\n{folder}: {len(report.problems)} problem(s) for {name}; first: {first.group}")
+        return EXIT_USAGE
+    print(f"\n{folder}: ready for {report.target.trainer}")
     return EXIT_OK
 
 
@@ -241,6 +308,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _process(args, console)
         if args.command == "batch":
             return _batch(args, console)
+        if args.command == "export":
+            return _export(args, console)
         if args.command == "report":
             if not args.folder.is_dir():
                 raise UsageError(f"{args.folder} is not a folder")
