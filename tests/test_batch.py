@@ -22,7 +22,7 @@ from conftest import clip_path
 from talkprep.batch import local as local_module
 from talkprep.batch.inputs import assign_folders, collect_videos
 from talkprep.batch.jobs import VideoJob, VideoResult
-from talkprep.batch.local import cpu_sets, run_local
+from talkprep.batch.local import run_local
 from talkprep.batch.runner import BATCH_JSON, split_batch_options
 from talkprep.cli import main
 from talkprep.errors import UsageError
@@ -210,6 +210,52 @@ def test_ray_batch_matches_process(
     assert_same_dataset(references[clips[0].stem], root / clips[0].stem)
 
 
+def test_a_dead_ray_worker_is_retried(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install talkprep[ray]")
+    from ray import cloudpickle
+
+    from talkprep.batch.ray_engine import RayPlan, connect, run_ray
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests
+    job = VideoJob(tmp_path / "v.mp4", "v", tmp_path, tmp_path / "v.log", {}, "run")
+    events = _Recorder()
+    connect(ray, None, 1)
+    try:
+        run_ray([job], ray, RayPlan(cpus=1, gpus=0, slots=1), events, work=_die_once)
+    finally:
+        ray.shutdown()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    [result] = events.results
+    assert result.status == "done"
+    assert (tmp_path / "tried").exists()
+
+
+class _FakeRay:
+    """The cluster facts `plan` reads: one node of `cpus` CPUs and `gpus` GPUs."""
+
+    def __init__(self, cpus: int, gpus: int) -> None:
+        self.resources = {"CPU": float(cpus), **({"GPU": float(gpus)} if gpus else {})}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [{"Alive": True, "Resources": self.resources}]
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_ray_tasks_declare_cpus_and_gpus() -> None:
+    from talkprep.batch.ray_engine import RayPlan, plan
+
+    assert plan(_FakeRay(8, 0), None, None, "auto") == RayPlan(cpus=2, gpus=0, slots=4)
+    assert plan(_FakeRay(8, 2), None, None, "auto") == RayPlan(cpus=2, gpus=1, slots=2)
+    assert plan(_FakeRay(8, 2), 1, 0.25, "auto") == RayPlan(cpus=1, gpus=0.25, slots=8)
+    assert plan(_FakeRay(8, 2), None, None, "cpu") == RayPlan(cpus=2, gpus=0, slots=4)
+    with pytest.raises(UsageError, match="--device cpu"):
+        plan(_FakeRay(8, 0), None, None, "cuda")
+    with pytest.raises(UsageError, match="largest: 8"):
+        plan(_FakeRay(8, 0), 16, None, "auto")
+
+
 def test_ray_engine_without_ray_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -281,14 +327,6 @@ def test_worker_threads_are_limited_before_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1", "1"]
-
-
-def test_cpu_sets_are_disjoint_or_absent() -> None:
-    cores = len(os.sched_getaffinity(0))
-    sets = cpu_sets(cores, 1)
-    assert all(s is not None and len(s) == 1 for s in sets)
-    assert len(set().union(*sets)) == cores
-    assert cpu_sets(cores + 1, 1) == [None] * (cores + 1)
 
 
 def test_collect_videos_expands_folders_and_skips_root(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,3 +67,7 @@ class Events(Protocol):
     def finished(self, result: VideoResult) -> None: ...
 
     def tick(self) -> None: ...
+
+
+Work = Callable[[VideoJob], VideoResult]
+"""What a worker does with a job: `worker.process_video`, or a stand-in in tests."""

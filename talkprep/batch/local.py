@@ -9,43 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, crashed
+from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, Work, crashed
 from talkprep.batch.worker import limit_threads, process_video
 
 TICK_S = 0.5
 """How often the runner refreshes progress while every worker is busy."""
 STOP_GRACE_S = 5.0
 
-Work = Callable[[VideoJob], VideoResult]
-
 
 @dataclass
 class _Slot:
-    """One worker: its process, its end of the pipe, its cores and the job it holds."""
+    """One worker: its process, its end of the pipe and the job it holds."""
 
-    cpus: frozenset[int] | None
     process: BaseProcess | None = None
     conn: Connection | None = None
     job: VideoJob | None = None
-
-
-def cpu_sets(workers: int, threads: int) -> list[frozenset[int] | None]:
-    """Disjoint core sets of `threads` cores per worker; None (no pinning) when they do not fit."""
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return [None] * workers
-    if workers * threads > len(cores):
-        return [None] * workers
-    return [frozenset(cores[i * threads : (i + 1) * threads]) for i in range(workers)]
 
 
 def run_local(
@@ -59,7 +44,7 @@ def run_local(
     context = multiprocessing.get_context("spawn")
     pending = deque(jobs)
     attempts: dict[str, int] = {}
-    slots = [_Slot(cpus) for cpus in cpu_sets(min(workers, len(jobs)), threads)]
+    slots = [_Slot() for _ in range(min(workers, len(jobs)))]
     try:
         while pending or any(s.job for s in slots):
             for slot in slots:
@@ -97,10 +82,10 @@ def run_local(
             _stop(slot)
 
 
-def _serve(conn: Connection, threads: int, cpus: frozenset[int] | None) -> None:
+def _serve(conn: Connection, threads: int) -> None:
     """A worker's life: limit threads, then run jobs until told to stop or the runner is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-    limit_threads(threads, cpus)
+    limit_threads(threads)
     while True:
         try:
             message = conn.recv()
@@ -118,7 +103,7 @@ def _serve(conn: Connection, threads: int, cpus: frozenset[int] | None) -> None:
 def _start(slot: _Slot, context: multiprocessing.context.SpawnContext, threads: int) -> None:
     runner_end, worker_end = context.Pipe()
     process = context.Process(
-        target=_serve, args=(worker_end, threads, slot.cpus), name="talkprep-batch", daemon=True
+        target=_serve, args=(worker_end, threads), name="talkprep-batch", daemon=True
     )
     process.start()
     worker_end.close()

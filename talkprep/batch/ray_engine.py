@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, crashed
+from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, Work, crashed
 from talkprep.batch.worker import limit_threads, process_video
 from talkprep.errors import UsageError
 
@@ -87,15 +87,21 @@ def plan(ray: Any, threads: int | None, gpus: float | None, device: str) -> RayP
     return RayPlan(cpus, gpus, max(1, slots))
 
 
-def run_on_ray(job: VideoJob, threads: int, use_gpu: bool) -> VideoResult:
+def run_on_ray(job: VideoJob, threads: int, use_gpu: bool, work: Work) -> VideoResult:
     """The body of one Ray task: a video runs on the CPU unless its task reserved a GPU."""
     limit_threads(threads)
     if not use_gpu and job.values.get("device", "auto") == "auto":
         job = replace(job, values={**job.values, "device": "cpu"})
-    return process_video(job)
+    return work(job)
 
 
-def run_ray(jobs: Sequence[VideoJob], ray: Any, sizing: RayPlan, events: Events) -> None:
+def run_ray(
+    jobs: Sequence[VideoJob],
+    ray: Any,
+    sizing: RayPlan,
+    events: Events,
+    work: Work = process_video,
+) -> None:
     """Submit the jobs as Ray tasks, a window at a time, and report each result."""
     remote = ray.remote(run_on_ray).options(
         num_cpus=sizing.cpus, num_gpus=sizing.gpus, max_retries=MAX_ATTEMPTS - 1
@@ -107,7 +113,7 @@ def run_ray(jobs: Sequence[VideoJob], ray: Any, sizing: RayPlan, events: Events)
         while waiting or refs:
             while waiting and len(refs) < window:
                 job = waiting.pop(0)
-                refs[remote.remote(job, sizing.cpus, sizing.gpus > 0)] = job
+                refs[remote.remote(job, sizing.cpus, sizing.gpus > 0, work)] = job
                 events.started(job)
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=WAIT_S)
             for ref in ready:

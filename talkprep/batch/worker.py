@@ -36,17 +36,16 @@ PROGRESS_STEPS = 10
 """A worker logs a per-frame loop's progress this many times (its log feeds the progress line)."""
 
 
-def limit_threads(threads: int, cpus: frozenset[int] | None = None) -> None:
-    """Keep this process to `threads` threads so that K workers do not oversubscribe the cores.
+def limit_threads(threads: int) -> None:
+    """Keep this process to `threads` compute threads so that K workers do not oversubscribe.
 
     BLAS and OpenMP read their variables when they load, so this runs before they are imported;
-    torch and OpenCV are set directly. MediaPipe has no thread option: `cpus` (an affinity set)
-    confines its pools, and every other library's, to this worker's own cores.
+    torch and OpenCV are set directly. MediaPipe 0.10 has no thread option; its graph runs two
+    threads of its own per process. Pinning workers to cores was measured and left out: on a
+    machine shared with other work it was no faster (benchmarks/bench_batch.py, README).
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    if cpus:
-        os.sched_setaffinity(0, cpus)
     import cv2
     import torch
 
