@@ -110,13 +110,14 @@ def _sampled_frames(video: Path, interval_s: float) -> Iterator[tuple[np.ndarray
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONREF"
+        period = 1.0 / float(stream.average_rate or 25)
         next_time = -np.inf
         try:
-            for frame in container.decode(stream):
-                time = frame.time
-                if time is not None and time < next_time:
+            for index, frame in enumerate(container.decode(stream)):
+                time = frame.time if frame.time is not None else index * period
+                if time < next_time:
                     continue
-                next_time = (time if time is not None else next_time) + interval_s
+                next_time = time + interval_s
                 rotation = int(getattr(frame, "rotation", 0) or 0) % 360
                 scale = min(1.0, SAMPLE_MAX_SIDE / max(frame.width, frame.height))
                 image = frame.to_ndarray(
