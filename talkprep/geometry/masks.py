@@ -123,14 +123,27 @@ TEETH_SATURATION = 0.6
 """Teeth have at most this fraction of the median skin saturation."""
 
 
+_LABEL_LUTS = [np.zeros(256, np.uint8) for _ in range(3)]
+_CLASS_LUTS = [np.zeros(256, np.uint8) for _ in range(3)]
+for _channel in range(3):
+    _LABEL_LUTS[_channel][:N_LABELS] = PALETTE_BGR[:, _channel]
+    _LABEL_LUTS[_channel][N_LABELS:] = PALETTE_BGR[N_LABELS - 1, _channel]
+    _CLASS_LUTS[_channel][:] = _LABEL_LUTS[_channel][CLASS_TO_LABEL]
+
+
 def labels_to_bgr(labels: np.ndarray) -> np.ndarray:
     """The parsing image for a uint8 label map: only the four palette colours, no blending."""
-    return PALETTE_BGR[np.minimum(labels, N_LABELS - 1)]
+    return cv2.merge([cv2.LUT(labels, lut) for lut in _LABEL_LUTS])
 
 
 def classes_to_bgr(classes: np.ndarray) -> np.ndarray:
     """The ER-NeRF parsing image of a semantic class map."""
-    return labels_to_bgr(CLASS_TO_LABEL[classes])
+    return cv2.merge([cv2.LUT(classes, lut) for lut in _CLASS_LUTS])
+
+
+def classes_to_labels(classes: np.ndarray) -> np.ndarray:
+    """The AD-NeRF label map (BACKGROUND, HEAD, NECK, TORSO) of a semantic class map."""
+    return cv2.LUT(classes, CLASS_TO_LABEL)
 
 
 def bgr_to_labels(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -252,43 +265,62 @@ def class_posteriors(image_bgr: np.ndarray, layout: FaceLayout, models: ColourMo
     """float32 [3, h, w]: P(skin, hair, clothes | colour, position) of each pixel of a (small)
     image, lightly blurred so that the argmax gives smooth regions."""
     height, width = image_bgr.shape[:2]
-    score = models.likelihoods(quantise(image_bgr)) + log_priors(
-        height, width, layout, models.hair_differs_from_skin
+    # the priors are smooth: computed at half resolution and upsampled
+    half = (max(1, height // 2), max(1, width // 2))
+    coarse = log_priors(
+        *half,
+        layout.scaled(half[1] / width, half[0] / height),
+        models.hair_differs_from_skin,
     )
-    score -= score.max(axis=0, keepdims=True)
-    np.exp(score, out=score)
-    score /= score.sum(axis=0, keepdims=True)
-    for k in range(N_MODELS):
-        score[k] = cv2.GaussianBlur(score[k], (0, 0), POSTERIOR_BLUR)
-    return score
+    priors = cv2.resize(coarse.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR)
+    scores = [
+        lut + prior
+        for lut, prior in zip(
+            models.likelihoods(quantise(image_bgr)), cv2.split(priors), strict=True
+        )
+    ]
+    top = cv2.max(cv2.max(scores[0], scores[1]), scores[2])
+    exps = [cv2.exp(score - top) for score in scores]
+    total = exps[0] + exps[1] + exps[2]
+    return np.stack([cv2.GaussianBlur(e / total, (0, 0), POSTERIOR_BLUR) for e in exps])
 
 
 def ear_zone(height: int, width: int, layout: FaceLayout) -> np.ndarray:
     """bool [H, W]: around each ear point, outward of it, reaching down for earrings."""
-    dx_unit, dy_unit = layout.width, layout.height
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    xs = np.arange(width, dtype=np.float32)[None, :]
-    zone = np.zeros((height, width), bool)
+    zone = np.zeros((height, width), np.uint8)
     half_w, up, down = EAR_ZONE
+    axes_x = max(1, round(half_w * layout.width))
     for index in EAR_POINTS:
-        ex, ey = layout.points[index]
-        rel_x = (xs - ex) / (half_w * dx_unit)
-        rel_y = (ys - ey) / (up * dy_unit)
-        rel_y_low = (ys - ey) / ((up + down) * dy_unit)
-        rel = np.where(ys < ey, rel_y, rel_y_low)
-        zone |= rel_x**2 + rel**2 <= 1.0
-    return zone
+        centre = tuple(int(round(v)) for v in layout.points[index])
+        upper = (axes_x, max(1, round(up * layout.height)))
+        lower = (axes_x, max(1, round((up + down) * layout.height)))
+        cv2.ellipse(zone, centre, upper, 0, 180, 360, 1, -1)
+        cv2.ellipse(zone, centre, lower, 0, 0, 180, 1, -1)
+    return zone.view(bool)
+
+
+def _window(mask: np.ndarray, pad: int = 1) -> tuple[slice, slice]:
+    """The bounding box of a mask's pixels, padded and clamped (whole image when empty)."""
+    x, y, w, h = cv2.boundingRect(mask8(mask))
+    if w == 0:
+        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
+    return (
+        slice(max(0, y - pad), min(mask.shape[0], y + h + pad)),
+        slice(max(0, x - pad), min(mask.shape[1], x + w + pad)),
+    )
 
 
 def _components_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """bool [H, W]: the parts of `mask` (8-connected) that contain a pixel of `seed`."""
-    count, ids = cv2.connectedComponents(mask8(mask), connectivity=8)
-    if count <= 1:
-        return mask & seed
+    out = np.zeros(mask.shape, bool)
+    rows, cols = _window(mask)
+    sub, sub_seed = mask[rows, cols], seed[rows, cols]
+    count, ids = cv2.connectedComponents(mask8(sub), connectivity=8)
     keep = np.zeros(count, bool)
-    keep[np.unique(ids[seed & mask])] = True
+    keep[ids[sub_seed & sub]] = True
     keep[0] = False
-    return keep[ids]
+    out[rows, cols] = keep[ids]
+    return out
 
 
 def mouth_classes(
@@ -322,10 +354,13 @@ def mouth_classes(
 
 def _small_parts(mask: np.ndarray, max_area: float) -> np.ndarray:
     """bool [H, W]: the 8-connected parts of `mask` smaller than `max_area` pixels."""
-    count, ids, stats, _ = cv2.connectedComponentsWithStats(mask8(mask), connectivity=8)
+    out = np.zeros(mask.shape, bool)
+    rows, cols = _window(mask)
+    count, ids, stats, _ = cv2.connectedComponentsWithStats(mask8(mask[rows, cols]), connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < max_area
     small[0] = False
-    return small[ids]
+    out[rows, cols] = small[ids]
+    return out
 
 
 def head_region(height: int, width: int, layout: FaceLayout) -> np.ndarray:
@@ -334,47 +369,46 @@ def head_region(height: int, width: int, layout: FaceLayout) -> np.ndarray:
     return ((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2 < 1.0) | (dy < 0)
 
 
-_OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_OPEN_KERNEL = np.ones((3, 3), np.uint8)
 """Hair thinner than this is the mixed colour of the person's outline, not hair."""
 
 
-def parse_frame(
-    image_bgr: np.ndarray,
-    person_prob: np.ndarray,
+def split_person(
+    person: np.ndarray,
     posteriors: np.ndarray,
     layout: FaceLayout | None,
-    skin_hsv: tuple[float, float],
     hair_differs: bool = True,
 ) -> np.ndarray:
-    """The semantic class map of one frame.
+    """The semantic class map (without mouth and teeth) at the work resolution.
 
     Args:
-        image_bgr: the frame, [H, W, 3].
-        person_prob: float32 [H, W] person probability (segmenter, smoothed in time).
-        posteriors: float32 [3, H, W] P(skin, hair, clothes) (see class_posteriors), upsampled.
-        layout: the tracked face in this frame, or None when there is none near it (then the
-            whole person is torso, and nothing is split off as another person).
-        skin_hsv: median skin saturation and value, for the teeth.
+        person: bool [h, w] person mask (segmenter, smoothed in time).
+        posteriors: [3, h, w] P(skin, hair, clothes) (see class_posteriors); any numeric type
+            (only compared with each other).
+        layout: the tracked face at this resolution, or None when there is none near the frame
+            (then the whole person is torso, and nothing is split off as another person).
         hair_differs: whether the hair colour differs from the skin (ColourModels); when it
             does, skin-coloured pixels above the face are forehead only close to the face (else
             blond hair), when it does not (a bald head) they are all skin.
     """
-    height, width = person_prob.shape
-    person = person_prob > 0.5
+    height, width = person.shape
     classes = np.where(person, np.uint8(C.TORSO), np.uint8(C.BACKGROUND))
     if layout is None:
         return classes
     face = face_mask(layout.points, height, width)
-    person |= face
+    person = person | face
     body = _components_touching(person, face)
     classes[person & ~body] = C.OTHER
-    choice = posteriors.argmax(axis=0)
+    skin_p, hair_p, clothes_p = posteriors
     rest = body & ~face
+    is_hair = (hair_p > skin_p) & (hair_p >= clothes_p)
+    is_skin = (skin_p >= hair_p) & (skin_p >= clothes_p)
+    is_clothes = ~is_hair & ~is_skin
     dx, dy = _grid(height, width, layout)
     upper = np.broadcast_to(dy < 0, (height, width))  # above the face centre: forehead, crown
-    hair = rest & ((choice == HAIR) | (upper & (choice == CLOTHES)))  # no clothes up there
+    hair = rest & (is_hair | (upper & is_clothes))  # no clothes up there
     hair = cv2.morphologyEx(mask8(hair), cv2.MORPH_OPEN, _OPEN_KERNEL).view(bool)
-    skin = rest & (choice == SKIN)
+    skin = rest & is_skin
     ears = rest & ~hair & ear_zone(height, width, layout)
     head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
     neck = skin & ~upper & ~ears & (np.abs(dx) < NECK_HALF_WIDTH)
@@ -397,10 +431,58 @@ def parse_frame(
     classes[neck] = C.NECK
     classes[ears] = C.EARS
     classes[face] = C.FACE_SKIN
-    mouth, teeth = mouth_classes(image_bgr, layout, skin_hsv)
-    classes[mouth & face] = C.MOUTH_INTERIOR
-    classes[teeth & face] = C.TEETH
     return classes
+
+
+def _grow(classes: np.ndarray, steps: int) -> np.ndarray:
+    """Background pixels next to a class take it (4 neighbours, `steps` rounds): so that a finer
+    person outline never lands on background of the coarse class map."""
+    out = classes.copy()
+    for _ in range(steps):
+        for target, source in (
+            ((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
+            ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+            ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+            ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+        ):
+            here, there = out[target], out[source]
+            take = (here == C.BACKGROUND) & (there != C.BACKGROUND)
+            here[take] = there[take]
+    return out
+
+
+def full_resolution(
+    classes: np.ndarray,
+    person: np.ndarray,
+    image_bgr: np.ndarray,
+    layout: FaceLayout | None,
+    skin_hsv: tuple[float, float],
+) -> np.ndarray:
+    """The frame's class map: work-resolution classes inside the full-resolution person outline,
+    the face polygon, and the mouth interior and teeth drawn at full resolution.
+
+    Args:
+        classes: uint8 [h, w] classes from `split_person`.
+        person: bool [H, W] person mask at the frame's resolution.
+        image_bgr: the frame, [H, W, 3].
+        layout: the tracked face at the frame's resolution, or None.
+        skin_hsv: median skin saturation and value, for the teeth.
+    """
+    height, width = person.shape
+    steps = max(1, int(np.ceil(height / classes.shape[0])))
+    grown = cv2.resize(_grow(classes, steps), (width, height), interpolation=cv2.INTER_NEAREST)
+    if layout is None:
+        return np.where(person, grown, np.uint8(C.BACKGROUND))
+    face = face_mask(layout.points, height, width)
+    inside = person | face
+    out = grown
+    out[inside & (out == C.BACKGROUND)] = C.TORSO  # the coarse map had nothing near
+    out[~inside] = C.BACKGROUND
+    out[face] = C.FACE_SKIN
+    mouth, teeth = mouth_classes(image_bgr, layout, skin_hsv)
+    out[mouth & face] = C.MOUTH_INTERIOR
+    out[teeth & face] = C.TEETH
+    return out
 
 
 def keep_tracked_person(classes: np.ndarray, layout: FaceLayout | None) -> np.ndarray:
@@ -477,7 +559,8 @@ def skin_hsv(skin_bgr: np.ndarray) -> tuple[float, float]:
 
 def class_counts(classes: np.ndarray) -> np.ndarray:
     """int [N_CLASSES]: pixels of each semantic class."""
-    return np.bincount(classes.ravel(), minlength=N_CLASSES)[:N_CLASSES]
+    hist = cv2.calcHist([classes], [0], None, [N_CLASSES], [0, N_CLASSES])
+    return hist.ravel().astype(np.int64)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

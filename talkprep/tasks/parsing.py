@@ -36,9 +36,10 @@ from talkprep.geometry.masks import (
     class_posteriors,
     classes_to_bgr,
     face_mask,
-    iou,
-    parse_frame,
+    full_resolution,
+    mask8,
     skin_hsv,
+    split_person,
 )
 from talkprep.io.images import read_image, write_png
 from talkprep.io.prefetch import WriteBehind, read_ahead
@@ -59,6 +60,8 @@ PARSING_DIR = "parsing"
 SMOOTH_RADIUS = 2
 """Person and class probabilities are averaged over frames i-2..i+2 with triangular weights:
 enough to stop edge flicker, short enough not to smear a turning head."""
+PERSON_THRESHOLD = 127
+"""Person probability (0-255) above which a pixel is the person's."""
 FACE_COVERAGE = 0.99
 """A frame's head mask should hold this fraction of its face-mesh polygon."""
 APPEARANCE_FRAMES = 24
@@ -113,6 +116,9 @@ def smooth_in_time(maps: Iterator[np.ndarray], radius: int = SMOOTH_RADIUS) -> I
             window.popleft()
 
 
+_HEAD_LUT = (CLASS_TO_LABEL == HEAD).astype(np.uint8)
+
+
 class ParsingStats:
     """Per-frame quality figures, gathered while streaming (a few numbers per frame)."""
 
@@ -129,15 +135,17 @@ class ParsingStats:
         self.counts.append(counts)
         if counts[SemanticClass.OTHER] > OTHER_MIN_FRACTION * classes.size:
             self.other_frames.append(index)
-        head = CLASS_TO_LABEL[classes] == HEAD
+        head = cv2.LUT(classes, _HEAD_LUT)
         if self._previous_head is not None:
-            self.flicker.append(1.0 - iou(self._previous_head, head))
+            union = cv2.countNonZero(cv2.bitwise_or(self._previous_head, head))
+            both = cv2.countNonZero(cv2.bitwise_and(self._previous_head, head))
+            self.flicker.append(0.0 if union == 0 else 1.0 - both / union)
         self._previous_head = head
         if face_xy is not None:
-            face = face_mask(face_xy, *classes.shape)
-            area = np.count_nonzero(face)
+            face = mask8(face_mask(face_xy, *classes.shape))
+            area = cv2.countNonZero(face)
             if area:
-                covered = np.count_nonzero(face & head) / area
+                covered = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
                 self.coverage.append(covered)
                 if covered < FACE_COVERAGE:
                     self.uncovered_frames.append(index)
@@ -262,20 +270,18 @@ class ParsingTask(Task):
             for index, maps in enumerate(smooth_in_time(probabilities())):
                 frame = pending.popleft()
                 height, width = frame.shape[:2]
-                full = cv2.resize(
-                    np.ascontiguousarray(maps.transpose(1, 2, 0)),
-                    (width, height),
-                    interpolation=cv2.INTER_LINEAR,
-                )
-                layout = layouts.get(index, (height, width), (height, width))
-                yield parse_frame(
-                    frame,
-                    full[..., 0],
-                    full[..., 1:].transpose(2, 0, 1),
-                    layout,
-                    skin,
+                small_size = maps.shape[1:]
+                classes = split_person(
+                    maps[0] > 0.5,
+                    maps[1:],
+                    layouts.get(index, small_size, (height, width)),
                     models.hair_differs_from_skin,
                 )
+                # bytes upsample several times faster than floats; 1/255 is plenty here
+                prob = cv2.convertScaleAbs(maps[0], alpha=255.0)
+                person = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+                layout = layouts.get(index, (height, width), (height, width))
+                yield full_resolution(classes, person > PERSON_THRESHOLD, frame, layout, skin)
 
     def _fit_appearance(
         self,
