@@ -82,6 +82,15 @@ def test_preview_has_n_frames_at_the_dataset_fps_and_matching_audio(tmp_path, fp
     assert facts["size"] == (512, 342), "no gt image: the frame panel alone, at 512 px, even"
 
 
+def test_preview_keeps_one_size_when_gt_images_stop_part_way(tmp_path):
+    folder = _synthetic_folder(tmp_path, 6, None, 0.24)
+    for i in range(3):
+        write_jpeg(folder / "gt_imgs" / f"{i}.jpg", np.full((64, 96, 3), 200, np.uint8))
+    write_preview(folder)
+    facts = _decode(folder / PREVIEW_NAME)
+    assert facts["frames"] == 6 and facts["size"] == (1024, 342)
+
+
 def test_preview_refuses_to_replace_a_file_it_did_not_write(tmp_path):
     folder = _synthetic_folder(tmp_path / "data", 3, None, None)
     mine = tmp_path / "holiday.mp4"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from talkprep.errors import InputError, OutputError
@@ -102,12 +103,17 @@ def side_by_side(left: np.ndarray, right: np.ndarray | None) -> np.ndarray:
     return canvas
 
 
-def _compose(view: FolderView, index: int) -> np.ndarray:
+def _compose(view: FolderView, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Frame `index` with overlays beside its gt (or torso) image, resized to `size` (w, h) when
+    given, so a folder whose gt images stop part-way still gives one video size."""
     left = view.frame(index, PANEL_SIDE)
     right = view.gt(index, PANEL_SIDE)
     if right is None:
         right = view.torso(index, PANEL_SIDE)
-    return side_by_side(left, right)
+    canvas = side_by_side(left, right)
+    if size is not None and (canvas.shape[1], canvas.shape[0]) != size:
+        canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+    return canvas
 
 
 def audio_chunks(path: Path | None, rate: int, ends: np.ndarray) -> Iterator[np.ndarray]:
@@ -191,7 +197,8 @@ def _encode(
     """Interleave each frame with its audio chunk, so players never wait on either stream."""
     samples = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
-        frames = read_ahead(pool, lambda i: _compose(view, i), range(n))
+        size = (video.width, video.height)
+        frames = read_ahead(pool, lambda i: _compose(view, i, size), range(n))
         for index, (image, chunk) in enumerate(
             progress(zip(frames, chunks, strict=True), total=n, desc="preview", unit="frame")
         ):
