@@ -20,6 +20,8 @@ DETECT_MAX_SIDE = 640
 """Frames are shrunk to this longest side before detection: boxes need no more detail."""
 SAMPLE_MAX_SIDE = 256
 """The sampling pass converts frames straight to this longest side (the model sees 192 px)."""
+KEYFRAME_GAP = 2.0
+"""Keyframes alone are sampled when they come at least every this many sampling intervals."""
 
 
 class FaceDetector(ClosingModel):
@@ -81,13 +83,12 @@ def sample_face_boxes(
 ) -> FaceSamples:
     """Detect faces on one frame every `interval_s` seconds of a video.
 
-    Only reference frames are decoded (the decoder skips B-frames) and sampled frames are
-    converted straight to a small RGB image, so the pass costs a fraction of a full decode; it
-    runs in a thread while MediaPipe is imported and its graph built. The sampled images are
-    small (at most SAMPLE_MAX_SIDE) and few, so holding them costs a few tens of MB at most.
+    Frames come from a cheap decode (see `sampled_frames`) that runs in a thread while MediaPipe
+    is imported and its graph built. The sampled images are small (at most SAMPLE_MAX_SIDE) and
+    few, so holding them costs a few tens of MB at most.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        decoded = pool.submit(lambda: list(_sampled_frames(video, interval_s)))
+        decoded = pool.submit(sampled_frames, video, interval_s)
         with FaceDetector() as detector:
             frames = decoded.result()
             rows: Iterable[tuple[np.ndarray, int, int]] = frames
@@ -98,8 +99,29 @@ def sample_face_boxes(
     return FaceSamples(detections, width, height)
 
 
-def _sampled_frames(video: Path, interval_s: float) -> Iterator[tuple[np.ndarray, int, int]]:
-    """(small RGB image, displayed width, displayed height) of one frame per `interval_s`."""
+def sampled_frames(video: Path, interval_s: float) -> list[tuple[np.ndarray, int, int]]:
+    """(small RGB image, displayed width, displayed height) of about one frame per `interval_s`.
+
+    Keyframes alone when the video has them at least every KEYFRAME_GAP intervals (phone and
+    camera footage usually does): then only they are decoded. Otherwise every reference frame is
+    decoded (the decoder skips B-frames), a fraction of a full decode.
+    """
+    keyframes = list(_sampled_frames(video, interval_s, "NONKEY"))
+    if keyframes and len(keyframes) * interval_s * KEYFRAME_GAP >= _span(keyframes, interval_s):
+        return [frame[:3] for frame in keyframes]
+    return [frame[:3] for frame in _sampled_frames(video, interval_s, "NONREF")]
+
+
+def _span(frames: list[tuple[np.ndarray, int, int, float]], interval_s: float) -> float:
+    """Seconds from the first sampled frame to one interval past the last."""
+    return frames[-1][3] - frames[0][3] + interval_s
+
+
+def _sampled_frames(
+    video: Path, interval_s: float, skip: str
+) -> Iterator[tuple[np.ndarray, int, int, float]]:
+    """(small RGB image, displayed width and height, time) of the first decoded frame in each
+    `interval_s`; the decoder skips `skip` frames ('NONKEY' or 'NONREF')."""
     import av
 
     try:
@@ -109,7 +131,7 @@ def _sampled_frames(video: Path, interval_s: float) -> Iterator[tuple[np.ndarray
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        stream.codec_context.skip_frame = "NONREF"
+        stream.codec_context.skip_frame = skip
         period = 1.0 / float(stream.average_rate or 25)
         next_time = -np.inf
         try:
@@ -130,6 +152,6 @@ def _sampled_frames(video: Path, interval_s: float) -> Iterator[tuple[np.ndarray
                     image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
                     if rotation in (90, 270):
                         width, height = height, width
-                yield image, width, height
+                yield image, width, height, time
         except av.error.FFmpegError as exc:
             raise InputError(f"{video}: decoding stopped while sampling faces ({exc})") from None
