@@ -152,3 +152,25 @@ def test_portrait_selfie_crop_is_the_largest_square_that_fits(processed):
     assert 0.25 * 512 < (y0 + y1) / 2 < 0.6 * 512, "face a little above the vertical centre"
     left = image[:, :8].astype(int)
     assert np.abs(left - left[:, :1]).max() > 20, "the left edge is image, not a smeared border"
+
+
+def test_sampling_decodes_keyframes_alone_when_they_are_dense():
+    import av
+
+    from talkprep.models.face_detector import _sampled_frames, sampled_frames
+
+    dense = clip_path("hdtf")  # a keyframe every 0.5 s
+    with av.open(str(dense)) as container:
+        stream = container.streams.video[0]
+        keys = {
+            round(float(p.pts * p.time_base), 3)
+            for p in container.demux(stream)
+            if p.is_keyframe and p.pts is not None
+        }
+    only_keys = list(_sampled_frames(dense, 0.5, "NONKEY"))
+    assert {round(t, 3) for *_, t in only_keys} <= keys
+    assert len(sampled_frames(dense, 0.5)) == len(only_keys) >= 8
+    sparse = clip_path("anchor")  # keyframes 10 s apart: every reference frame is decoded
+    samples = sampled_frames(sparse, 0.5)
+    assert 36 <= len(samples) <= 41
+    assert samples[0][0].shape == (256, 256, 3) and samples[0][1:] == (512, 512)
