@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 FACE_MM = np.array(
@@ -203,3 +204,185 @@ def synthetic_sequence(
     landmarks = np.concatenate([uv, z], axis=-1).astype(np.float32)
     landmarks[list(missing)] = np.nan
     return SyntheticSequence(landmarks, rot, trans, focal, size, size, face)
+
+
+@dataclass(frozen=True)
+class SyntheticPortrait:
+    """A drawn head-and-shoulders scene with every pixel's true class (talkprep.semantics)."""
+
+    image: np.ndarray
+    """uint8 [H, W, 3] BGR."""
+    landmarks: np.ndarray
+    """float32 [478, 3] as the landmarks task writes them (x, y px; z relative)."""
+    classes: np.ndarray
+    """uint8 [H, W] true semantic class; the second person and the object are OTHER."""
+    person: np.ndarray
+    """bool [H, W] what a segmenter that includes everything human-like or in front would give:
+    the tracked person, the second person and the object."""
+    second_person: np.ndarray
+    """bool [H, W] the second person's pixels."""
+    detached_object: np.ndarray
+    """bool [H, W] the object's pixels (a bottle)."""
+    celeba: np.ndarray
+    """uint8 [H, W] the scene in BiSeNet's CelebAMask-HQ classes (what a perfect BiSeNet gives;
+    the bottle as cloth, the second person as skin, hair and cloth)."""
+
+
+SKIN_BGR = (125, 155, 205)
+HAIR_BGR = (45, 60, 95)
+CLOTHES_BGR = (150, 70, 35)
+EARRING_BGR = (40, 190, 230)
+BOTTLE_BGR = (60, 170, 60)
+
+
+def synthetic_portrait(size: int = 512, seed: int = 0, shift: float = 0.0) -> SyntheticPortrait:
+    """A frontal face (the real mesh FACE_MM projected) with long hair hanging over the
+    shoulders, ears with gold earrings, a neck, clothes, a second person at the left edge and a
+    bottle at the right, none of them touching the tracked person. `shift` moves the tracked
+    person sideways by that fraction of the image (for short sequences)."""
+    from talkprep.semantics import SemanticClass as C
+
+    rng = np.random.default_rng(seed)
+    focal, distance = 1.2 * size, 0.75
+    cx = size / 2 + shift * size
+    cam = (HEAD_TO_CAMERA @ (FACE_MM / 1000.0).T).T + (0.0, -0.03, distance)
+    uv = focal * cam[:, :2] / cam[:, 2:3] + (cx, size * 0.42)
+    z = (cam[:, 2:3] - cam[:, 2:3].mean()) * focal / distance
+    landmarks = np.concatenate([uv, z], axis=1).astype(np.float32)
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    face_w, face_h = hi - lo
+    mid_x = (lo[0] + hi[0]) / 2
+    chin = hi[1]
+    classes = np.zeros((size, size), np.uint8)
+
+    def ellipse(cls: int, centre: tuple[float, float], axes: tuple[float, float]) -> None:
+        layer = np.zeros((size, size), np.uint8)
+        cv2_ellipse(layer, centre, axes)
+        classes[layer > 0] = cls
+
+    # back to front: hair behind the head, clothes, neck, hair strands over the shoulders,
+    # face, ears, earrings
+    ellipse(C.HAIR, (mid_x, lo[1] + 0.42 * face_h), (0.66 * face_w, 0.62 * face_h))
+    body = np.zeros((size, size), np.uint8)
+    cv2_ellipse(body, (mid_x, chin + 0.55 * face_h + 1.1 * face_w), (1.25 * face_w, 1.1 * face_w))
+    body[int(chin + 0.55 * face_h + 1.1 * face_w) :, :] = 0
+    body[
+        int(chin + 0.55 * face_h + 1.0 * face_w) :,
+        int(mid_x - 1.25 * face_w) : int(mid_x + 1.25 * face_w),
+    ] = 1
+    classes[body > 0] = C.TORSO
+    neck = np.zeros((size, size), np.uint8)
+    half = 0.26 * face_w
+    cv2.fillConvexPoly(
+        neck,
+        np.array(
+            [
+                [mid_x - half, chin - 0.2 * face_h],
+                [mid_x + half, chin - 0.2 * face_h],
+                [mid_x + 1.2 * half, chin + 0.6 * face_h],
+                [mid_x - 1.2 * half, chin + 0.6 * face_h],
+            ],
+            np.int32,
+        ),  # fmt: skip
+        1,
+    )
+    classes[(neck > 0) & (classes != C.HAIR)] = C.NECK
+    classes[(neck > 0) & (classes == C.HAIR) & (np.arange(size)[:, None] > chin - 0.2 * face_h)] = (
+        C.NECK
+    )
+    for side in (-1, 1):
+        strand = np.zeros((size, size), np.uint8)
+        x0 = mid_x + side * 0.5 * face_w
+        cv2.fillConvexPoly(
+            strand,
+            np.array(
+                [
+                    [x0 - 0.16 * face_w, lo[1] + 0.5 * face_h],
+                    [x0 + 0.16 * face_w, lo[1] + 0.5 * face_h],
+                    [x0 + side * 0.05 * face_w + 0.14 * face_w, chin + 0.9 * face_h],
+                    [x0 + side * 0.05 * face_w - 0.14 * face_w, chin + 0.9 * face_h],
+                ],
+                np.int32,
+            ),  # fmt: skip
+            1,
+        )
+        classes[strand > 0] = C.HAIR
+    face = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(uv).astype(np.int32)), 1)
+    classes[face > 0] = C.FACE_SKIN
+    for index, side in ((234, -1), (454, 1)):
+        ex, ey = uv[index]
+        ear = np.zeros((size, size), np.uint8)
+        cv2_ellipse(ear, (ex + side * 0.05 * face_w, ey), (0.06 * face_w, 0.11 * face_h))
+        classes[(ear > 0) & (face == 0)] = C.EARS
+        ring = np.zeros((size, size), np.uint8)
+        cv2_ellipse(
+            ring, (ex + side * 0.05 * face_w, ey + 0.15 * face_h), (0.025 * face_w, 0.04 * face_h)
+        )
+        classes[(ring > 0) & (face == 0)] = C.EARS
+    # the second person (left edge) and a bottle (right), apart from the tracked person
+    second = np.zeros((size, size), np.uint8)
+    cv2_ellipse(second, (0.07 * size, 0.45 * size), (0.06 * size, 0.08 * size))
+    second[int(0.55 * size) :, : int(0.13 * size)] = 1
+    bottle = np.zeros((size, size), np.uint8)
+    bottle[int(0.45 * size) : int(0.8 * size), int(0.9 * size) : int(0.95 * size)] = 1
+    cv2_ellipse(bottle, (0.925 * size, 0.44 * size), (0.012 * size, 0.05 * size))
+    second_mask, bottle_mask = second > 0, bottle > 0
+    tracked = classes != C.BACKGROUND
+    assert not (tracked & (second_mask | bottle_mask)).any(), "scene parts overlap"
+    classes[second_mask | bottle_mask] = C.OTHER
+
+    image = np.empty((size, size, 3), np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    image[:] = (150, 165, 170)
+    image += 25 * np.sin(2 * np.pi * (3 * xx + 2 * yy))[..., None]
+    colours = {
+        C.FACE_SKIN: SKIN_BGR,
+        C.EARS: SKIN_BGR,
+        C.NECK: tuple(0.8 * v for v in SKIN_BGR),
+        C.HAIR: HAIR_BGR,
+        C.TORSO: CLOTHES_BGR,
+    }
+    for cls, bgr in colours.items():
+        image[classes == cls] = bgr
+    earring = np.zeros((size, size), bool)
+    for index, side in ((234, -1), (454, 1)):
+        ex, ey = uv[index]
+        ring = np.zeros((size, size), np.uint8)
+        cv2_ellipse(
+            ring, (ex + side * 0.05 * face_w, ey + 0.15 * face_h), (0.025 * face_w, 0.04 * face_h)
+        )
+        earring |= (ring > 0) & (face == 0)
+    image[earring] = EARRING_BGR
+    head_of_second = np.zeros((size, size), np.uint8)
+    cv2_ellipse(head_of_second, (0.07 * size, 0.45 * size), (0.06 * size, 0.08 * size))
+    image[second_mask] = CLOTHES_BGR
+    image[head_of_second > 0] = SKIN_BGR
+    image[bottle_mask] = BOTTLE_BGR
+    image += rng.normal(0.0, 6.0, image.shape)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+
+    celeba_of = {C.FACE_SKIN: 1, C.HAIR: 17, C.EARS: 7, C.NECK: 14, C.TORSO: 16}
+    celeba = np.zeros((size, size), np.uint8)
+    for cls, value in celeba_of.items():
+        celeba[classes == cls] = value
+    celeba[earring] = 9
+    celeba[second_mask] = 16
+    celeba[head_of_second > 0] = 1
+    celeba[bottle_mask] = 16
+    person = classes != C.BACKGROUND
+    return SyntheticPortrait(image, landmarks, classes, person, second_mask, bottle_mask, celeba)
+
+
+def cv2_ellipse(layer: np.ndarray, centre: tuple[float, float], axes: tuple[float, float]) -> None:
+    """Fill an axis-aligned ellipse (float centre and axes) with 1."""
+    cv2.ellipse(
+        layer,
+        (int(round(centre[0])), int(round(centre[1]))),
+        (max(1, int(round(axes[0]))), max(1, int(round(axes[1])))),
+        0,
+        0,
+        360,
+        1,
+        -1,
+    )
