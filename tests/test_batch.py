@@ -46,7 +46,7 @@ def _broken(folder: Path) -> Path:
 def _batch(*args: Any) -> tuple[int, str]:
     """Run `talkprep batch ...` in this process; returns the exit code and what it printed."""
     stream = io.StringIO()
-    with contextlib.redirect_stderr(stream):
+    with contextlib.redirect_stderr(stream), contextlib.redirect_stdout(stream):
         code = main(["batch", *map(str, args)])
     return code, stream.getvalue()
 

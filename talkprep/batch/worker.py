@@ -61,7 +61,7 @@ class LogConsole(Console):
     """A worker's console: status lines go to its log; a per-frame loop logs every 10 %."""
 
     def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream=stream)
+        super().__init__(stream=stream, results=stream)
 
     def progress(
         self, iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "frame"
@@ -133,8 +133,10 @@ def _run_pipeline(job: VideoJob, console: Console) -> VideoResult:
         for o in outcomes
         if o.status in ("failed", "blocked")
     )
-    if any(s == "done" for s in statuses.values()) or not (job.out / REPORT_NAME).exists():
+    if any(s != "skipped" for s in statuses.values()) or not (job.out / REPORT_NAME).is_file():
         _report(job.out, console)
+    if not failures:
+        failures = _write_view(job.out, config.target, console)
     if failures:
         status = "failed"
     elif all(s == "skipped" for s in statuses.values()):
@@ -151,6 +153,21 @@ def _run_pipeline(job: VideoJob, console: Console) -> VideoResult:
         tasks=statuses,
         failures=failures,
     )
+
+
+def _write_view(folder: Path, target: str, console: Console) -> tuple[str, ...]:
+    """Write the trainer's view in place, as `process` does after its tasks; a missing input
+    becomes the video's failure."""
+    from talkprep.errors import TaskError
+    from talkprep.targets import get_target
+    from talkprep.targets.view import write_view
+
+    try:
+        write_view(folder, get_target(target), None, console.progress)
+    except TaskError as exc:
+        console.line(f"{target} view not written: {exc}")
+        return (f"{target} view not written: {exc}",)
+    return ()
 
 
 def _report(folder: Path, console: Console) -> None:
