@@ -89,6 +89,7 @@ def test_report_grades_figures_against_stated_thresholds(hdtf_page):
     # the 8 s clip is far shorter than a training clip: red, and said first, in plain words
     verdict = _section(hdtf_page, "verdict")
     assert 'class="verdict red"' in verdict
+    assert re.search(r"Fix before training: \d+ figure\(s\) red\.", verdict), "no '0 task(s)'"
     assert "frames in the dataset: 200, below the red limit of 1000" in verdict
 
 

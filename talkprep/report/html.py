@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import importlib.metadata
-import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,6 +86,7 @@ td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-al
 .sheet img { margin: 2px; } figure { margin: 8px 0; } figcaption { font-size: 13px; }
 .warn { color: #b26a00; } code { font-size: 12px; } .missing { color: #777; }
 .green { background: #dff3e3; } .amber { background: #ffefc7; } .red { background: #fbd5d5; }
+h3 { font-size: 14px; margin: 10px 0 4px; }
 .verdict { font-size: 16px; padding: 8px 12px; border-radius: 4px; display: inline-block; }
 ul.warnings li { margin: 3px 0; } .legend span { display: inline-block; margin-right: 14px; }
 .swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #888;
@@ -188,6 +188,7 @@ def _measure(view: FolderView, n: int, progress: Progress) -> _Measured:
 
 
 def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
+    """The verdict line, then what the tasks said, then the figures beyond their limits."""
     warnings: list[str] = []
     tasks = sorted(_dict(manifest.get("tasks")).items(), key=lambda kv: _task_number(kv[1]))
     failed = 0
@@ -199,21 +200,31 @@ def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
             reason = record.get("error") or "no reason recorded"
             warnings.append(f"task {record.get('number', '')} {name} {status}: {reason}")
         warnings += [f"task {name}: {w}" for w in _strings(record.get("warnings"))]
-    warnings += [g.warning for g in graded if g.status != "green"]
+    beyond = [g.warning for g in graded if g.status != "green"]
     reds = sum(g.status == "red" for g in graded)
     ambers = sum(g.status == "amber" for g in graded)
     if not manifest:
         status, text = "amber", "No talkprep manifest: only the pictures below can be judged."
     elif failed or reds:
         status = "red"
-        text = f"Fix before training: {failed} task(s) did not finish, {reds} figure(s) red."
+        causes = [f"{failed} task(s) did not finish"] if failed else []
+        causes += [f"{reds} figure(s) red"] if reds else []
+        text = f"Fix before training: {' and '.join(causes)}."
     elif ambers:
         status, text = "amber", f"Usable; look at the {ambers} amber figure(s) below."
     else:
         status, text = "green", "Ready to train: every figure is within its green limit."
-    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
-    listing = f'<ul class="warnings">{items}</ul>' if warnings else "<p>No warnings.</p>"
-    return f'<p class="verdict {status}">{_e(text)}</p>{listing}'
+    parts = [f'<p class="verdict {status}">{_e(text)}</p>']
+    for heading, items in (
+        ("What the tasks said", warnings),
+        ("Figures beyond their limits", beyond),
+    ):
+        if items:
+            listed = "".join(f"<li>{_e(w)}</li>" for w in items)
+            parts.append(f'<h3>{heading}</h3><ul class="warnings">{listed}</ul>')
+    if not warnings and not beyond:
+        parts.append("<p>No warnings.</p>")
+    return "".join(parts)
 
 
 def _figures_table(graded: list[Graded]) -> str:
@@ -247,10 +258,13 @@ def _config_section(manifest: dict[str, Any]) -> str:
     audio_info = _dict(_record(manifest, "audio").get("info"))
     features = _dict(_dict(_record(manifest, "audio_features").get("info")).get("features"))
     crop = frames_info.get("crop_box")
+    source = _dict(manifest.get("input"))
     crop_text = (
         "none (frames as decoded)"
         if not crop
-        else f"{json.dumps(crop)} -> {config.get('size')} px"
+        else f"{', '.join(f'{k} {v}' for k, v in crop.items())} px of the "
+        f"{source.get('width', '?')}x{source.get('height', '?')} source, resized to "
+        f"{config.get('size')} px"
         if isinstance(crop, dict)
         else crop
     )
