@@ -322,3 +322,17 @@ def test_report_shows_semantic_classes_when_present(tmp_path):
     sheet = _section((tmp_path / REPORT_NAME).read_text(), "frames")
     assert "semantics/{i}.png classes" in sheet
     assert all(SEMANTIC_NAMES[c] in sheet for c in SemanticClass)
+
+
+def test_report_on_a_folder_with_a_gap_in_its_frames(tmp_path):
+    """A folder from elsewhere may lack some frames: the report shows the ones present."""
+    parsing = np.full((32, 32, 3), 255, np.uint8)
+    for i in (0, 1, 3, 4):
+        write_jpeg(tmp_path / "ori_imgs" / f"{i}.jpg", np.full((32, 32, 3), 40 * i, np.uint8))
+        parsing[8 : 16 + 3 * i, 8:24] = (255, 0, 0)
+        write_png(tmp_path / "parsing" / f"{i}.png", parsing)
+    build_report(tmp_path)
+    page = (tmp_path / REPORT_NAME).read_text()
+    assert "#4 " in _section(page, "frames") and "#2 " not in _section(page, "frames")
+    worst = _section(page, "worst")
+    assert "<td>mask jump</td><td>4</td>" in worst and "<td>3</td>" not in worst

@@ -74,6 +74,9 @@ class FolderView:
             return None
         return np.asarray(self._landmarks[index, LMS68, :2], dtype=np.float64)
 
+    def has_frame(self, index: int) -> bool:
+        return index >= 0 and (self.root / FRAMES_DIR / f"{index}.jpg").is_file()
+
     def label(self, index: int) -> str:
         return f"#{index}  {index / self.fps:.2f} s"
 

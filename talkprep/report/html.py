@@ -360,19 +360,21 @@ def _legend(view: FolderView) -> str:
     return "".join(parts)
 
 
-def _picks(n: int, count: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+def _picks(indices: list[int], count: int) -> list[int]:
+    """`count` frame indices spread evenly over the frames present."""
+    n = len(indices)
+    return [indices[k] for k in np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))]
 
 
-def _contact_sheet(view: FolderView, n: int) -> str:
-    picks = _picks(n, CONTACT_FRAMES)
-    cells = [_img(view.frame(int(i), THUMB_SIDE), view.label(int(i))) for i in picks]
+def _contact_sheet(view: FolderView, indices: list[int]) -> str:
+    picks = _picks(indices, CONTACT_FRAMES)
+    cells = [_img(view.frame(i, THUMB_SIDE), view.label(i)) for i in picks]
     return f'{_legend(view)}<div class="sheet">{"".join(cells)}</div>'
 
 
-def _samples(view: FolderView, n: int) -> str:
+def _samples(view: FolderView, indices: list[int]) -> str:
     cells = []
-    for i in _picks(n, CONTACT_FRAMES // 2):
+    for i in _picks(indices, CONTACT_FRAMES // 2):
         for image in (view.gt(int(i), THUMB_SIDE), view.torso(int(i), THUMB_SIDE)):
             if image is not None:
                 cells.append(_img(image, view.label(int(i))))
@@ -386,7 +388,7 @@ def _samples(view: FolderView, n: int) -> str:
     )
 
 
-def _worst_section(view: FolderView, measured: _Measured, n: int) -> str:
+def _worst_section(view: FolderView, measured: _Measured) -> str:
     parts = []
     rows = ["<tr><th>kind</th><th>frame</th><th>time</th><th>value</th></tr>"]
     images = []
@@ -396,7 +398,8 @@ def _worst_section(view: FolderView, measured: _Measured, n: int) -> str:
                 f"<tr><td>tracking error</td><td>{i}</td><td>{i / view.fps:.2f} s</td>"
                 f"<td>{measured.reproj[i]:.2f} px</td></tr>"
             )
-            images.append(_img(view.frame(int(i), THUMB_SIDE), f"error {view.label(int(i))}"))
+            if view.has_frame(int(i)):
+                images.append(_img(view.frame(int(i), THUMB_SIDE), f"error {view.label(int(i))}"))
     pairs = []
     if np.isfinite(measured.mask_jump).any():
         for i in worst_frames(measured.mask_jump):
@@ -404,6 +407,8 @@ def _worst_section(view: FolderView, measured: _Measured, n: int) -> str:
                 f"<tr><td>mask jump</td><td>{i}</td><td>{i / view.fps:.2f} s</td>"
                 f"<td>{measured.mask_jump[i]:.3f}</td></tr>"
             )
+            if not (view.has_frame(int(i) - 1) and view.has_frame(int(i))):
+                continue
             pair = [view.frame(int(i) - 1, PAIR_SIDE), view.frame(int(i), PAIR_SIDE)]
             if pair[0].shape == pair[1].shape:
                 pairs.append(_img(np.hstack(pair), f"{view.label(int(i) - 1)} and next"))
@@ -563,14 +568,15 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
     path = root / REPORT_NAME
     _check_owned(path)
     manifest = read_manifest(root)
-    n = len(frame_indices(root / "ori_imgs", ".jpg"))
+    indices = frame_indices(root / "ori_imgs", ".jpg")
+    n = len(indices)
     frames_info = _dict(_record(manifest, "frames").get("info"))
     fps_value = frames_info.get("fps", 25.0)
     fps = float(fps_value) if isinstance(fps_value, int | float) and fps_value > 0 else 25.0
     sides = [frames_info.get(k) for k in ("width", "height")]
     frame_side = max([float(v) for v in sides if isinstance(v, int | float)] or [512.0])
     view = FolderView(root, fps)
-    measured = _measure(view, n, progress)
+    measured = _measure(view, indices[-1] + 1 if indices else 0, progress)
     values: dict[str, float] = {}
     if np.isfinite(measured.mask_jump).any():
         values["mask_jump_p95"] = float(np.nanpercentile(measured.mask_jump, 95))
@@ -583,9 +589,9 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
         "figures": _figures_table(graded),
         "config": _config_section(manifest),
         "tasks": _task_table(manifest),
-        "frames": _contact_sheet(view, n) if n else _missing("No ori_imgs/ yet (task 3)."),
-        "samples": _samples(view, n) if n else _missing("No frames yet (task 3)."),
-        "worst": _worst_section(view, measured, n) if n else _missing("No frames yet."),
+        "frames": _contact_sheet(view, indices) if n else _missing("No ori_imgs/ yet (task 3)."),
+        "samples": _samples(view, indices) if n else _missing("No frames yet (task 3)."),
+        "worst": _worst_section(view, measured) if n else _missing("No frames yet."),
         "plate": _img(fit_side(read_image(root / "bc.jpg"), PLATE_SIDE)[0], "bc.jpg")
         if (root / "bc.jpg").exists()
         else _missing("No bc.jpg yet (task 6)."),
