@@ -383,3 +383,22 @@ def test_batch_options_are_checked() -> None:
     ):
         with pytest.raises(UsageError):
             split_batch_options(bad)
+
+
+def test_progress_shows_what_each_video_is_doing(tmp_path: Path) -> None:
+    from talkprep.batch.runner import BatchOptions, _Tracker
+    from talkprep.console import Console
+
+    job = VideoJob(tmp_path / "v.mp4", "v", tmp_path / "v", tmp_path / "v.log", {}, "run")
+    tracker = _Tracker(tmp_path, [job], BatchOptions(), Console(quiet=True))
+    assert tracker._doing(job) == ""  # no log yet
+    job.log.write_text("=== run 2026-01-01 host pid 1: v.mp4\n")
+    assert tracker._doing(job) == "starting"
+    with job.log.open("a") as log:
+        log.write("[4] face mesh landmarks and head tracking -> landmarks.npy ...\n")
+        log.flush()
+        assert tracker._doing(job) == "[4] face mesh landmarks and head tracking"
+        log.write("landmarks 80/200 frames\nINFO: Created TensorFlow Lite XNNPACK delegate\n")
+    assert tracker._doing(job) == "landmarks 80/200 frames"
+    tracker.close()
+    assert json.loads((tmp_path / BATCH_JSON).read_text())["videos"][0]["status"] == "pending"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -29,6 +30,11 @@ SAVE_EVERY_S = 2.0
 REFRESH_S = 1.0
 SHOWN_WORKERS = 4
 """Running videos named on the progress line."""
+DOING_CHARS = 48
+MTIME_SLACK_S = 1.0
+"""File times come from a coarser clock than time.time(): a log just written may look older."""
+_STATUS_LINE = re.compile(r"^\[\d+\] |\d+/\d+ \w+$")
+"""Lines of a worker's LogConsole: a task starting or ending, or a per-frame count."""
 
 EngineName = Literal["local", "ray"]
 ENGINES = ("local", "ray")
@@ -203,7 +209,7 @@ class _Tracker:
         self.console = console
         self.engine = ""
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.started_wall = time.time()
+        self.started_wall = time.time() - MTIME_SLACK_S
         self.running: dict[str, VideoJob] = {}
         self.done: dict[str, VideoResult] = {}
         self.saved = 0.0
@@ -265,17 +271,22 @@ class _Tracker:
             self.bar.write(line, file=self.console.stream)
 
     def _doing(self, job: VideoJob) -> str:
-        """The last line of a running video's log, when it was written during this run."""
+        """What a running video's log last said, when it was written during this run: the task
+        it is on or a per-frame count (native libraries' lines in the log are passed over)."""
         try:
             if job.log.stat().st_mtime < self.started_wall:
                 return ""
             with job.log.open("rb") as log:
-                log.seek(max(0, job.log.stat().st_size - 512))
-                lines = log.read().decode("utf-8", "replace").strip().splitlines()
+                log.seek(max(0, job.log.stat().st_size - 2048))
+                lines = log.read().decode("utf-8", "replace").splitlines()
         except OSError:
             return ""
-        last = lines[-1] if lines else ""
-        return "starting" if last.startswith("=== ") else last[:48]
+        for line in reversed(lines):
+            if line.startswith("=== "):
+                return "starting"
+            if _STATUS_LINE.search(line):
+                return line.split(" -> ")[0].rstrip(" .")[:DOING_CHARS]
+        return ""
 
     def _save(self, complete: bool = False) -> None:
         entries = []
