@@ -16,10 +16,16 @@ from talkprep.console import Console
 from talkprep.geometry.masks import BACKGROUND, HEAD, TORSO, BackgroundPlate, labels_to_bgr
 from talkprep.io.images import read_image, write_jpeg, write_png
 from talkprep.manifest import manifest_path
+from talkprep.semantics import SemanticClass
 from talkprep.tasks.background import BackgroundTask, margin_for, sample_indices
 from talkprep.tasks.base import TaskContext
 
 CLIP_NAMES = ("anchor", "hdtf", "obama", "selfie", "headturn")
+LABEL_TO_CLASS = np.array(
+    [SemanticClass.BACKGROUND, SemanticClass.FACE_SKIN, SemanticClass.NECK, SemanticClass.TORSO],
+    np.uint8,
+)
+"""The synthetic figure's labels as semantic classes (head as face skin)."""
 FIGURE_BGR = (20, 210, 30)
 """The moving figure's colour: far from every background colour, so leaks are easy to see."""
 
@@ -61,6 +67,7 @@ def synthetic_dataset(folder: Path, n_frames: int, size: int) -> tuple[np.ndarra
         frame[person] = FIGURE_BGR
         write_jpeg(folder / "ori_imgs" / f"{i}.jpg", frame)
         write_png(folder / "parsing" / f"{i}.png", labels_to_bgr(labels))
+        write_png(folder / "semantics" / f"{i}.png", LABEL_TO_CLASS[labels])
         masks.append(person)
     return background, np.stack(masks)
 
@@ -89,6 +96,34 @@ def test_plate_takes_the_farthest_frame() -> None:
     empty = BackgroundPlate(4, 4)
     empty.add(np.full((4, 4, 3), 7, np.uint8), np.zeros((4, 4), bool))
     assert (empty.plate(margin=2.0) == 7).all()
+
+
+def test_fill_is_smooth_and_warns_only_where_training_sees_it() -> None:
+    size = 120
+    plate = BackgroundPlate(size, size)
+    scene = np.zeros((size, size, 3), np.uint8)
+    scene[..., 2] = np.linspace(0, 250, size, dtype=np.float32).astype(np.uint8)[None, :]
+    person = np.zeros((size, size), bool)
+    person[20:100, 30:90] = True  # a static figure: never seen behind it
+    plate.add(scene, person)
+    filled = plate.plate(margin=3.0)
+    hidden = person.copy()
+    # a smooth fill: within the colours around it, no streaks (rows alike), no seams (each row
+    # changes gradually)
+    assert filled[hidden][:, 2].min() >= scene[..., 2][~hidden].min() - 2
+    rows = filled[25:95, 35:85, 2].astype(np.int16)
+    assert np.abs(np.diff(rows, axis=1)).max() <= 6
+    assert np.abs(rows - rows.mean(axis=0)).max() <= 20
+    # behind the figure training never sees the plate (gt shows the person there)
+    assert not plate.filled_in_view(3.0).any()
+    # a hole in the figure, narrower than the margin but far from anything seen, is seen by
+    # training and guessed: that counts
+    holed = person.copy()
+    holed[58:62, 58:62] = False
+    plate = BackgroundPlate(size, size)
+    plate.add(scene, holed)
+    assert plate.filled_in_view(3.0)[58:62, 58:62].all()
+    assert plate.filled_in_view(3.0).sum() == 16
 
 
 def test_synthetic_plate_matches_true_background(tmp_path: Path) -> None:

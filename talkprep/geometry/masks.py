@@ -524,7 +524,7 @@ def appearance_samples(
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Colour samples of one (small) frame whose class the geometry tells: skin from the face
     (eroded, without eyes, brows and lips), hair from person pixels above the forehead, clothes
-    from person pixels well outside the head ellipse and below the chin.
+    from person pixels below the neck in the middle or far below the chin.
 
     Returns the histogram bins of skin, hair and clothes samples and the skin pixels (BGR [n, 3]).
     """
@@ -544,7 +544,8 @@ def appearance_samples(
     hair = person & ~face & ((crown & (np.abs(dx) < 0.6)) | side)
     hair &= ~ear_zone(height, width, layout)
     radius = np.sqrt((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2)
-    clothes = person & ~face & (radius > 1.3) & (dy > 0.7)
+    # below the neck in the middle (long hair seldom hangs there), or far down at the sides
+    clothes = person & ~face & (radius > 1.0) & (((dy > 0.75) & (np.abs(dx) < 0.5)) | (dy > 1.2))
     bins = quantise(image_bgr)
     return [bins[core], bins[hair], bins[clothes]], image_bgr[core]
 
@@ -625,6 +626,15 @@ class BackgroundPlate:
     def seen(self, margin: float) -> np.ndarray:
         """bool [H, W]: pixels seen farther than `margin` pixels from the person in some frame."""
         return self.distance > margin
+
+    def filled_in_view(self, margin: float) -> np.ndarray:
+        """bool [H, W]: pixels the plate has to guess that training sees: never seen clear of
+        the person, more than `margin` from any pixel that was, yet background in some frame
+        (so gt images show the plate there). A margin-wide rim next to seen pixels is filled
+        well from beside it and does not count."""
+        unseen = ~self.seen(margin)
+        far = cv2.distanceTransform(mask8(unseen), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > margin
+        return far & self.shown
 
     def plate(self, margin: float) -> np.ndarray:
         """The plate: seen pixels as recorded, the rest filled smoothly from around them."""

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.geometry.masks import BackgroundPlate, mask8
+from talkprep.geometry.masks import BackgroundPlate
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.prefetch import read_ahead
 from talkprep.semantics import PERSON_CLASSES, SEMANTICS_DIR, class_mask
@@ -88,8 +88,7 @@ class BackgroundTask(Task):
                 "the person covers the whole frame in every sampled frame; no background to recover"
             )
         write_jpeg(ctx.out / PLATE_FILE, plate.plate(margin))
-        far = cv2.distanceTransform(mask8(unseen), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > margin
-        filled_shown = far & plate.shown
+        filled_shown = plate.filled_in_view(margin)
         shown = max(1, int(np.count_nonzero(plate.shown)))
         filled_fraction = np.count_nonzero(filled_shown) / shown
         warnings = []
