@@ -143,7 +143,7 @@ def _unfinished_tasks(manifest: dict[str, Any]) -> list[CheckResult]:
     problems = []
     for name, record in (manifest.get("tasks") or {}).items():
         status = record.get("status")
-        if status in ("failed", "running"):
+        if status in ("failed", "running", "blocked"):
             why = record.get("error") or "it was interrupted before it finished"
             number = record.get("number", "?")
             problems.append(CheckResult(f"task {number} ({name})", 0, f"{status}: {why}"))

@@ -307,6 +307,9 @@ class Pipeline:
         config = self.config
         blocker = self._blocker(task, manifest, outcomes)
         if blocker:
+            record = {"number": task.number, "status": "blocked", "error": blocker}
+            with contextlib.suppress(OutputError):
+                manifest.set_record(task.name, record)
             return TaskOutcome(task.number, task.name, "blocked", message=blocker)
         record = manifest.record(task.name)
         if not config.force and self._up_to_date(task, record):
