@@ -107,3 +107,38 @@ def test_process_help_lists_the_nine_tasks_and_the_exit_codes(capsys):
     for code in ("0", "1", "3"):
         assert re.search(rf"^  {code} +\S", printed, re.M), code
     assert "--offline" in printed
+
+
+class _RecordingConsole(Console):
+    """Counts what each progress bar is told and what it really iterates."""
+
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+        self.bars: list[dict] = []
+
+    def progress(self, iterable, total=None, desc="", unit="frame"):
+        bar = {"desc": desc, "total": total, "unit": unit, "seen": 0}
+        self.bars.append(bar)
+        for item in iterable:
+            bar["seen"] += 1
+            yield item
+
+
+def test_depth_bar_counts_frames(processed, tmp_path):
+    import json
+    import shutil
+
+    from talkprep.config import build_config
+    from talkprep.manifest import manifest_path
+    from talkprep.pipeline import Pipeline
+
+    folder = tmp_path / "hdtf"
+    shutil.copytree(processed("hdtf", tasks="3,4"), folder)
+    manifest = json.loads(manifest_path(folder).read_text())
+    n = manifest["tasks"]["frames"]["info"]["n_frames"]
+    values = {"video": manifest["config"]["video"], "out": folder, "tasks": "8", "force": True}
+    console = _RecordingConsole()
+    (outcome,) = Pipeline(build_config(values), console).run()
+    assert outcome.status == "done", outcome.message
+    (bar,) = [b for b in console.bars if b["desc"].startswith("depth")]
+    assert bar == {"desc": "depth", "total": n, "unit": "frame", "seen": n}
