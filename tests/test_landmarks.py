@@ -132,7 +132,8 @@ def test_check_passes_then_fails_on_corruption(processed, tmp_path: Path) -> Non
     results = {r.group: r for r in LandmarksTask().check(_facts(folder))}
     assert set(results) == {"landmarks.npy", "ori_imgs/*.lms", "track_params.pt"}
     assert all(r.ok for r in results.values()), results
-    assert all(r.ok for r in check_folder(folder))
+    # the whole-folder check also names the files later tasks make; task 4's own must pass
+    assert all(r.ok for r in check_folder(folder) if r.group in results)
 
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)

@@ -328,3 +328,16 @@ def test_real_clip_focal_resolution_invariant(processed, tmp_path) -> None:
     assert full["focal_data_weight"] > 0, full
     assert small["fov_deg"] == pytest.approx(full["fov_deg"], abs=0.5)
     assert small["camera_distance_m"] == pytest.approx(full["camera_distance_m"], rel=0.02)
+
+
+def test_natural_spline_matches_scipy() -> None:
+    from scipy.interpolate import CubicSpline
+
+    from talkprep.geometry.tracking.focal import NaturalSpline
+
+    x = np.log(np.geomspace(500.0, 2900.0, 9))
+    y = np.sin(3 * x) + (x - 7) ** 2
+    ours, ref = NaturalSpline(x, y), CubicSpline(x, y, bc_type="natural")
+    u = np.linspace(x[0], x[-1], 201)
+    np.testing.assert_allclose(ours(u), ref(u), atol=1e-12)
+    np.testing.assert_allclose(ours(u, 2), ref(u, 2), atol=1e-9)

@@ -70,6 +70,40 @@ class FocalEstimate:
         return "data" if self.evidence >= 1.0 else "prior+data"
 
 
+class NaturalSpline:
+    """Natural cubic spline through (x, y): smooth, deterministic, with a second derivative.
+
+    NumPy only (SciPy's interpolate module would add 20 MiB to the task's memory for this).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        h = np.diff(self.x)
+        n = len(self.x)
+        system = np.eye(n)
+        rhs = np.zeros(n)
+        for i in range(1, n - 1):  # n is the focal grid's handful of knots
+            system[i, i - 1 : i + 2] = h[i - 1], 2 * (h[i - 1] + h[i]), h[i]
+            slopes = np.diff(self.y[i - 1 : i + 2]) / h[i - 1 : i + 1]
+            rhs[i] = 6 * (slopes[1] - slopes[0])
+        self.m = np.linalg.solve(system, rhs)  # second derivatives at the knots (0 at the ends)
+
+    def __call__(self, u: np.ndarray | float, derivative: int = 0) -> np.ndarray:
+        """Value (``derivative`` 0) or second derivative (2) at ``u`` (inside the knots)."""
+        u = np.asarray(u, np.float64)
+        i = np.clip(np.searchsorted(self.x, u) - 1, 0, len(self.x) - 2)
+        x0, x1, h = self.x[i], self.x[i + 1], self.x[i + 1] - self.x[i]
+        m0, m1 = self.m[i], self.m[i + 1]
+        a, b = x1 - u, u - x0
+        if derivative == 2:
+            return (m0 * a + m1 * b) / h
+        return (
+            (m0 * a**3 + m1 * b**3) / (6 * h)
+            + (self.y[i] / h - m0 * h / 6) * a
+            + (self.y[i + 1] / h - m1 * h / 6) * b
+        )
+
+
 def prior_focal(size: int) -> float:
     """Focal (pixels) of the prior field of view over the larger image side ``size``."""
     return size / 2 / np.tan(np.radians(PRIOR_FOV_DEG) / 2)
@@ -113,12 +147,10 @@ def map_focal(
         ba_observations: point observations of the bundle adjustment that refines the focal
             (its prior is expressed in that problem's cost units).
     """
-    from scipy.interpolate import CubicSpline
-
     to_ref = (REFERENCE_SIZE_PX / size) ** 2
     n_eff = keyframes * OBS_PER_FRAME
     log_grid = np.log(grid)
-    data = CubicSpline(log_grid, costs * to_ref / observations * n_eff / sigma**2)
+    data = NaturalSpline(log_grid, costs * to_ref / observations * n_eff / sigma**2)
     u0 = float(np.log(prior_focal(size)))
     u = np.linspace(log_grid[0], log_grid[-1], MAP_SAMPLES)
     data_u = data(u)
