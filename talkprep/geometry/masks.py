@@ -101,6 +101,9 @@ NECK_SIGMA_X = 0.35
 ISLAND_AREA = 0.02
 """Torso islands smaller than this fraction of the face's box, in the head region, are hair
 (strands the segmenter or the colour models broke up)."""
+CROWN_SEED_BELOW = 0.1
+"""Hair is grown from the face's rim above this height (face heights below the face centre:
+about the ears), so it always hangs from the crown or the temples."""
 FOREHEAD_BAND = 0.12
 """Forehead skin reaches at most this many face heights above the mesh."""
 NECK_HALF_WIDTH = 0.5
@@ -414,7 +417,10 @@ def split_person(
     neck = skin & ~upper & ~ears & (np.abs(dx) < NECK_HALF_WIDTH)
     neck_seed = head_seed & ~face & ~upper
     neck = _components_touching(neck | neck_seed, neck_seed) & neck
-    head = _components_touching((hair | skin | ears | face) & ~neck, head_seed)
+    # hair hangs from the crown: it must connect to the head above the ears, not only to the
+    # jaw (a dark collar beside the chin is not hair)
+    crown_seed = head_seed & (dy < CROWN_SEED_BELOW)
+    head = _components_touching((hair | skin) & ~neck & ~ears, crown_seed) | ears | face
     forehead = upper
     if hair_differs:
         raised = layout.points - (0.0, FOREHEAD_BAND * layout.height)
