@@ -402,3 +402,17 @@ def test_progress_shows_what_each_video_is_doing(tmp_path: Path) -> None:
     assert tracker._doing(job) == "landmarks 80/200 frames"
     tracker.close()
     assert json.loads((tmp_path / BATCH_JSON).read_text())["videos"][0]["status"] == "pending"
+
+
+def test_a_busy_root_or_a_foreign_summary_stops_the_batch(tmp_path: Path) -> None:
+    from talkprep.pipeline import folder_lock
+
+    video, root = _broken(tmp_path / "in"), tmp_path / "root"
+    root.mkdir()
+    with folder_lock(root):
+        code, printed = _batch(video, "-o", root)
+    assert code == 1 and "in use by another talkprep run" in printed
+    (root / BATCH_JSON).write_text("my notes\n")
+    code, printed = _batch(video, "-o", root)
+    assert code == 1 and "was not written by talkprep" in printed
+    assert (root / BATCH_JSON).read_text() == "my notes\n"

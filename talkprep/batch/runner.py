@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -19,7 +20,7 @@ from talkprep.batch.ray_engine import DEFAULT_RAY_THREADS
 from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.errors import OutputError, UsageError
-from talkprep.io.atomic import write_json
+from talkprep.io.atomic import os_error_sentence, write_json
 from talkprep.manifest import STATE_DIR
 
 BATCH_JSON = "batch.json"
@@ -126,6 +127,7 @@ def run_batch(
 
     t0 = time.perf_counter()
     with folder_lock(root):
+        _refuse_foreign_summary(root / BATCH_JSON)
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         jobs = [
             VideoJob(video, name, root / name, root / LOG_DIR / f"{name}.log", values, run_id)
@@ -312,7 +314,7 @@ class _Tracker:
         try:
             write_json(self.root / BATCH_JSON, data)
         except OSError as exc:
-            raise OutputError(f"cannot write {self.root / BATCH_JSON}: {exc}") from None
+            raise OutputError(f"cannot write the batch summary: {os_error_sentence(exc)}") from None
         self.saved = time.monotonic()
 
 
@@ -321,6 +323,18 @@ def _counts(results: Sequence[VideoResult]) -> dict[str, int]:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     return counts
+
+
+def _refuse_foreign_summary(path: Path) -> None:
+    """Never replace a batch.json that talkprep did not write."""
+    if not path.exists():
+        return
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = None
+    if not (isinstance(data, dict) and "talkprep_version" in data and "videos" in data):
+        raise OutputError(f"{path} exists and was not written by talkprep; move it away first")
 
 
 def _make_root(root: Path) -> None:
