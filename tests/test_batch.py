@@ -379,7 +379,10 @@ def test_batch_options_are_checked() -> None:
         {"engine": "slurm"},
         {"workers": "0"},
         {"workers": "1.5"},
-        {"gpus_per_video": "-1"},
+        {"engine": "ray", "gpus_per_video": "-1"},
+        {"gpus_per_video": "1"},
+        {"ray_address": "head:6379"},
+        {"engine": "ray", "ray_address": "head:6379", "workers": "4"},
     ):
         with pytest.raises(UsageError):
             split_batch_options(bad)

@@ -84,6 +84,15 @@ def split_batch_options(values: dict[str, Any]) -> tuple[BatchOptions, dict[str,
         gpus_per_video=_gpus(raw.get("gpus_per_video")),
         ray_address=str(raw["ray_address"]) if raw.get("ray_address") else None,
     )
+    if options.ray_address and options.engine != "ray":
+        raise UsageError("--ray-address needs --engine ray")
+    if options.ray_address and options.workers:
+        raise UsageError(
+            "--workers sizes a local Ray instance; with --ray-address the cluster's CPUs decide "
+            "(set --threads-per-video instead)"
+        )
+    if options.gpus_per_video is not None and options.engine != "ray":
+        raise UsageError("--gpus-per-video is for --engine ray; local workers share the GPUs")
     return options, rest
 
 
@@ -150,7 +159,7 @@ def run_batch(
 
 
 def _run_ray(
-    ray: Any, jobs: list[VideoJob], values: dict[str, Any], options: BatchOptions, tracker: Any
+    ray: Any, jobs: list[VideoJob], values: dict[str, Any], options: BatchOptions, tracker: _Tracker
 ) -> None:
     from talkprep.batch.ray_engine import connect, plan, run_ray
 
