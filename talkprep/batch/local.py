@@ -54,9 +54,11 @@ def run_local(
                     job = pending.popleft()
                     attempts[job.name] = attempts.get(job.name, 0) + 1
                     assert slot.conn is not None
-                    slot.conn.send((work, job))
                     slot.job = job
                     events.started(job)
+                    # a worker that died while idle is caught by its sentinel below, as a try
+                    with contextlib.suppress(OSError):
+                        slot.conn.send((work, job))
             busy = [s for s in slots if s.job is not None]
             handles = [s.conn for s in busy] + [s.process.sentinel for s in busy]  # type: ignore[union-attr]
             ready = set(wait(handles, timeout=TICK_S))

@@ -76,14 +76,21 @@ class LogConsole(Console):
 
 
 def process_video(job: VideoJob) -> VideoResult:
-    """Run the Pipeline on one video, as `talkprep process` would, and build its report.
+    """Run the Pipeline on one video, then its report and trainer view, as `process` does.
 
     Never raises: an unusable input becomes an 'error' result and anything unexpected a 'failed'
     one with its traceback in the video's log, so one video never stops the others.
     """
     t0 = time.perf_counter()
-    job.log.parent.mkdir(parents=True, exist_ok=True)
-    with job.log.open("a", buffering=1) as log:
+    try:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        log = job.log.open("a", buffering=1)
+    except OSError as exc:
+        from talkprep.io.atomic import os_error_sentence
+
+        reason = f"cannot write its log: {os_error_sentence(exc)}"
+        return VideoResult(str(job.video), job.name, "error", failures=(reason,))
+    with log:
         log.write(
             f"=== {job.run_id} {time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} "
             f"pid {os.getpid()}: {job.video}\n"
