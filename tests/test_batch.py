@@ -415,6 +415,10 @@ def test_a_busy_root_or_a_foreign_summary_stops_the_batch(tmp_path: Path) -> Non
     with folder_lock(root):
         code, printed = _batch(video, "-o", root)
     assert code == 1 and "in use by another talkprep run" in printed
+    second = video.with_name("second.mp4")
+    second.write_bytes(video.read_bytes())
+    code, printed = _batch(video, second, "-o", root, "--audio", video)
+    assert code == 1 and "one audio file to every video" in printed
     (root / BATCH_JSON).write_text("my notes\n")
     code, printed = _batch(video, "-o", root)
     assert code == 1 and "was not written by talkprep" in printed

@@ -129,6 +129,10 @@ def run_batch(
 
         ray = import_ray()
     videos = collect_videos(inputs, root)
+    if values.get("audio") and len(videos) > 1:
+        raise UsageError(
+            "--audio gives one audio file to every video; process such videos one at a time"
+        )
     build_config({**values, "video": videos[0], "out": root / "_"})  # bad options fail here
     _make_root(root)
 
