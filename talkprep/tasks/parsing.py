@@ -41,7 +41,8 @@ from talkprep.geometry.masks import (
     skin_hsv,
     split_person,
 )
-from talkprep.io.images import read_image, write_png
+from talkprep.io.images import read_image
+from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
 from talkprep.semantics import N_CLASSES, SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.base import (
@@ -218,9 +219,9 @@ class ParsingTask(Task):
             for index, classes in progress:
                 face_xy = np.asarray(landmarks[index, :, :2]) if valid[index] else None
                 stats.add(index, classes, face_xy)
-                writer.submit(write_png, ctx.out / SEMANTICS_DIR / f"{index}.png", classes)
+                writer.submit(write_png_fast, ctx.out / SEMANTICS_DIR / f"{index}.png", classes)
                 writer.submit(
-                    write_png, ctx.out / PARSING_DIR / f"{index}.png", classes_to_bgr(classes)
+                    write_png_fast, ctx.out / PARSING_DIR / f"{index}.png", classes_to_bgr(classes)
                 )
             writer.finish()
         figures |= {"frames_without_face": int((~valid).sum()), **stats.figures()}

@@ -15,7 +15,8 @@ import numpy as np
 
 from talkprep.errors import TaskError
 from talkprep.geometry.masks import CLASS_TO_LABEL, gt_and_torso
-from talkprep.io.images import read_image, write_jpeg, write_png
+from talkprep.io.images import read_image, write_jpeg
+from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
 from talkprep.semantics import SEMANTICS_DIR
 from talkprep.tasks.base import (
@@ -72,7 +73,7 @@ class TorsoTask(Task):
                 gt, torso = gt_and_torso(frame, labels, plate)
                 torso_fraction[index] = np.count_nonzero(torso[..., 3]) / labels.size
                 writer.submit(write_jpeg, ctx.out / GT_DIR / f"{index}.jpg", gt)
-                writer.submit(write_png, ctx.out / TORSO_DIR / f"{index}.png", torso)
+                writer.submit(write_png_fast, ctx.out / TORSO_DIR / f"{index}.png", torso)
             writer.finish()
         figures = {
             "torso_alpha_fraction": {
