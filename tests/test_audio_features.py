@@ -30,6 +30,7 @@ from talkprep.audio_features import (
     run_chunked,
     window_steps,
 )
+from talkprep.check import check_folder
 from talkprep.config import Config
 from talkprep.errors import MissingWeightsError, TaskError
 from talkprep.io.audio import read_wav, write_wav
@@ -466,11 +467,13 @@ def test_cli_features_check_and_resume(models: dict[str, Path], tmp_path: Path) 
     record = json.loads(manifest_path(out).read_text())["tasks"]["audio_features"]
     assert record["outputs"] == {"aud_hu.npy": 1, "aud_mel.npy": 1}
     assert record["info"]["features"]["hubert"]["shape"] == [49, 2, TINY_HIDDEN]
-    assert main(["check", str(out)]) == 0
+    groups = {r.group: r for r in check_folder(out)}  # tasks 4-9 were not run: only 1-3 here
+    assert groups["aud_hu.npy"].ok and groups["aud_mel.npy"].ok, groups
     stamp = (out / "aud_hu.npy").stat().st_mtime_ns
     assert main(args) == 0
     assert (out / "aud_hu.npy").stat().st_mtime_ns == stamp  # up to date: skipped
     np.save(out / "aud_hu.npy", np.zeros((40, 2, TINY_HIDDEN), np.float32))
+    assert "rows cover 40 frames" in {r.group: r for r in check_folder(out)}["aud_hu.npy"].problem
     assert main(["check", str(out)]) == 1
 
 
