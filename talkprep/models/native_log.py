@@ -111,20 +111,22 @@ def filter_native_logs() -> Iterator[None]:
     pump = threading.Thread(target=_pump, args=(read_end, terminal), daemon=True)
     pump.start()
     python_stderr = sys.stderr
+    direct: io.TextIOWrapper | None = None
     if _is_fd_2(python_stderr):
-        sys.stderr = io.TextIOWrapper(
+        direct = io.TextIOWrapper(
             open(terminal, "wb", closefd=False),  # noqa: SIM115 (closed in the finally below)
             encoding=python_stderr.encoding,
             errors="backslashreplace",
             line_buffering=True,
         )
+        sys.stderr = direct
     try:
         yield
     finally:
-        if sys.stderr is not python_stderr:
-            sys.stderr.flush()
-            sys.stderr.close()
-            sys.stderr = python_stderr
+        if direct is not None:
+            if sys.stderr is direct:
+                sys.stderr = python_stderr
+            direct.close()
         os.dup2(terminal, 2)  # closes the pipe's last write end: the pump sees end of file
         pump.join(timeout=PUMP_JOIN_S)
         if not pump.is_alive():  # else a surviving child still holds the pipe: keep the fd open
