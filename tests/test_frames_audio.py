@@ -164,3 +164,17 @@ def test_clipped_audio_is_a_warning_with_the_clipped_share(tmp_path):
     record = _manifest(out2)["tasks"]["audio"]
     assert record["figures"]["clipped_share"] == 0
     assert not any("clipped" in w for w in record["warnings"])
+
+
+def test_a_few_clipped_peaks_are_named_as_such(tmp_path):
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    speech = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    speech[::4000] = 1.0  # 8 samples at full scale: 0.025%
+    wav = tmp_path / "peaks.wav"
+    write_wav(wav, speech, rate)
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(50), fps=25)
+    out = tmp_path / "out"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1", "--audio", str(wav)]) == 0
+    (warning,) = [w for w in _manifest(out)["tasks"]["audio"]["warnings"] if "clipped" in w]
+    assert warning.startswith("audio is clipped: 0.03% of the samples") and "isolated" in warning

@@ -14,6 +14,9 @@ from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, Tas
 WAV_NAME = "aud.wav"
 FULL_SCALE = 0.999
 """Samples at or beyond this magnitude are at full scale: the recording clipped there."""
+CLIPPED_SHARE_TO_FIX = 0.001
+"""From this clipped share (one sample in a thousand) the warning asks for a quieter recording;
+below it the clipping is a few isolated peaks."""
 
 
 class AudioTask(Task):
@@ -79,9 +82,14 @@ class AudioTask(Task):
         if result.figures["peak"] < 1e-4:
             result.warnings.append("audio is silent")
         if result.figures["peak"] >= FULL_SCALE:
+            share = result.figures["clipped_share"]
+            effect = (
+                "loud syllables are flattened (record at a lower level if you can)"
+                if share >= CLIPPED_SHARE_TO_FIX
+                else "a few isolated peaks"
+            )
             result.warnings.append(
-                f"audio is clipped: {result.figures['clipped_share']:.2%} of the samples are at "
-                "full scale; loud syllables are distorted (record at a lower level if you can)"
+                f"audio is clipped: {share:.2%} of the samples are at full scale; {effect}"
             )
         return result
 
