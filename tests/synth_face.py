@@ -235,16 +235,15 @@ EARRING_BGR = (40, 190, 230)
 BOTTLE_BGR = (60, 170, 60)
 
 
-def synthetic_portrait(size: int = 512, seed: int = 0, shift: float = 0.0) -> SyntheticPortrait:
+def synthetic_portrait(size: int = 512, seed: int = 0) -> SyntheticPortrait:
     """A frontal face (the real mesh FACE_MM projected) with long hair hanging over the
     shoulders, ears with gold earrings, a neck, clothes, a second person at the left edge and a
-    bottle at the right, none of them touching the tracked person. `shift` moves the tracked
-    person sideways by that fraction of the image (for short sequences)."""
+    bottle at the right, none of them touching the tracked person; `seed` draws the noise."""
     from talkprep.semantics import SemanticClass as C
 
     rng = np.random.default_rng(seed)
     focal, distance = 1.2 * size, 0.75
-    cx = size / 2 + shift * size
+    cx = size / 2
     cam = (HEAD_TO_CAMERA @ (FACE_MM / 1000.0).T).T + (0.0, -0.03, distance)
     uv = focal * cam[:, :2] / cam[:, 2:3] + (cx, size * 0.42)
     z = (cam[:, 2:3] - cam[:, 2:3].mean()) * focal / distance

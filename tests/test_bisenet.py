@@ -149,6 +149,7 @@ def test_bisenet_backend_end_to_end(tmp_path: Path, weights_file: Path) -> None:
     assert [o.status for o in outcomes] == ["done"] * 3, outcomes
     n = len(frame_indices(out / "ori_imgs", ".jpg"))
     assert n >= 2 and frame_indices(out / "parsing", ".png") == list(range(n))
+    assert frame_indices(out / "semantics", ".png") == list(range(n))
     for i in range(n):
         image = read_image(out / "parsing" / f"{i}.png")
         assert image.shape == frames[0].shape
