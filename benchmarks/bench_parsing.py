@@ -3,6 +3,12 @@ BiSeNet's CPU speed at 512x512.
 
     python benchmarks/bench_parsing.py [--minutes 5] [--keep DIR] [--skip-long] [--bisenet-runs 3]
 
+To compare with an older version on the same (shared, noisy) machine, run it right before or
+after this one with that version first on the path, e.g.
+
+    git archive <commit> talkprep | tar -x -C /tmp/old
+    PYTHONPATH=/tmp/old python benchmarks/bench_parsing.py --keep /tmp/bench_old
+
 Cases: the anchor clip (20 s) and a long input of `--minutes` built from the anchor's frames
 played forward and backward (hard links to the frames, landmarks rows repeated the same way), so
 the person moves smoothly across the joins. Each task runs in a fresh process so that its peak
