@@ -169,3 +169,24 @@ def test_real_clip_blinks_follow_the_eye_area(processed) -> None:
     mouth = values[ids, header.index(" AU25_r")]
     assert np.percentile(mouth, 90) > 1.0, "she speaks: lips part"
     assert values[:, 5:].min() >= 0 and values[:, 5:].max() <= 5
+
+
+def test_real_clip_geometry_agrees_with_mediapipe_blendshapes(processed) -> None:
+    """Smiles and brow raises from mesh geometry follow MediaPipe's own blendshape model."""
+    import torch
+    from conftest import MODELS
+
+    model = MODELS / "face_landmarker.task"
+    if not model.is_file():
+        pytest.skip(f"{model} is not available")
+    folder = processed("hdtf", tasks="3,4", blendshape_model=model)
+    params = torch.load(folder / "track_params.pt", weights_only=True)
+    mesh = head_frame_mesh(
+        np.load(folder / "landmarks.npy"), params["shape"].numpy(), params["rigid_index"].numpy()
+    )
+    valid = np.isfinite(mesh).all(axis=(1, 2))
+    geometric = action_units(mesh, valid)
+    scored = blendshape_action_units(np.load(folder / "blendshapes.npy")[valid])
+    for au in (12, 1):  # the clip: a woman who smiles and raises her brows as she speaks
+        assert np.corrcoef(geometric[au][valid], scored[au])[0, 1] > 0.6, au
+        assert np.percentile(geometric[au][valid], 95) > 1.0, au

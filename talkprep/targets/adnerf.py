@@ -34,6 +34,5 @@ TARGET = Target(
     renders=("adnerf_head", "adnerf_transforms"),
     aliases=(("com_imgs/*.jpg", "gt_imgs/*.jpg"),),
     face_rect="adnerf",
-    needs_semantics=True,
     notes=("pass the near/far that `talkprep check --target adnerf` prints (--near, --far)",),
 )

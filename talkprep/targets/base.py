@@ -59,7 +59,5 @@ class Target:
     """When set, the last this many seconds validate (else talkprep's 10:1 split is kept)."""
     face_rect: FaceRectLayout = "radnerf"
     """Layout of transforms_*.json's `face_rect` that the loader reads."""
-    needs_semantics: bool = False
-    """Whether a renderer reads the class maps semantics/{i}.png (task 5)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
     """What the user should know that no check can tell (shown by check and in the README)."""

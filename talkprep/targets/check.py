@@ -11,12 +11,12 @@ import fnmatch
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from talkprep.targets.base import AudioChoice, Target
 from talkprep.targets.render import RENDERERS, adnerf_face_rects, last_seconds_split
+from talkprep.targets.view import dataset_fps
 
 BOUND = 1.0
 SCALE = 4.0
@@ -40,6 +40,8 @@ MODEL_HINTS = {
 }
 """The talkprep option that makes each feature, and what to fetch for it."""
 PROCESS = "talkprep process VIDEO -o {root}"
+GENERIC_AUDIO = "audio features"
+"""talkprep check's audio group; the contract's audio choices replace it."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,9 @@ def check_target(root: Path, target: Target) -> TargetReport:
     flags: list[str] = list(target.flags)
     notes: list[str] = list(target.notes)
     findings = [
-        Finding(r.group, r.problem, "talkprep check " + str(root))
+        Finding(r.group, r.problem, r.fix or f"talkprep check {root}")
         for r in check_folder(root)
-        if not r.ok and r.group != "(dataset)" and not _own_layout(target, r.group, r.problem)
+        if not r.ok and not _own_layout(target, r.group, r.problem)
     ]
     ids = _split_ids(root)
     findings += _check_reads(root, target, ids)
@@ -107,8 +109,11 @@ def check_target(root: Path, target: Target) -> TargetReport:
 
 
 def _own_layout(target: Target, group: str, problem: str | None) -> bool:
-    """Whether talkprep's format check rejects what the trainer wants on purpose: its own
-    parsing palette (checked here by the masks it derives) or AD-NeRF's face_rect layout."""
+    """Whether the contract, not talkprep's format check, judges this: which files and audio
+    must be there (a view holds only what its trainer reads), the trainer's own parsing palette
+    (checked by the masks it derives) and AD-NeRF's face_rect layout."""
+    if group in (GENERIC_AUDIO, "(dataset)") or (problem or "").startswith("missing:"):
+        return True
     rendered = {p for name in target.renders for p in RENDERERS[name].writes}
     if group in rendered and not group.startswith("transforms_"):
         return True
@@ -132,8 +137,13 @@ def _split_ids(root: Path) -> dict[str, np.ndarray]:
 
 def _fix_for(root: Path, target: Target, rel: str) -> str:
     for name in target.renders:
-        if any(fnmatch.fnmatch(rel, p) for p in RENDERERS[name].writes):
-            return _export(root, target)
+        renderer = RENDERERS[name]
+        if any(fnmatch.fnmatch(rel, p) for p in renderer.writes):
+            missing = [p for p in renderer.reads if not any(root.glob(p))]
+            fix = _export(root, target)
+            if missing:
+                fix += f" (it reads {missing[0]}: {renderer.fix.replace('OUT', str(root))})"
+            return fix
     if any(fnmatch.fnmatch(rel, theirs) for theirs, _ in target.aliases):
         return _export(root, target)
     from talkprep.tasks import ALL_TASKS
@@ -365,17 +375,12 @@ def _check_box(root: Path, ids: dict[str, np.ndarray]) -> Finding:
     return Finding(group)
 
 
-def _fps(root: Path) -> float:
-    from talkprep.manifest import read_manifest
-
-    info: dict[str, Any] = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
-    return float(info.get("fps", 25.0))
-
-
 def _check_last_seconds(root: Path, target: Target, ids: dict[str, np.ndarray]) -> Finding:
     group = f"split (last {target.val_seconds:g} s validate)"
     seconds = float(target.val_seconds or 0.0)
-    train, val = last_seconds_split(np.union1d(ids["train"], ids["val"]), _fps(root), seconds)
+    train, val = last_seconds_split(
+        np.union1d(ids["train"], ids["val"]), dataset_fps(root), seconds
+    )
     if not (np.array_equal(train, ids["train"]) and np.array_equal(val, ids["val"])):
         return Finding(group, "transforms_val.json is not the last frames", _export(root, target))
     return Finding(group)

@@ -41,6 +41,5 @@ TARGET = Target(
     au_columns=TG_AU_COLUMNS,
     renders=("tg_parsing", "instag_split"),
     val_seconds=VAL_SECONDS,
-    needs_semantics=True,
     notes=("leave --N_views at -1: talkprep writes no Sapiens normals or depth",),
 )

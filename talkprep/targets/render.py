@@ -253,15 +253,13 @@ def _render_adnerf_transforms(src: Path, out: ViewWriter, progress: Progress) ->
 
 
 def _render_instag_split(src: Path, out: ViewWriter, progress: Progress) -> int:
-    from talkprep.manifest import read_manifest
+    from talkprep.targets.view import dataset_fps
 
     docs = _split_documents(src)
     frames = docs["train"]["frames"] + docs["val"]["frames"]
     ids = np.array([f["img_id"] for f in frames], dtype=np.int64)
     order = np.argsort(ids)
-    fps = float(
-        read_manifest(src).get("tasks", {}).get("frames", {}).get("info", {}).get("fps", 25.0)
-    )
+    fps = dataset_fps(src)
     from talkprep.targets.instag import VAL_SECONDS
 
     train, val = last_seconds_split(ids[order], fps, VAL_SECONDS)

@@ -47,9 +47,5 @@ TARGET = Target(
     renders=("synctalk_bs", "synctalk_face"),
     flags=("--portrait",),
     box_check=True,
-    needs_semantics=True,
-    notes=(
-        "without blendshapes (talkprep process --blendshape-model face_landmarker.task) pass "
-        "--au45 to SyncTalk",
-    ),
+    notes=("--asr_model ave encodes aud.wav with SyncTalk's audio_visual_encoder.pth (git LFS)",),
 )

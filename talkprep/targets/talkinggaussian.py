@@ -44,5 +44,4 @@ TARGET = Target(
     ),
     au_columns=TG_AU_COLUMNS,
     renders=("tg_parsing",),
-    needs_semantics=True,
 )

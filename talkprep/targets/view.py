@@ -28,9 +28,12 @@ from talkprep.targets.base import Target
 from talkprep.targets.render import RENDERERS, Progress
 
 VIEW_RECORD = "view.json"
-SUPPORT_FILES = ("landmarks.npy", "track_params.pt", f"{STATE_DIR}/manifest.json")
+DEFAULT_FPS = 25.0
+SUPPORT_FILES = ("landmarks.npy", "track_params.pt", "au.csv")
 """Exported with every view: what `check --target` reads besides the trainer's own files (the
-face points of the box check, AD-NeRF's near/far, the frame rate of InsTaG's split)."""
+face points of the box check, AD-NeRF's near/far) and what `talkprep check` expects of any
+dataset. The manifest stays behind (it lists files a view leaves out); the view's record keeps
+the frame rate."""
 
 
 def _no_progress(iterable: Any, total: int | None = None, desc: str = "", unit: str = "") -> Any:
@@ -101,10 +104,10 @@ class ViewWriter:
             except OSError:
                 shutil.copy2(source, tmp)
 
-    def save_record(self, target: Target) -> None:
+    def save_record(self, target: Target, fps: float) -> None:
         write_json(
             self.root / STATE_DIR / VIEW_RECORD,
-            {"target": target.name, "files": sorted(self.owned)},
+            {"target": target.name, "fps": fps, "files": sorted(self.owned)},
         )
 
 
@@ -114,6 +117,13 @@ def _read_record(root: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def dataset_fps(root: Path) -> float:
+    """Frame rate of a processed folder or a view of one (the trainers' 25 when unknown)."""
+    info = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
+    fps = info.get("fps", _read_record(root).get("fps", DEFAULT_FPS))
+    return float(fps)
 
 
 def view_target(root: Path) -> str | None:
@@ -175,7 +185,7 @@ def write_view(
             for rel in _matches(src, pattern):
                 if not any(fnmatch.fnmatch(rel, p) for p in rendered):
                     writer.link(src / rel, rel)
-    writer.save_record(target)
+    writer.save_record(target, dataset_fps(src))
     return list(target.renders)
 
 
