@@ -6,7 +6,7 @@ Class maps are uint8 [H, W] of `talkprep.semantics.SemanticClass`; parsing label
 [H, W] of the four AD-NeRF labels below; images are BGR uint8 as cv2 gives them. Nothing here
 reads or writes files.
 
-How a frame is parsed (`parse_frame`), and why:
+How a frame is parsed (`split_person`, then `full_resolution`), and why:
 - The person is the selfie segmenter's mask, restricted to the connected part that holds the
   tracked face: other people and detached objects become OTHER, which counts as background.
 - The face (skin) is the mesh's convex hull; the mouth interior is the inner-lip polygon, and
@@ -16,11 +16,15 @@ How a frame is parsed (`parse_frame`), and why:
   unlikely inside an ellipse around the head, hair is likely near the head and fades slowly with
   distance (long hair), skin below the chin is likely only around the neck's axis. The priors are
   ellipses and Gaussians, never boxes, so no boundary is a straight cut; they only decide where
-  colour is ambiguous. Class posteriors are computed at the segmenter's resolution, blurred a
-  little and averaged over five frames (no flicker), then upsampled, so edges are smooth.
-- Connectivity settles the rest: hair-coloured pixels are hair only when connected to the head,
-  skin below the face is neck only when connected to the face, and ear-zone pixels that are not
-  hair (ears, earrings) are ears. Anything else of the person is torso.
+  colour is ambiguous. Posteriors rather than a graph cut: a graph cut per frame (cv2.grabCut)
+  costs tens of milliseconds and flickers; lightly blurred posteriors averaged over five frames
+  give smooth, stable regions at a fraction of that.
+- Connectivity settles the rest: hair-coloured (or blond, skin-coloured) pixels are hair only when
+  connected to the head above the ears, skin below the face is neck only when connected to it
+  near the neck's axis, ear-zone pixels that are not hair (ears, earrings) are ears, and small
+  torso islands inside the head region are hair. Anything else of the person is torso.
+- Classes are decided at the segmenter's resolution (256 px), where they cost a quarter; the
+  person outline, the face and the mouth are drawn at full resolution.
 """
 
 from __future__ import annotations
@@ -226,12 +230,6 @@ def _grid(height: int, width: int, layout: FaceLayout) -> tuple[np.ndarray, np.n
     dx = (np.arange(width, dtype=np.float32) - layout.centre[0]) / layout.width
     dy = (np.arange(height, dtype=np.float32) - layout.centre[1]) / layout.height
     return dx[None, :], dy[:, None]
-
-
-def head_radius(height: int, width: int, layout: FaceLayout) -> np.ndarray:
-    """float32 [H, W]: elliptical radius around the face centre, 1 on the head ellipse's rim."""
-    dx, dy = _grid(height, width, layout)
-    return np.sqrt((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2)
 
 
 def log_priors(height: int, width: int, layout: FaceLayout, hair_below_jaw: bool) -> np.ndarray:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.geometry.masks import CLASS_TO_LABEL, gt_and_torso
+from talkprep.geometry.masks import classes_to_labels, gt_and_torso
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
@@ -37,7 +37,7 @@ CHECK_SAMPLES = 3
 
 def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """A frame and its AD-NeRF label map (from the class map)."""
-    return read_image(paths[0]), CLASS_TO_LABEL[read_image(paths[1], cv2.IMREAD_UNCHANGED)]
+    return read_image(paths[0]), classes_to_labels(read_image(paths[1], cv2.IMREAD_UNCHANGED))
 
 
 class TorsoTask(Task):
