@@ -25,6 +25,8 @@ from talkprep.geometry.tracking.canonical_face import CANONICAL_FACE_CM
 
 JAW_POINTS = 17
 """iBUG-68 points 0-16 are the jaw."""
+CHUNK_FRAMES = 1024
+"""Frames whose candidate scores are held at once."""
 LINE_HALF_WIDTH_CM = 0.8
 """A contour line holds the canonical vertices within this distance of its oval vertex's inward
 normal..."""
@@ -97,6 +99,10 @@ def landmarks68(points: np.ndarray) -> np.ndarray:
     uv = np.asarray(points)[..., :2]
     out = np.empty((len(uv), NUM_LMS68, 2), dtype=uv.dtype)
     out[:, JAW_POINTS:] = uv[:, LMS68[JAW_POINTS:]]
-    jaw = jaw_vertices(uv)
-    out[:, :JAW_POINTS] = np.take_along_axis(uv, jaw[..., None], axis=1)
+    for start in range(0, len(uv), CHUNK_FRAMES):  # memory flat in video length
+        part = uv[start : start + CHUNK_FRAMES]
+        jaw = jaw_vertices(part)
+        out[start : start + len(part), :JAW_POINTS] = np.take_along_axis(
+            part, jaw[..., None], axis=1
+        )
     return out
