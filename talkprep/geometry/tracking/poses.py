@@ -2,8 +2,13 @@
 
 Each frame's pose starts from a batched weak-perspective PnP and is refined by robust
 Gauss-Newton on the reprojection error of all rigid points, plus a penalty on the acceleration of
-a few face points (temporal smoothness). Windows of ``POSE_WINDOW`` frames are solved as one
-block-banded system by a banded Cholesky factorisation, so time and memory grow linearly.
+a few face points (temporal smoothness). A quadratic penalty drags fast head shakes (a 3x faster
+clip: reprojection 95th percentile 1.29 times the unsmoothed fit's), and made weak it lets calm
+clips jitter; so the penalty is Cauchy-robust, with a scale set by the clip's landmark noise:
+noise-sized accelerations are damped as by a quadratic term (twice the old weight, so calm clips
+jitter less than before), accelerations well beyond the noise cost little and the fit follows
+them (1.03 times). Windows of ``POSE_WINDOW`` frames are solved as one block-banded system by a
+banded Cholesky factorisation, so time and memory grow linearly.
 """
 
 from __future__ import annotations
