@@ -41,8 +41,8 @@ def limit_threads(threads: int) -> None:
 
     BLAS and OpenMP read their variables when they load, so this runs before they are imported;
     torch and OpenCV are set directly. MediaPipe 0.10 has no thread option; its graph runs two
-    threads of its own per process. Pinning workers to cores was measured and left out: on a
-    machine shared with other work it was no faster (benchmarks/bench_batch.py, README).
+    threads of its own per process. Workers are not pinned to cores: on a machine shared with
+    other jobs that would hold a worker to a busy core while another one idles.
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
