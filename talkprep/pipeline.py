@@ -315,7 +315,7 @@ class Pipeline:
         if not config.force and self._up_to_date(task, record):
             return TaskOutcome(task.number, task.name, "skipped", frames=record.get("frames"))
         damage = self._damage.get(task.name)
-        self.console.line(f"[{task.number}] {task.title} ...")
+        self.console.line(f"[{task.number}] {task.heading(config)} ...")
         if damage and not config.force:
             self.console.line(f"    rebuilding: {damage}")
         foreign = self._foreign_output(task, manifest)

@@ -108,13 +108,16 @@ def frames_covered(rows: int, rate_hz: float, fps: float) -> int:
 class AudioFeaturesTask(Task):
     number = 2
     name = "audio_features"
-    title = "audio features -> the aud_*.npy files of --audio-features"
+    title = "audio features"
     needs = ("audio",)
     makes = ("aud_hu.npy",)
     config_fields = ("audio_features", "hubert_model", "wav2vec2_model", "deepspeech_model", "fps")
 
     def outputs(self, config: Config) -> tuple[str, ...]:
         return tuple(FEATURES[name].file for name in config.audio_features)
+
+    def heading(self, config: Config) -> str:
+        return f"audio features -> {', '.join(self.outputs(config))}"
 
     def input_files(self, config: Config) -> list[Path]:
         """Local model folders, so that replacing the weights reruns the task."""

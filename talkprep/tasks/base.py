@@ -111,6 +111,10 @@ class Task(abc.ABC):
         """Output patterns for this config (tasks whose outputs depend on options override this)."""
         return self.makes
 
+    def heading(self, config: Config) -> str:
+        """The line announcing a run (tasks whose outputs depend on options name them)."""
+        return self.title
+
     def input_files(self, config: Config) -> list[Path]:
         """Files besides the video whose contents this task reads (fingerprinted)."""
         return []
