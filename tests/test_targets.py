@@ -265,6 +265,19 @@ def test_in_place_view_and_foreign_files(real: Path, tmp_path: Path, capsys) -> 
     out = capsys.readouterr().out
     assert "TalkingGaussian masks  ok" in out, "check follows the view written in place"
     assert "parsing/*.png  FAIL" not in out
+    assert (folder / "parsing" / "5.png").read_bytes() != before
+
+    train = (folder / "transforms_train.json").read_bytes()
+    write_view(folder, get_target("instag"))
+    write_view(folder, get_target("adnerf"))  # from the canonical split, not InsTaG's
+    ids = [
+        f["img_id"] for f in json.loads((folder / "transforms_train.json").read_text())["frames"]
+    ]
+    assert ids == [f["img_id"] for f in json.loads(train)["frames"]]
+    write_view(folder, get_target("gaussiantalker"))
+    assert (folder / "parsing" / "5.png").read_bytes() == before, "canonical colours put back"
+    assert (folder / "transforms_train.json").read_bytes() == train
+    assert main(["check", str(folder)]) == 0, capsys.readouterr().out
 
     mine = tmp_path / "mine"
     mine.mkdir()

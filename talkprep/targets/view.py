@@ -28,6 +28,8 @@ from talkprep.targets.base import Target
 from talkprep.targets.render import RENDERERS, Progress
 
 VIEW_RECORD = "view.json"
+CANONICAL_DIR = f"{STATE_DIR}/canonical"
+"""Where an in-place view keeps the canonical files it re-rendered."""
 DEFAULT_FPS = 25.0
 SUPPORT_FILES = ("landmarks.npy", "track_params.pt", "au.csv")
 """Exported with every view: what `check --target` reads besides the trainer's own files (the
@@ -50,16 +52,33 @@ def _talkprep_outputs(root: Path) -> list[str]:
 
 @dataclass
 class ViewWriter:
-    """Writes a view's files into `root`, refusing to replace a file talkprep did not write."""
+    """Writes a view's files into `root`, refusing to replace a file talkprep did not write.
+
+    In place, a canonical file a view re-renders (TalkingGaussian's parsing colours, AD-NeRF's
+    transforms) is first kept under `.talkprep/canonical/` and put back before the next view is
+    written; a file the pipeline has rewritten since (another mtime) is left as it is.
+    """
 
     root: Path
     owned: set[str]
     patterns: list[str]
+    in_place: bool
+    replaced: dict[str, int]
+    """Canonical files this folder's view replaced: path -> mtime_ns of the view's version."""
 
     @classmethod
-    def open(cls, root: Path) -> ViewWriter:
+    def open(cls, root: Path, in_place: bool) -> ViewWriter:
         record = _read_record(root)
-        return cls(root, set(record.get("files", [])), _talkprep_outputs(root))
+        return cls(
+            root,
+            set(record.get("files", [])),
+            _talkprep_outputs(root),
+            in_place,
+            dict(record.get("replaced", {})),
+        )
+
+    def _canonical(self, rel: str) -> bool:
+        return self.in_place and any(fnmatch.fnmatch(rel, p) for p in self.patterns)
 
     def _target(self, rel: str) -> Path:
         path = self.root / rel
@@ -68,26 +87,41 @@ class ViewWriter:
                 f"{path} exists and talkprep did not write it; move it away or export to "
                 "another folder (-o DIR)"
             )
+        canonical = self._canonical(rel) and path.is_file()
+        if canonical and self.replaced.get(rel) != path.stat().st_mtime_ns:  # not the view's
+            kept = self.root / CANONICAL_DIR / rel
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.unlink(missing_ok=True)
+            os.link(path, kept)
         self.owned.add(rel)
         return path
+
+    def _done(self, rel: str) -> None:
+        if self._canonical(rel):
+            self.replaced[rel] = (self.root / rel).stat().st_mtime_ns
 
     def _ours(self, rel: str) -> bool:
         return rel in self.owned or any(fnmatch.fnmatch(rel, p) for p in self.patterns)
 
     def png(self, rel: str, image: np.ndarray) -> None:
         write_png(self._target(rel), image)
+        self._done(rel)
 
     def jpeg(self, rel: str, image: np.ndarray) -> None:
         write_bytes(self._target(rel), encode_jpeg(image))
+        self._done(rel)
 
     def npy(self, rel: str, array: np.ndarray) -> None:
         write_npy(self._target(rel), array)
+        self._done(rel)
 
     def json(self, rel: str, document: Any) -> None:
         write_json(self._target(rel), document)
+        self._done(rel)
 
     def torch(self, rel: str, obj: Any) -> None:
         write_torch(self._target(rel), obj)
+        self._done(rel)
 
     def link(self, source: Path, rel: str) -> None:
         """Hard-link `source` to `rel` (a copy across file systems); nothing when already so."""
@@ -104,10 +138,24 @@ class ViewWriter:
             except OSError:
                 shutil.copy2(source, tmp)
 
+    def restore(self) -> None:
+        """Put back the canonical files an earlier view replaced (renderers read those)."""
+        for rel, mtime in list(self.replaced.items()):
+            kept, path = self.root / CANONICAL_DIR / rel, self.root / rel
+            if kept.is_file() and path.is_file() and path.stat().st_mtime_ns == mtime:
+                os.replace(kept, path)
+            kept.unlink(missing_ok=True)
+            del self.replaced[rel]
+
     def save_record(self, target: Target, fps: float) -> None:
         write_json(
             self.root / STATE_DIR / VIEW_RECORD,
-            {"target": target.name, "fps": fps, "files": sorted(self.owned)},
+            {
+                "target": target.name,
+                "fps": fps,
+                "files": sorted(self.owned),
+                "replaced": self.replaced,
+            },
         )
 
 
@@ -172,9 +220,10 @@ def write_view(
     if not in_place and out.resolve().is_relative_to(src.resolve()):
         raise UsageError(f"-o {out} lies inside {src}; export to a folder outside it")
     out.mkdir(parents=True, exist_ok=True)
-    writer = ViewWriter.open(out)
+    writer = ViewWriter.open(out, in_place)
     if in_place and not writer.patterns:
         raise UsageError(f"{src} has no talkprep manifest; process it with talkprep first")
+    writer.restore()
     rendered = {p for name in target.renders for p in RENDERERS[name].writes}
     for name in target.renders:
         RENDERERS[name].run(src, writer, progress)
