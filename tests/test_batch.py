@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -228,6 +229,20 @@ def test_a_dead_ray_worker_is_retried(tmp_path: Path) -> None:
     [result] = events.results
     assert result.status == "done"
     assert (tmp_path / "tried").exists()
+
+
+def test_an_unreachable_ray_address_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install talkprep[ray]")
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    root = tmp_path / "root"
+    started = time.monotonic()
+    args = ["--engine", "ray", "--ray-address", address]
+    code, printed = _batch(_broken(tmp_path), "-o", root, *args)
+    assert code == 1 and f"--ray-address {address}: nothing answers there" in printed
+    assert time.monotonic() - started < 30
+    assert not root.exists()
 
 
 class _FakeRay:

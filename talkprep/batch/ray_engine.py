@@ -8,6 +8,7 @@ never a retry.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,6 +21,8 @@ INSTALL_HINT = 'pip install "talkprep[ray]"'
 DEFAULT_RAY_THREADS = 2
 """CPUs a video's Ray task declares unless --threads-per-video says otherwise."""
 WAIT_S = 0.5
+PROBE_S = 5.0
+"""How long --ray-address may take to accept a connection."""
 QUEUE_PER_SLOT = 2
 """Tasks kept submitted per video the cluster can run at once (keeps huge batches light)."""
 
@@ -47,6 +50,11 @@ def import_ray() -> Any:
 def connect(ray: Any, address: str | None, local_cpus: int | None) -> None:
     """Join the cluster at `address`, or start a private local instance of `local_cpus` CPUs."""
     common = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address and not reachable(address):
+        raise UsageError(
+            f"--ray-address {address}: nothing answers there within {PROBE_S:g} s; "
+            "start the cluster (ray start --head) or check the address"
+        )
     try:
         if address:
             ray.init(address=address, **common)
@@ -55,6 +63,21 @@ def connect(ray: Any, address: str | None, local_cpus: int | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise UsageError(f"cannot start or reach {where}: {exc}") from None
+
+
+def reachable(address: str) -> bool:
+    """Whether HOST:PORT accepts a connection: Ray itself retries a dead address for minutes.
+
+    Addresses that are not HOST:PORT ('auto', a ray:// URL without a port) are left to Ray.
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_S):
+            return True
+    except OSError:
+        return False
 
 
 def plan(ray: Any, threads: int | None, gpus: float | None, device: str) -> RayPlan:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from talkprep import __version__
 from talkprep.batch.inputs import assign_folders, collect_videos
 from talkprep.batch.jobs import VideoJob, VideoResult
-from talkprep.batch.ray_engine import DEFAULT_RAY_THREADS
+from talkprep.batch.ray_engine import DEFAULT_RAY_THREADS, RayPlan
 from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.errors import OutputError, UsageError
@@ -134,10 +134,35 @@ def run_batch(
             "--audio gives one audio file to every video; process such videos one at a time"
         )
     build_config({**values, "video": videos[0], "out": root / "_"})  # bad options fail here
-    _make_root(root)
+    if ray is None:
+        return _run(videos, root, values, options, console, None)
+    from talkprep.batch.ray_engine import connect, plan
 
+    local_cpus = None
+    if options.workers:
+        local_cpus = options.workers * (options.threads_per_video or DEFAULT_RAY_THREADS)
+    connect(ray, options.ray_address, local_cpus)
+    try:
+        sizing = plan(
+            ray, options.threads_per_video, options.gpus_per_video, values.get("device", "auto")
+        )
+        return _run(videos, root, values, options, console, (ray, sizing))
+    finally:
+        ray.shutdown()
+
+
+def _run(
+    videos: list[Path],
+    root: Path,
+    values: dict[str, Any],
+    options: BatchOptions,
+    console: Console,
+    ray_and_plan: tuple[Any, RayPlan] | None,
+) -> BatchSummary:
+    """Lock ROOT, give each video its folder and run them on the engine."""
     from talkprep.pipeline import folder_lock
 
+    _make_root(root)
     t0 = time.perf_counter()
     with folder_lock(root):
         _refuse_foreign_summary(root / BATCH_JSON)
@@ -148,7 +173,7 @@ def run_batch(
         ]
         tracker = _Tracker(root, jobs, options, console)
         try:
-            if ray is None:
+            if ray_and_plan is None:
                 from talkprep.batch.local import run_local
 
                 workers = options.workers or default_workers(available_cores())
@@ -156,33 +181,18 @@ def run_batch(
                 tracker.describe(f"{workers} worker(s) x {threads} thread(s)")
                 run_local(jobs, workers, threads, tracker)
             else:
-                _run_ray(ray, jobs, values, options, tracker)
+                from talkprep.batch.ray_engine import run_ray
+
+                ray, sizing = ray_and_plan
+                tracker.describe(
+                    f"Ray: {sizing.slots} video(s) at a time, {sizing.cpus} CPU(s)"
+                    + (f" and {sizing.gpus:g} GPU" if sizing.gpus else "")
+                    + " each"
+                )
+                run_ray(jobs, ray, sizing, tracker)
         finally:
             tracker.close()
     return BatchSummary(root, tracker.results(), round(time.perf_counter() - t0, 3))
-
-
-def _run_ray(
-    ray: Any, jobs: list[VideoJob], values: dict[str, Any], options: BatchOptions, tracker: _Tracker
-) -> None:
-    from talkprep.batch.ray_engine import connect, plan, run_ray
-
-    local_cpus = None
-    if options.workers:
-        local_cpus = options.workers * (options.threads_per_video or DEFAULT_RAY_THREADS)
-    connect(ray, options.ray_address, local_cpus)
-    try:
-        sizing = plan(
-            ray, options.threads_per_video, options.gpus_per_video, values.get("device", "auto")
-        )
-        tracker.describe(
-            f"Ray: {sizing.slots} video(s) at a time, {sizing.cpus} CPU(s)"
-            + (f" and {sizing.gpus:g} GPU" if sizing.gpus else "")
-            + " each"
-        )
-        run_ray(jobs, ray, sizing, tracker)
-    finally:
-        ray.shutdown()
 
 
 def format_summary(summary: BatchSummary) -> str:
