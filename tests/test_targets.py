@@ -299,6 +299,13 @@ def test_missing_semantics_and_audio_name_the_fix(real: Path, tmp_path: Path) ->
     audio = next(f for f in report.problems if f.group == "audio")
     assert "huggingface-cli download facebook/hubert-large-ls960-ft" in audio.fix
 
+    view = tmp_path / "tg-view"
+    write_view(real, get_target("talkinggaussian"), view)
+    (view / "teeth_mask" / "5.npy").unlink()
+    report = check_target(view, get_target("talkinggaussian"))
+    teeth = next(f for f in report.problems if f.group == "teeth_mask/*.npy")
+    assert teeth.fix.startswith(f"talkprep export {real.resolve()} --target talkinggaussian -o ")
+
 
 def test_cli_export_and_check(real: Path, tmp_path: Path, capsys) -> None:
     view = tmp_path / "cli"

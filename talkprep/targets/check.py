@@ -16,7 +16,7 @@ import numpy as np
 
 from talkprep.targets.base import AudioChoice, Target
 from talkprep.targets.render import RENDERERS, adnerf_face_rects, last_seconds_split
-from talkprep.targets.view import dataset_fps
+from talkprep.targets.view import dataset_fps, view_source
 
 BOUND = 1.0
 SCALE = 4.0
@@ -39,7 +39,6 @@ MODEL_HINTS = {
     "wav": "--tasks 1",
 }
 """The talkprep option that makes each feature, and what to fetch for it."""
-PROCESS = "talkprep process VIDEO -o {root}"
 GENERIC_AUDIO = "audio features"
 """talkprep check's audio group; the contract's audio choices replace it."""
 
@@ -94,9 +93,9 @@ def check_target(root: Path, target: Target) -> TargetReport:
         if (root / name).exists()
     ]
     if "tg_parsing" in target.renders:
-        findings.append(_check_tg_masks(root, ids))
+        findings.append(_check_tg_masks(root, target, ids))
     if "synctalk_bs" in target.renders:
-        findings.append(_check_synctalk_bs(root, flags, notes))
+        findings.append(_check_synctalk_bs(root, target, flags, notes))
     if "gt_vertices" in target.renders:
         findings.append(_check_vertices(root, target))
     if target.box_check:
@@ -106,6 +105,12 @@ def check_target(root: Path, target: Target) -> TargetReport:
     if target.face_rect == "adnerf":
         findings.append(_check_adnerf(root, target, flags))
     return TargetReport(target, findings, flags, notes)
+
+
+def _process(root: Path) -> str:
+    """`talkprep process` on the folder the view came from (then export the view again)."""
+    source = view_source(root)
+    return f"talkprep process VIDEO -o {source or root}"
 
 
 def _own_layout(target: Target, group: str, problem: str | None) -> bool:
@@ -121,6 +126,9 @@ def _own_layout(target: Target, group: str, problem: str | None) -> bool:
 
 
 def _export(root: Path, target: Target) -> str:
+    source = view_source(root)
+    if source is not None:
+        return f"talkprep export {source} --target {target.name} -o {root}"
     return f"talkprep export {root} --target {target.name}"
 
 
@@ -150,8 +158,8 @@ def _fix_for(root: Path, target: Target, rel: str) -> str:
 
     for task in ALL_TASKS:
         if any(fnmatch.fnmatch(rel, p) for p in task.makes):
-            return PROCESS.format(root=root) + f" --tasks {task.number}"
-    return PROCESS.format(root=root)
+            return _process(root) + f" --tasks {task.number}"
+    return _process(root)
 
 
 def _check_reads(root: Path, target: Target, ids: dict[str, np.ndarray]) -> list[Finding]:
@@ -224,7 +232,7 @@ def _check_audio(root: Path, target: Target, flags: list[str]) -> Finding:
     return Finding(
         "audio",
         f"no audio features {target.trainer} can read ({listed})",
-        f"{PROCESS.format(root=root)} {MODEL_HINTS[first.feature]}",
+        f"{_process(root)} {MODEL_HINTS[first.feature]}",
     )
 
 
@@ -238,7 +246,7 @@ def _au_header(root: Path) -> list[str] | None:
 
 def _check_au(root: Path, target: Target) -> Finding:
     header = _au_header(root)
-    fix = PROCESS.format(root=root) + " --tasks 9 --force"
+    fix = _process(root) + " --tasks 9 --force"
     if header is None:
         return Finding("au.csv", "missing or unreadable", fix)
     lacking = [c for c in target.au_columns if c not in header]
@@ -264,7 +272,7 @@ def tg_masks(parsing_bgr: np.ndarray, teeth: np.ndarray) -> dict[str, np.ndarray
     }
 
 
-def _check_tg_masks(root: Path, ids: dict[str, np.ndarray]) -> Finding:
+def _check_tg_masks(root: Path, target: Target, ids: dict[str, np.ndarray]) -> Finding:
     from talkprep.io.images import read_image
 
     group = "TalkingGaussian masks"
@@ -287,18 +295,18 @@ def _check_tg_masks(root: Path, ids: dict[str, np.ndarray]) -> Finding:
         return Finding(
             group,
             f"{', '.join(empty)} mask empty in every sampled frame (old palette?)",
-            f"talkprep export {root} --target talkinggaussian",
+            _export(root, target),
         )
     return Finding(group)
 
 
-def _check_synctalk_bs(root: Path, flags: list[str], notes: list[str]) -> Finding:
+def _check_synctalk_bs(root: Path, target: Target, flags: list[str], notes: list[str]) -> Finding:
     path = root / "bs.npy"
     if not path.is_file():
         flags.append("--au45")
         notes.append(
             "no bs.npy: SyncTalk reads au.csv's AU45 with --au45; for blendshapes run "
-            f"{PROCESS.format(root=root)} --tasks 4 --force --blendshape-model "
+            f"{_process(root)} --tasks 4 --force --blendshape-model "
             "face_landmarker.task, then talkprep export"
         )
         return Finding("bs.npy (--au45 instead)")
@@ -312,7 +320,7 @@ def _check_synctalk_bs(root: Path, flags: list[str], notes: list[str]) -> Findin
         return Finding(
             "bs.npy",
             "last column is not SyncTalk's trailing 0: the columns are MediaPipe's, one off",
-            f"talkprep export {root} --target synctalk",
+            _export(root, target),
         )
     return Finding("bs.npy")
 
@@ -370,7 +378,7 @@ def _check_box(root: Path, ids: dict[str, np.ndarray]) -> Finding:
             group,
             f"{int(outside.sum())} face points of {int(outside.any(axis=1).sum())} frames lie "
             f"outside the box at --scale {SCALE:g} (first frame {frame})",
-            PROCESS.format(root=root) + " --tasks 4,9 --force",
+            _process(root) + " --tasks 4,9 --force",
         )
     return Finding(group)
 

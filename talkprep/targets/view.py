@@ -147,11 +147,12 @@ class ViewWriter:
             kept.unlink(missing_ok=True)
             del self.replaced[rel]
 
-    def save_record(self, target: Target, fps: float) -> None:
+    def save_record(self, target: Target, fps: float, source: Path) -> None:
         write_json(
             self.root / STATE_DIR / VIEW_RECORD,
             {
                 "target": target.name,
+                "source": str(source.resolve()),
                 "fps": fps,
                 "files": sorted(self.owned),
                 "replaced": self.replaced,
@@ -172,6 +173,14 @@ def dataset_fps(root: Path) -> float:
     info = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
     fps = info.get("fps", _read_record(root).get("fps", DEFAULT_FPS))
     return float(fps)
+
+
+def view_source(root: Path) -> Path | None:
+    """The processed folder an exported view came from (None for a folder that is its own)."""
+    source = _read_record(root).get("source")
+    if not isinstance(source, str) or Path(source) == Path(root).resolve():
+        return None
+    return Path(source)
 
 
 def view_target(root: Path) -> str | None:
@@ -234,7 +243,7 @@ def write_view(
             for rel in _matches(src, pattern):
                 if not any(fnmatch.fnmatch(rel, p) for p in rendered):
                     writer.link(src / rel, rel)
-    writer.save_record(target, dataset_fps(src))
+    writer.save_record(target, dataset_fps(src), src)
     return list(target.renders)
 
 
