@@ -119,7 +119,8 @@ def test_synctalk_face_mask() -> None:
     classes = _class_map()
     read = (255 - synctalk_face(classes)[:, :, 1]) / 255.0  # provider.py line 323
     assert read[12, 14] == 1.0 and read[19, 14] == 1.0, "face skin, mouth and teeth"
-    assert read[3, 14] == 0 and read[35, 14] == 0 and read[14, 6] < 0.5, "no hair, torso, ears"
+    assert read[3, 14] == 0 and read[38, 14] == 0 and read[14, 6] < 0.5, "no hair, torso, ears"
+    assert read[28, 14] > 0.5 and read[28, 8] < 0.5, "10 px under the middle of the chin"
 
 
 def test_synctalk_blendshape_layout() -> None:

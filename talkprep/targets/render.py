@@ -35,6 +35,8 @@ TG_MOUTH_BGR = (100, 100, 100)
 SYNCTALK_FACE_CLASSES = (SemanticClass.FACE_SKIN, SemanticClass.MOUTH_INTERIOR, SemanticClass.TEETH)
 """BiSeNet skin, brows, eyes, nose, mouth and lips (SyncTalk's face_parsing/test.py 54-59)."""
 SYNCTALK_BLUR = 9
+SYNCTALK_CHIN_EXTENSION = 10
+"""Rows below the face's lowest pixel that SyncTalk's parser adds (2 x its pad of 5)."""
 """SyncTalk blurs the face image with a 9x9 Gaussian (face_parsing/test.py line 97)."""
 BS_SMOOTH_WINDOW, BS_SMOOTH_ORDER = 5, 3
 ADNERF_HALF_WIDTH, ADNERF_HALF_HEIGHT = 1.5, 1.15
@@ -60,10 +62,22 @@ def tg_palette(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def synctalk_face(classes: np.ndarray) -> np.ndarray:
-    """SyncTalk's `parsing/{i}_face.png`: face BGR (255, 0, 0) on white, blurred 9x9 (uint8)."""
+    """SyncTalk's `parsing/{i}_face.png`: face BGR (255, 0, 0) on white, blurred 9x9 (uint8).
+
+    As SyncTalk's parser (face_parsing/test.py lines 62-91), the face's lower edge reaches
+    10 px further down over the middle half of its width (under the chin).
+    """
     import cv2
 
     face = class_mask(classes, SYNCTALK_FACE_CLASSES)
+    cols = np.flatnonzero(face.any(axis=0))
+    if cols.size:
+        bottom = face.shape[0] - 1 - np.argmax(face[::-1, cols], axis=0)
+        quarter = (cols[-1] - cols[0]) // 4
+        middle = (cols >= cols[0] + quarter) & (cols <= cols[0] + 3 * quarter)
+        rows = np.arange(face.shape[0])[:, None]
+        low = bottom[None, middle]
+        face[:, cols[middle]] |= (rows >= low) & (rows < low + SYNCTALK_CHIN_EXTENSION)
     image = np.full((*classes.shape, 3), 255, np.uint8)
     image[face] = ERNERF_BGR["head"]
     return cv2.GaussianBlur(image, (SYNCTALK_BLUR, SYNCTALK_BLUR), cv2.BORDER_DEFAULT)
