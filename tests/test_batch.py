@@ -387,6 +387,23 @@ def test_folder_names_are_unique_and_stable(tmp_path: Path) -> None:
     assert assign_folders([other, fresh], root) == ["other-2", "fresh"]
 
 
+def test_a_stem_that_looks_numbered_keeps_its_folder(tmp_path: Path) -> None:
+    videos = []
+    for parent, stem in [("a", "clip"), ("b", "clip"), ("c", "clip-2")]:
+        (tmp_path / parent).mkdir()
+        videos.append(tmp_path / parent / f"{stem}.mp4")
+        videos[-1].write_bytes(parent.encode())
+    root = tmp_path / "root"
+    names = assign_folders(videos, root)
+    assert names == ["clip", "clip-2", "clip-2-2"]
+    for video, name in zip(videos, names, strict=True):
+        manifest = {"talkprep_version": "0", "tasks": {}, "input": {}}
+        manifest["input"]["fingerprint"] = file_fingerprint(video)
+        (root / name / ".talkprep").mkdir(parents=True)
+        (root / name / ".talkprep" / "manifest.json").write_text(json.dumps(manifest))
+    assert assign_folders(videos[::-1], root) == names[::-1]
+
+
 def test_batch_options_are_checked() -> None:
     options, rest = split_batch_options({"engine": "ray", "workers": "3", "fps": "25"})
     assert (options.engine, options.workers, rest) == ("ray", 3, {"fps": "25"})

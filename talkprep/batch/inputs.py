@@ -68,16 +68,16 @@ def folder_stem(video: Path) -> str:
 
 def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
     """One folder name under ROOT per video (same order), unique and stable across reruns."""
-    existing = _existing_folders(root)
+    existing = _Existing(root)
     names: dict[Path, str] = {}
     taken: set[str] = set()
     for video in videos:  # first: videos that already have a folder here
-        family = _family(folder_stem(video), existing)
+        family = existing.family(folder_stem(video))
         if not family:
             continue
         fingerprint = _fingerprint(video)
         for name in family:
-            if name not in taken and existing[name] == fingerprint:
+            if name not in taken and existing.state(name) == fingerprint:
                 names[video] = name
                 taken.add(name)
                 break
@@ -87,7 +87,7 @@ def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
         stem = folder_stem(video)
         number = 1
         name = stem
-        while name in taken or existing.get(name, _FREE) != _FREE:
+        while name in taken or existing.state(name) != _FREE:
             number += 1
             name = f"{stem}-{number}"
         names[video] = name
@@ -95,31 +95,47 @@ def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
     return [names[v] for v in videos]
 
 
-def _family(stem: str, existing: dict[str, str]) -> list[str]:
-    """Existing folders named `stem` or `stem-N`, in that order."""
-    pattern = re.compile(rf"{re.escape(stem)}(?:-(\d+))?")
-    found = [(m.group(1), n) for n in existing if (m := pattern.fullmatch(n))]
-    return [n for _, n in sorted(found, key=lambda f: int(f[0] or 1))]
+class _Existing:
+    """ROOT's entries, indexed by stem; each one's state read only when asked (a ROOT of
+    thousands of datasets is listed once, and only the manifests that matter are read)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.families: dict[str, list[tuple[int, str]]] = {}
+        self.states: dict[str, str] = {}
+        names = [e.name for e in os.scandir(root)] if root.is_dir() else []
+        self.names = set(names)
+        for name in names:
+            self.families.setdefault(name, []).append((1, name))
+            match = _NUMBERED.fullmatch(name)
+            if match:
+                self.families.setdefault(match.group(1), []).append((int(match.group(2)), name))
+
+    def family(self, stem: str) -> list[str]:
+        """Existing entries named `stem` or `stem-N`, in that order."""
+        return [name for _, name in sorted(self.families.get(stem, []))]
+
+    def state(self, name: str) -> str:
+        """The entry's input fingerprint, _FREE (absent, or only run state) or _FOREIGN."""
+        if name not in self.names:
+            return _FREE
+        if name not in self.states:
+            self.states[name] = _entry_state(self.root / name)
+        return self.states[name]
 
 
-def _existing_folders(root: Path) -> dict[str, str]:
-    """Each entry of ROOT: its input fingerprint, _FREE (only run state) or _FOREIGN."""
-    if not root.is_dir():
-        return {}
-    existing: dict[str, str] = {}
-    for entry in os.scandir(root):
-        if not entry.is_dir():
-            existing[entry.name] = _FOREIGN
-            continue
-        folder = Path(entry.path)
-        fingerprint = (read_manifest(folder).get("input") or {}).get("fingerprint")
-        if isinstance(fingerprint, str) and fingerprint:
-            existing[entry.name] = fingerprint
-        elif {p.name for p in folder.iterdir()} <= RUN_STATE:
-            existing[entry.name] = _FREE
-        else:
-            existing[entry.name] = _FOREIGN
-    return existing
+_NUMBERED = re.compile(r"(.+)-(\d+)")
+
+
+def _entry_state(folder: Path) -> str:
+    if not folder.is_dir() or folder.is_symlink():
+        return _FOREIGN
+    fingerprint = (read_manifest(folder).get("input") or {}).get("fingerprint")
+    if isinstance(fingerprint, str) and fingerprint:
+        return fingerprint
+    if {p.name for p in folder.iterdir()} <= RUN_STATE:
+        return _FREE
+    return _FOREIGN
 
 
 def _fingerprint(video: Path) -> str | None:
