@@ -108,8 +108,9 @@ def run_gaussians(repo: str, view: str, audio: str, instag: bool) -> None:
         hair = np.array([np.asarray(t["hair_mask"]).sum() for t in talk])
         mouth = np.array([np.asarray(t["mouth_mask"]).sum() for t in talk])
         print(
-            f"{split}: {len(cams)} frames, face px median {int(np.median(face))}, hair px median "
-            f"{int(np.median(hair))}, frames with >= 20 mouth px {int((mouth >= 20).sum())}, "
+            f"{split}: {len(cams)} frames, face px min/median {face.min()}/{int(np.median(face))}, "
+            f"hair px min/median {hair.min()}/{int(np.median(hair))}, "
+            f"frames with >= 20 mouth px {int((mouth >= 20).sum())}, "
             f"au_exp {tuple(talk[0]['au_exp'].shape)}, audio {tuple(talk[0]['auds'].shape)}"
         )
 
