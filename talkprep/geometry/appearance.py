@@ -8,8 +8,9 @@ gather per pixel, whatever its shape; that keeps parsing at video rate on a CPU.
 Samples come from places whose class the geometry already tells (see `talkprep.geometry.masks`):
 the face polygon for skin, person pixels above the forehead for hair, the bottom of the person for
 clothes. Those regions are impure (a fringe over the forehead, hair hanging to the chest), so each
-model is refit once with its samples weighted by how much better it explains them than the
-others do.
+model is refit a few times with its samples weighted by how much better it explains them than
+the others do. Skin and hair samples are repeated at lower brightness, so that a neck in the
+chin's shadow is still skin and hair hanging in shadow still hair.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ LEVELS = 32
 """Quantisation levels per BGR channel."""
 SHIFT = 3
 """256 / LEVELS = 2**SHIFT."""
+BITS = 5
+"""LEVELS = 2**BITS: bits per channel in a bin index."""
 N_BINS = LEVELS**3
 SMOOTH_BINS = 1.0
 """Gaussian smoothing of the histograms, in bins (8 grey levels): fills gaps between samples."""
@@ -33,7 +36,7 @@ MIN_SAMPLES = 200
 REFITS = 3
 """Reweighting rounds of `fit_colour_models`."""
 SHADES = (1.0, 0.8, 0.62, 0.48)
-"""Brightness factors at which skin samples are repeated (see `shaded`)."""
+"""Brightness factors at which skin samples are repeated (see `shaded_bins`)."""
 HAIR_SHADES = (1.0, 0.75, 0.55)
 """Hair in shadow (hanging over the shoulders) keeps its hue too, within a narrower range."""
 SKIN, HAIR, CLOTHES = 0, 1, 2
@@ -43,7 +46,7 @@ N_MODELS = 3
 def quantise(image_bgr: np.ndarray) -> np.ndarray:
     """int32 [H, W]: the histogram bin of each pixel's colour."""
     q = (image_bgr >> SHIFT).astype(np.int32)
-    return (q[..., 0] << (2 * 5)) | (q[..., 1] << 5) | q[..., 2]
+    return (q[..., 0] << (2 * BITS)) | (q[..., 1] << BITS) | q[..., 2]
 
 
 def histogram(bins: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -93,28 +96,36 @@ def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
     skin out of the hair samples.
     """
     known = np.array([s.size >= MIN_SAMPLES for s in samples])
-    lit_skin = histogram(samples[SKIN])
+    lit = samples
     samples = [
-        shaded_bins(samples[SKIN]),
-        shaded_bins(samples[HAIR], HAIR_SHADES),
-        samples[CLOTHES],
+        shaded_bins(lit[SKIN], SHADES),
+        shaded_bins(lit[HAIR], HAIR_SHADES),
+        lit[CLOTHES],
+    ]
+    prior = [
+        shade_weights(lit[SKIN].size, SHADES),
+        shade_weights(lit[HAIR].size, HAIR_SHADES),
+        np.ones(lit[CLOTHES].size),
     ]
     models = [
-        histogram(s) if ok else np.full(N_BINS, 1.0 / N_BINS)
-        for s, ok in zip(samples, known, strict=True)
+        histogram(s, w) if ok else np.full(N_BINS, 1.0 / N_BINS)
+        for s, w, ok in zip(samples, prior, known, strict=True)
     ]
     for _ in range(REFITS):
         stack = np.stack(models)
         refit = []
-        for k, (s, ok) in enumerate(zip(samples, known, strict=True)):
+        for k, (s, w, ok) in enumerate(zip(samples, prior, known, strict=True)):
             if not ok:
                 refit.append(models[k])
                 continue
             dens = stack[:, s]
-            weight = dens[k] / dens.sum(axis=0)
+            weight = w * dens[k] / dens.sum(axis=0)
             refit.append(histogram(s, weight) if weight.sum() >= MIN_SAMPLES / 4 else models[k])
         models = refit
-    skin_overlap = overlap(lit_skin, models[HAIR])
+    # bald or not: lit skin against the hair samples that the final models call hair
+    final = np.stack(models)
+    hair_weight = final[HAIR, lit[HAIR]] / final[:, lit[HAIR]].sum(axis=0) if known[HAIR] else None
+    skin_overlap = overlap(histogram(lit[SKIN]), histogram(lit[HAIR], hair_weight))
     return ColourModels(
         log_likelihood=np.log(np.stack(models)).astype(np.float32),
         known=known,
@@ -124,9 +135,17 @@ def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
     )
 
 
+def shade_weights(n: int, factors: tuple[float, ...]) -> np.ndarray:
+    """Weights of `shaded_bins` output: each darker copy counts half the one before, so that a
+    model's peak stays on the lit colour."""
+    return np.repeat(0.5 ** np.arange(len(factors)), n)
+
+
 def shaded_bins(bins: np.ndarray, factors: tuple[float, ...] = SHADES) -> np.ndarray:
     """Colour bins repeated at each brightness factor: skin in shadow (under the chin, on the
     neck) keeps its hue, so the skin model learns it from the lit face."""
-    centres = np.stack([(bins >> 10) & 31, (bins >> 5) & 31, bins & 31], axis=-1) * 8 + 4
+    mask = LEVELS - 1
+    channels = [(bins >> (2 * BITS)) & mask, (bins >> BITS) & mask, bins & mask]
+    centres = np.stack(channels, axis=-1) * (1 << SHIFT) + (1 << (SHIFT - 1))
     out = [np.clip(centres * f, 0, 255).astype(np.uint8) for f in factors]
     return quantise(np.concatenate(out)[:, None])[:, 0]

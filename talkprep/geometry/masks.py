@@ -115,6 +115,9 @@ NECK_HALF_WIDTH = 0.5
 pixels beyond it that touch the head are blond hair, not neck."""
 NECK_REACH = 1.0
 """Length of the neck prior below the chin, in face heights."""
+BALD_FADE = 40.0
+"""When hair and skin look alike, the hair prior falls by this much (log) per face height below
+the ears, so that skin below the jaw is neck."""
 LOG_FLOOR = -12.0
 """Log prior of a class that the geometry rules out."""
 POSTERIOR_BLUR = 1.0
@@ -253,8 +256,8 @@ def log_priors(height: int, width: int, layout: FaceLayout, hair_below_jaw: bool
     below_chin = np.maximum(dy - chin, 0.0)
     neck_weight = 1.0 / (1.0 + np.exp(-(dy - chin + 0.1) / 0.05))
     skin = -0.5 * (dx / NECK_SIGMA_X) ** 2 * neck_weight - (below_chin / NECK_REACH) ** 2
-    if not hair_below_jaw:
-        hair = np.where(dy > chin - 0.15, LOG_FLOOR, hair)
+    if not hair_below_jaw:  # fades out from the ears down: colour cannot tell it from skin
+        hair = hair - BALD_FADE * np.maximum(dy - (chin - 0.35), 0.0)
     out = np.empty((N_MODELS, height, width), np.float32)
     out[SKIN] = np.maximum(skin, LOG_FLOOR)
     out[HAIR] = np.maximum(hair, LOG_FLOOR)

@@ -1,0 +1,47 @@
+"""Per-video colour models: bins, shading, reweighting, and when hair cannot be told from skin."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talkprep.geometry.appearance import (
+    CLOTHES,
+    HAIR,
+    SKIN,
+    fit_colour_models,
+    quantise,
+    shaded_bins,
+)
+
+
+def samples(bgr: tuple[int, int, int], n: int = 2000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(bgr) + rng.normal(0, 6, (n, 3)), 0, 255).astype(np.uint8)
+    return quantise(pixels[:, None])[:, 0]
+
+
+def test_quantise_and_shade() -> None:
+    pixel = np.array([[[200, 100, 40]]], np.uint8)
+    bins = quantise(pixel)
+    assert bins.shape == (1, 1) and bins[0, 0] == (25 << 10) | (12 << 5) | 5
+    darker = shaded_bins(bins.ravel(), (1.0, 0.5))
+    assert darker[0] == bins[0, 0] and darker[1] == quantise(np.array([[[100, 50, 20]]]))[0, 0]
+
+
+def test_models_tell_colours_apart_and_drain_impure_samples() -> None:
+    skin, hair, clothes = (120, 150, 200), (40, 55, 90), (150, 60, 30)
+    # the clothes samples hold 40% hair (long hair over the chest)
+    impure = np.concatenate([samples(clothes), samples(hair, 1300, seed=1)])
+    models = fit_colour_models([samples(skin), samples(hair, seed=2), impure])
+    assert models.known.all() and models.hair_differs_from_skin
+    for colour, expected in ((skin, SKIN), (hair, HAIR), (clothes, CLOTHES)):
+        bins = samples(colour, 200, seed=3)
+        assert (models.likelihoods(bins).argmax(axis=0) == expected).mean() > 0.95, expected
+
+
+def test_bald_head_hair_equals_skin_and_missing_samples_are_unknown() -> None:
+    skin = (120, 150, 200)
+    bald = fit_colour_models([samples(skin), samples(skin, seed=1), samples((150, 60, 30))])
+    assert not bald.hair_differs_from_skin and bald.skin_overlap > 0.6
+    few = fit_colour_models([samples(skin), samples((40, 55, 90), 50), samples((150, 60, 30))])
+    assert few.known.tolist() == [True, False, True] and not few.hair_differs_from_skin
