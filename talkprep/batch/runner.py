@@ -64,10 +64,12 @@ class BatchSummary:
     root: Path
     results: tuple[VideoResult, ...]
     wall_s: float
+    videos: int
+    """How many videos the batch had; a run that ended early has fewer results."""
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return len(self.results) == self.videos and all(r.ok for r in self.results)
 
 
 def split_batch_options(values: dict[str, Any]) -> tuple[BatchOptions, dict[str, Any]]:
@@ -192,7 +194,7 @@ def _run(
                 run_ray(jobs, ray, sizing, tracker)
         finally:
             tracker.close()
-    return BatchSummary(root, tracker.results(), round(time.perf_counter() - t0, 3))
+    return BatchSummary(root, tracker.results(), round(time.perf_counter() - t0, 3), len(jobs))
 
 
 def format_summary(summary: BatchSummary) -> str:
