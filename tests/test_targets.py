@@ -152,6 +152,8 @@ def test_last_seconds_split() -> None:
     ids = np.delete(np.arange(500), [40, 41])
     train, val = last_seconds_split(ids, 25.0, 12.0)
     assert val.tolist() == list(range(200, 500)) and train[-1] == 199 and len(train) == 198
+    train, val = last_seconds_split(np.arange(200), 25.0, 12.0)  # 8 s: the 10:1 split stays
+    assert train.tolist() == list(range(181)) and val.tolist() == list(range(181, 200))
 
 
 def _synthetic_track(n: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

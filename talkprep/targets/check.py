@@ -101,7 +101,7 @@ def check_target(root: Path, target: Target) -> TargetReport:
     if target.box_check:
         findings.append(_check_box(root, ids))
     if target.val_seconds is not None:
-        findings.append(_check_last_seconds(root, target, ids))
+        findings.append(_check_last_seconds(root, target, ids, notes))
     if target.face_rect == "adnerf":
         findings.append(_check_adnerf(root, target, flags))
     return TargetReport(target, findings, flags, notes)
@@ -383,12 +383,19 @@ def _check_box(root: Path, ids: dict[str, np.ndarray]) -> Finding:
     return Finding(group)
 
 
-def _check_last_seconds(root: Path, target: Target, ids: dict[str, np.ndarray]) -> Finding:
+def _check_last_seconds(
+    root: Path, target: Target, ids: dict[str, np.ndarray], notes: list[str]
+) -> Finding:
     group = f"split (last {target.val_seconds:g} s validate)"
     seconds = float(target.val_seconds or 0.0)
-    train, val = last_seconds_split(
-        np.union1d(ids["train"], ids["val"]), dataset_fps(root), seconds
-    )
+    fps = dataset_fps(root)
+    used = np.union1d(ids["train"], ids["val"])
+    train, val = last_seconds_split(used, fps, seconds)
+    if len(used) and used[-1] - used[0] < round(seconds * fps):  # nothing before the last 12 s
+        notes.append(
+            f"the clip is {len(used) / fps:.1f} s: too short to keep the last {seconds:g} s for "
+            "validation, so talkprep's 10:1 split is kept"
+        )
     if not (np.array_equal(train, ids["train"]) and np.array_equal(val, ids["val"])):
         return Finding(group, "transforms_val.json is not the last frames", _export(root, target))
     return Finding(group)

@@ -21,7 +21,7 @@ from talkprep.io.images import frame_indices, read_image
 from talkprep.semantics import SEMANTICS_DIR, SemanticClass, class_mask
 from talkprep.tasks.frames import FRAMES_DIR
 from talkprep.tasks.landmarks import BLENDSHAPES_NAME, LANDMARKS_NAME, TRACK_NAME
-from talkprep.tasks.transforms import head_frame_mesh
+from talkprep.tasks.transforms import TRAIN_FRACTION, head_frame_mesh
 
 if TYPE_CHECKING:
     from talkprep.targets.view import ViewWriter
@@ -141,10 +141,17 @@ def adnerf_head(frame: np.ndarray, classes: np.ndarray, plate: np.ndarray) -> np
 def last_seconds_split(
     ids: np.ndarray, fps: float, seconds: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Usable frame ids split so that validation holds the frames of the last `seconds`."""
+    """Usable frame ids split so that validation holds the frames of the last `seconds`.
+
+    A clip not longer than that would leave nothing to train on: it keeps talkprep's own split
+    (the first 10/11 train).
+    """
     if len(ids) == 0:
         return ids, ids
     cut = ids[-1] + 1 - int(round(seconds * fps))
+    if not (ids < cut).any():
+        first = int(len(ids) * TRAIN_FRACTION)
+        return ids[:first], ids[first:]
     return ids[ids < cut], ids[ids >= cut]
 
 
@@ -277,11 +284,6 @@ def _render_instag_split(src: Path, out: ViewWriter, progress: Progress) -> int:
     from talkprep.targets.instag import VAL_SECONDS
 
     train, val = last_seconds_split(ids[order], fps, VAL_SECONDS)
-    if len(train) == 0:
-        raise TaskError(
-            f"the video is {len(ids) / fps:.1f} s long; InsTaG keeps the last {VAL_SECONDS:g} s "
-            "for validation and needs training frames before them"
-        )
     by_id = {f["img_id"]: f for f in frames}
     for split, chosen in (("train", train), ("val", val)):
         doc = {**docs[split], "frames": [by_id[int(i)] for i in chosen]}
