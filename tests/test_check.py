@@ -10,6 +10,7 @@ import pytest
 
 from talkprep.check import check_folder
 from talkprep.cli import main
+from talkprep.manifest import manifest_path
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,49 @@ def test_audio_features_of_the_wrong_length(complete, tmp_path):
     problems = _problems(folder)
     assert list(problems) == ["aud_hu.npy"]
     assert str(n - 40) in problems["aud_hu.npy"]
+
+
+def test_an_lms_file_that_differs_from_landmarks_npy(complete, tmp_path):
+    folder = shutil.copytree(complete, tmp_path / "c")
+    path = folder / "ori_imgs" / "42.lms"
+    lines = path.read_text().splitlines()
+    lines[30] = "1.0 2.0"
+    path.write_text("\n".join(lines) + "\n")
+    problems = _problems(folder)
+    assert list(problems) == ["ori_imgs/*.lms"]
+    assert "42.lms does not match landmarks.npy" in problems["ori_imgs/*.lms"]
+
+
+def test_missing_tracking_files_are_problems_with_their_repair(complete, tmp_path, capsys):
+    folder = shutil.copytree(complete, tmp_path / "c")
+    (folder / "landmarks.npy").unlink()
+    (folder / "track_params.pt").unlink()
+    for lms in (folder / "ori_imgs").glob("*.lms"):
+        lms.unlink()
+    results = {r.group: r for r in check_folder(folder) if not r.ok}
+    assert {"landmarks.npy", "track_params.pt", "ori_imgs/*.lms"} <= set(results)
+    assert results["track_params.pt"].fix.endswith("--tasks 4 --force")
+    assert main(["check", str(folder)]) == 1
+    assert "to repair it: talkprep process" in capsys.readouterr().out
+
+
+def test_no_audio_features_and_a_failed_task_are_problems(complete, tmp_path):
+    folder = shutil.copytree(complete, tmp_path / "c")
+    for feature in folder.glob("aud_*.npy"):
+        feature.unlink()
+    manifest = json.loads(manifest_path(folder).read_text())
+    manifest["tasks"]["audio_features"].update(status="failed", error="no model")
+    manifest_path(folder).write_text(json.dumps(manifest))
+    problems = _problems(folder)
+    assert problems["audio features"].startswith("no audio features")
+    assert problems["task 2 (audio_features)"] == "failed: no model"
+
+
+def test_every_frame_is_verified_and_temporaries_are_reported(complete, tmp_path):
+    folder = shutil.copytree(complete, tmp_path / "c")
+    frame = folder / "gt_imgs" / "377.jpg"
+    frame.write_bytes(frame.read_bytes()[:-300])
+    (folder / "parsing" / ".3.png.tmp-talkprep-abc").write_bytes(b"half")
+    problems = _problems(folder)
+    assert "gt_imgs/377.jpg" in problems["gt_imgs/*.jpg"]
+    assert "temporary files" in problems

@@ -369,3 +369,13 @@ def test_a_leading_dash_gets_the_double_dash_hint(tmp_path):
     result = _run("process", "-clip.mp4", "-o", str(tmp_path / "o"))
     assert result.returncode == 1
     assert "--" in result.stderr and "-clip.mp4" in result.stderr
+
+
+def test_a_blendshape_model_that_is_not_a_bundle_fails_before_any_work(video, tmp_path):
+    bogus = tmp_path / "face_landmarker.task"
+    bogus.write_bytes(b"not a bundle")
+    out = tmp_path / "o"
+    result = _run("process", str(video), "-o", str(out), "--blendshape-model", str(bogus))
+    assert result.returncode == 1
+    assert "is not a MediaPipe Face Landmarker bundle" in result.stderr
+    assert not (out / "ori_imgs").exists()

@@ -7,6 +7,7 @@ flagged; longer gaps stay NaN and those frames are left out of the train/val spl
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from talkprep.config import Config
-from talkprep.errors import TaskError
+from talkprep.errors import TaskError, UsageError
 from talkprep.geometry.face_topology import NUM_LMS68, NUM_MESH_POINTS
 from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.atomic import atomic_path, write_npy, write_text, write_torch
@@ -35,13 +36,16 @@ from talkprep.tasks.frames import FRAMES_DIR
 LANDMARKS_NAME = "landmarks.npy"
 TRACK_NAME = "track_params.pt"
 BLENDSHAPES_NAME = "blendshapes.npy"
+BLENDSHAPE_BUNDLE_FILES = frozenset({"face_landmarks_detector.tflite", "face_blendshapes.tflite"})
+"""What a face_landmarker.task (a zip archive) must hold to give blendshapes."""
 """MediaPipe's 52 scores as it gives them; SyncTalk's bs.npy is rendered by talkprep.targets."""
 NUM_BLENDSHAPES = 52
 MAX_GAP = 5
 """Longest run of faceless frames (in frames) that is filled by linear interpolation."""
 LMS_BATCH = 64
 """Frames per batch of .lms files handed to the writer threads."""
-LMS_CHECK_SAMPLES = 64
+LMS_TOLERANCE_PX = 1e-3
+"""`.lms` files hold 6 decimals; a file that differs more was not made from landmarks.npy."""
 """At most this many .lms files are parsed by `check` (evenly spaced); all are counted."""
 TRACK_KEYS_N3 = ("euler", "trans")
 MIN_FOCAL_PX = 1.0
@@ -216,6 +220,23 @@ class LandmarksTask(Task):
     def input_files(self, config: Config) -> list[Path]:
         return [config.blendshape_model] if config.blendshape_model is not None else []
 
+    def validate(self, config: Config) -> None:
+        """A --blendshape-model that is not a Face Landmarker bundle fails before any work."""
+        model = config.blendshape_model
+        if model is None:
+            return
+        try:
+            with zipfile.ZipFile(model) as bundle:
+                names = set(bundle.namelist())
+        except (OSError, zipfile.BadZipFile):
+            names = set()
+        missing = sorted(BLENDSHAPE_BUNDLE_FILES - names)
+        if missing:
+            raise UsageError(
+                f"--blendshape-model {model} is not a MediaPipe Face Landmarker bundle "
+                f"(no {', '.join(missing)}); give face_landmarker.task"
+            )
+
     def run(self, ctx: TaskContext) -> TaskResult:
         n = ctx.frame_count()
         frames_info = ctx.records["frames"]["info"]
@@ -336,7 +357,10 @@ class LandmarksTask(Task):
             results.append(_check_landmarks(landmarks_path, facts))
         lms = check_numbered_files(facts, FRAMES_DIR, ".lms", f"{FRAMES_DIR}/*.lms")
         if lms is not None:
-            results.append(_check_lms_contents(facts, lms) if lms.ok else lms)
+            landmarks = _load_npy(landmarks_path) if landmarks_path.is_file() else None
+            if isinstance(landmarks, str) or (landmarks is not None and landmarks.ndim != 3):
+                landmarks = None
+            results.append(_check_lms_contents(facts, lms, landmarks) if lms.ok else lms)
         track_path = facts.root / TRACK_NAME
         if track_path.is_file():
             results.append(_check_track(track_path, facts))
@@ -388,23 +412,37 @@ def _check_landmarks(path: Path, facts: FolderFacts) -> CheckResult:
     return CheckResult(LANDMARKS_NAME, count)
 
 
-def _check_lms_contents(facts: FolderFacts, counted: CheckResult) -> CheckResult:
-    picks = np.unique(
-        np.linspace(0, counted.count - 1, min(counted.count, LMS_CHECK_SAMPLES)).astype(int)
-    )
-    for i in picks:
+def _read_lms(path: Path) -> np.ndarray:
+    """A .lms file as float [68, 2]; ValueError when it is not 68 lines of 'x y'."""
+    values = np.array(path.read_text().split(), dtype=np.float64)
+    if values.size != 2 * NUM_LMS68:
+        raise ValueError(f"{values.size // 2} points, expected {NUM_LMS68}")
+    return values.reshape(NUM_LMS68, 2)
+
+
+def _check_lms_contents(
+    facts: FolderFacts, counted: CheckResult, landmarks: np.ndarray | None
+) -> CheckResult:
+    """Every .lms is 68 points; with landmarks.npy beside them, the points it maps to."""
+    expected = None
+    if landmarks is not None and len(landmarks) == counted.count:
+        expected = landmarks68(landmarks)
+
+    def problem(i: int) -> str | None:
         path = facts.root / FRAMES_DIR / f"{i}.lms"
         try:
-            points = np.loadtxt(path, ndmin=2)
-        except ValueError as exc:
-            return CheckResult(counted.group, counted.count, f"{path.name} cannot be read: {exc}")
-        if points.shape != (NUM_LMS68, 2):
-            return CheckResult(
-                counted.group,
-                counted.count,
-                f"{path.name} has shape {points.shape}, expected 68 x 2",
-            )
-    return counted
+            points = _read_lms(path)
+        except (OSError, ValueError) as exc:
+            return f"{path.name} cannot be read: {exc}"
+        if expected is not None and not np.allclose(
+            points, expected[i], atol=LMS_TOLERANCE_PX, equal_nan=True
+        ):
+            return f"{path.name} does not match landmarks.npy (frame {i})"
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = next((p for p in pool.map(problem, range(counted.count)) if p), None)
+    return counted if found is None else CheckResult(counted.group, counted.count, found)
 
 
 def _check_track(path: Path, facts: FolderFacts) -> CheckResult:
