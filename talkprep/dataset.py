@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from talkprep.geometry.face_topology import LMS68, NUM_LMS68, NUM_MESH_POINTS
+from talkprep.geometry.face_topology import NUM_LMS68, NUM_MESH_POINTS
+from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.images import frame_indices
 from talkprep.manifest import read_manifest
 
@@ -623,7 +624,8 @@ class TalkingFaceDataset(Dataset):
                 if self.split == "all":
                     return np.full((NUM_LMS68, 2), np.nan, np.float32)
                 raise FileNotFoundError(f"{path} is missing{_task_hint(self.root, 'lms68')}")
-        return np.asarray(self._array("landmarks")[img_id, LMS68, :2]) * self._scale[:2]
+        mesh = np.asarray(self._array("landmarks")[img_id : img_id + 1])
+        return landmarks68(mesh)[0] * self._scale[:2]
 
     def _landmarks(self, k: int) -> np.ndarray:
         return np.asarray(self._array("landmarks")[int(self.frame_ids[k])]) * self._scale

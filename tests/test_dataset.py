@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from talkprep.dataset import FIELDS, TalkingFaceDataset
 from talkprep.geometry.face_topology import LMS68
+from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.manifest import manifest_path
 
 N_FRAMES = 12
@@ -309,7 +310,7 @@ def test_lms68_is_mapped_from_landmarks_when_there_are_no_lms_files(folder: Path
     landmarks = np.load(folder / "landmarks.npy")
     for k in range(len(data)):
         i = data[k]["index"].item()
-        assert torch.equal(data[k]["lms68"], torch.from_numpy(landmarks[i, LMS68, :2]))
+        assert torch.equal(data[k]["lms68"], torch.from_numpy(landmarks68(landmarks[i : i + 1])[0]))
 
 
 def test_a_reference_pipeline_folder_without_talkprep_extras(folder: Path) -> None:
@@ -412,7 +413,9 @@ def check_processed_folder(root: Path) -> None:
         i = frame["img_id"]
         blink = float(au[i]["AU45_r"])
         assert item["eye"].item() == pytest.approx(min(max(blink, 0.0), 2.0) / 2, abs=1e-6)
-        assert torch.allclose(item["lms68"], torch.from_numpy(mesh[i, LMS68, :2]), atol=0.51)
+        assert torch.allclose(
+            item["lms68"], torch.from_numpy(landmarks68(mesh[i : i + 1])[0]), atol=0.51
+        )
         face = item["depth"][item["depth"] > 0]
         assert face.numel() > 1000 and face.min() > 0.1 and face.max() < 3.0  # metres
     val = TalkingFaceDataset(root, split="val", fields=["pose", "index"])

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from talkprep.geometry.face_topology import LMS68
+from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.images import read_image
 from talkprep.report.overlays import (
     ClassSource,
@@ -72,7 +72,8 @@ class FolderView:
         """The 68 points of frame `index` in pixels, or None without landmarks."""
         if self._landmarks is None or index >= len(self._landmarks):
             return None
-        return np.asarray(self._landmarks[index, LMS68, :2], dtype=np.float64)
+        mesh = np.asarray(self._landmarks[index : index + 1], dtype=np.float64)
+        return landmarks68(mesh)[0]
 
     def has_frame(self, index: int) -> bool:
         return index >= 0 and (self.root / FRAMES_DIR / f"{index}.jpg").is_file()
