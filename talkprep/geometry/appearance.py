@@ -102,24 +102,19 @@ def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
         shaded_bins(lit[HAIR], HAIR_SHADES),
         lit[CLOTHES],
     ]
-    prior = [
-        shade_weights(lit[SKIN].size, SHADES),
-        shade_weights(lit[HAIR].size, HAIR_SHADES),
-        np.ones(lit[CLOTHES].size),
-    ]
     models = [
-        histogram(s, w) if ok else np.full(N_BINS, 1.0 / N_BINS)
-        for s, w, ok in zip(samples, prior, known, strict=True)
+        histogram(s) if ok else np.full(N_BINS, 1.0 / N_BINS)
+        for s, ok in zip(samples, known, strict=True)
     ]
     for _ in range(REFITS):
         stack = np.stack(models)
         refit = []
-        for k, (s, w, ok) in enumerate(zip(samples, prior, known, strict=True)):
+        for k, (s, ok) in enumerate(zip(samples, known, strict=True)):
             if not ok:
                 refit.append(models[k])
                 continue
             dens = stack[:, s]
-            weight = w * dens[k] / dens.sum(axis=0)
+            weight = dens[k] / dens.sum(axis=0)
             refit.append(histogram(s, weight) if weight.sum() >= MIN_SAMPLES / 4 else models[k])
         models = refit
     # bald or not: lit skin against the hair samples that the final models call hair
@@ -133,12 +128,6 @@ def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
         and skin_overlap < HAIR_SKIN_OVERLAP_MAX,
         skin_overlap=round(skin_overlap, 4),
     )
-
-
-def shade_weights(n: int, factors: tuple[float, ...]) -> np.ndarray:
-    """Weights of `shaded_bins` output: each darker copy counts half the one before, so that a
-    model's peak stays on the lit colour."""
-    return np.repeat(0.5 ** np.arange(len(factors)), n)
 
 
 def shaded_bins(bins: np.ndarray, factors: tuple[float, ...] = SHADES) -> np.ndarray:
