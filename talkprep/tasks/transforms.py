@@ -85,7 +85,7 @@ FULL_SCALE = {
     12: 0.12,
     14: 0.08,
     15: 0.06,
-    17: 0.06,
+    17: 0.12,
     20: 0.12,
     23: 0.06,
     28: 0.12,
@@ -223,7 +223,6 @@ def _measures(m: np.ndarray) -> dict[str, np.ndarray]:
     measures = {
         "brow_inner": pair(up, BROWS_INNER) - pair(up, EYES_INNER),
         "brow_outer": pair(up, BROWS_OUTER) - pair(up, EYES_OUTER),
-        "brow_gap": dist(*BROWS_INNER),
         "cheek": pair(up, CHEEKS) - pair(up, EYES_OUTER),
         "nose_wings": pair(up, NOSE_WINGS) - up[:, NOSE_TIP],
         "upper_lip": up[:, UPPER_LIP_OUTER] - up[:, SUBNASALE],
@@ -266,8 +265,7 @@ def geometric_action_units(mesh: np.ndarray) -> dict[int, np.ndarray]:
     units = {
         1: _ramp(delta["brow_inner"], FULL_SCALE[1]),
         2: _ramp(delta["brow_outer"], FULL_SCALE[2]),
-        4: 0.5
-        * (_ramp(-delta["brow_inner"], FULL_SCALE[4]) + _ramp(-delta["brow_gap"], FULL_SCALE[4])),
+        4: _ramp(-delta["brow_inner"], FULL_SCALE[4]),
         5: _ramp(-closure, FULL_SCALE[5]),
         6: _ramp(delta["cheek"], FULL_SCALE[6]),
         7: _ramp(closure, FULL_SCALE[7]),
@@ -276,7 +274,7 @@ def geometric_action_units(mesh: np.ndarray) -> dict[int, np.ndarray]:
         12: smile,
         14: _ramp(-delta["corner_depth"], FULL_SCALE[14]),
         15: _ramp(-delta["corner_lift"], FULL_SCALE[15]),
-        17: _ramp(-delta["chin"], FULL_SCALE[17]),
+        17: _ramp(delta["chin"], FULL_SCALE[17]),
         20: np.clip(
             _ramp(delta["mouth_width"], FULL_SCALE[20])
             - _ramp(delta["corner_lift"], FULL_SCALE[12]),
