@@ -350,7 +350,7 @@ class TransformsTask(Task):
     title = "train/val split and camera poses -> transforms_*.json, au.csv"
     needs = ("frames", "landmarks")
     makes = ("transforms_train.json", "transforms_val.json", AU_NAME)
-    version = 2
+    version = 3
 
     def run(self, ctx: TaskContext) -> TaskResult:
         from talkprep.geometry.camera import transform_matrices
