@@ -5,7 +5,9 @@ any work, 3 some tasks failed (the others finished)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,6 +21,8 @@ from talkprep.models.native_log import filter_native_logs
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_TASKS_FAILED = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 PROCESS_EPILOG = """\
@@ -47,7 +51,20 @@ exit status:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        if "required: video" in message or "unrecognized arguments: -" in message:
+            message += (
+                "; a file name that starts with '-' goes after '--' "
+                "(talkprep process -o OUT -- -clip.mp4) or as ./-clip.mp4"
+            )
         raise UsageError(message)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill`): stop like Ctrl-C, so that the run can be resumed."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 _TARGETS = "ernerf (default), radnerf, adnerf, synctalk, talkinggaussian, gaussiantalker, instag"
@@ -151,12 +168,14 @@ def _config_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def _process(args: argparse.Namespace, console: Console) -> int:
     from talkprep.pipeline import Pipeline
+    from talkprep.report.html import REPORT_NAME
 
     config = build_config(_config_values(args))
     outcomes = Pipeline(config, console).run()
     console.result()
     console.result(_summary(outcomes))
-    _report(config.out, console)
+    if any(o.status != "skipped" for o in outcomes) or not (config.out / REPORT_NAME).is_file():
+        _report(config.out, console)
     failed = [o for o in outcomes if o.status in ("failed", "blocked")]
     if failed:
         console.result(
@@ -211,7 +230,7 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
 def _summary(outcomes: Sequence[Any]) -> str:
     rows = [("task", "status", "time", "frames/s", "note")]
     for o in outcomes:
-        rate = f"{o.frames / o.wall_s:.1f}" if o.frames and o.wall_s and o.status == "done" else ""
+        rate = f"{o.frames_per_s:.1f}" if o.frames_per_s else ""
         time_text = f"{o.wall_s:.1f} s" if o.status in ("done", "failed") else ""
         rows.append((f"{o.number} {o.name}", o.status, time_text, rate, o.message))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -261,6 +280,8 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     bad = [r for r in results if not r.ok]
     if bad:
         print(f"\n{args.folder}: {len(bad)} problem(s); first: {bad[0].group}: {bad[0].problem}")
+        if bad[0].fix:
+            print(f"to repair it: {bad[0].fix}")
         return EXIT_USAGE
     print(f"\n{args.folder}: all {len(results)} file groups are consistent")
     return EXIT_OK
@@ -292,8 +313,14 @@ def _check_target(folder: Path, name: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `talkprep` console script."""
-    with filter_native_logs():
-        return _main(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    try:
+        with filter_native_logs():
+            return _main(argv)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -320,6 +347,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except TalkprepError as exc:
         print(f"talkprep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("talkprep: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        print(f"talkprep: {how}; rerun the same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
