@@ -404,7 +404,7 @@ def _check_last_seconds(
 def _check_adnerf(root: Path, target: Target, flags: list[str]) -> Finding:
     import torch
 
-    from talkprep.geometry.face_topology import LMS68
+    from talkprep.geometry.jaw_contour import landmarks68
     from talkprep.targets.adnerf import FAR_MARGIN_M, NEAR_MARGIN_M
 
     group = "face_rect (AD-NeRF's x, y, w, h)"
@@ -422,7 +422,7 @@ def _check_adnerf(root: Path, target: Target, flags: list[str]) -> Finding:
         frames = doc["frames"]
         ids = np.array([f["img_id"] for f in frames], dtype=np.int64)
         h, w = int(doc.get("h", 2 * doc["cy"])), int(doc.get("w", 2 * doc["cx"]))
-        want = adnerf_face_rects(np.asarray(landmarks[ids][:, LMS68, :2], np.float64), h, w)
+        want = adnerf_face_rects(landmarks68(np.asarray(landmarks[ids], np.float64)), h, w)
         have = np.array([f.get("face_rect", [0, 0, 0, 0]) for f in frames])
         if have.shape != want.shape or not np.array_equal(have, want):
             return Finding(group, "face_rect is not in AD-NeRF's layout", _export(root, target))

@@ -262,12 +262,12 @@ def _split_documents(src: Path) -> dict[str, dict[str, Any]]:
 def _render_adnerf_transforms(src: Path, out: ViewWriter, progress: Progress) -> int:
     docs = _split_documents(src)
     lms = np.load(src / LANDMARKS_NAME, mmap_mode="r", allow_pickle=False)
-    from talkprep.geometry.face_topology import LMS68
+    from talkprep.geometry.jaw_contour import landmarks68
 
     for split, doc in docs.items():
         ids = np.array([f["img_id"] for f in doc["frames"]], dtype=np.int64)
         h, w = int(doc.get("h", 2 * doc["cy"])), int(doc.get("w", 2 * doc["cx"]))
-        rects = adnerf_face_rects(np.asarray(lms[ids][:, LMS68, :2], np.float64), h, w)
+        rects = adnerf_face_rects(landmarks68(np.asarray(lms[ids], np.float64)), h, w)
         frames = [{**f, "face_rect": r.tolist()} for f, r in zip(doc["frames"], rects, strict=True)]
         out.json(f"transforms_{split}.json", {**doc, "frames": frames})
     return sum(len(d["frames"]) for d in docs.values())

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.geometry.face_topology import LEFT_EYE_OUTER, LMS68, RIGHT_EYE_OUTER
+from talkprep.geometry.face_topology import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.atomic import write_json, write_text
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 from talkprep.tasks.landmarks import BLENDSHAPES_NAME, LANDMARKS_NAME, TRACK_NAME
@@ -350,7 +351,7 @@ class TransformsTask(Task):
     title = "train/val split and camera poses -> transforms_*.json, au.csv"
     needs = ("frames", "landmarks")
     makes = ("transforms_train.json", "transforms_val.json", AU_NAME)
-    version = 3
+    version = 4
 
     def run(self, ctx: TaskContext) -> TaskResult:
         from talkprep.geometry.camera import transform_matrices
@@ -376,7 +377,7 @@ class TransformsTask(Task):
             )
         matrices = np.full((n, 4, 4), np.nan)
         matrices[valid] = transform_matrices(euler[valid], trans[valid])
-        lms68 = mesh[:, LMS68, :2].astype(np.float64)
+        lms68 = landmarks68(mesh).astype(np.float64)  # as the .lms files hold them
         rects = np.zeros((n, 4), dtype=np.int64)
         rects[valid] = face_rects(lms68[valid])
         eyes = np.zeros(n)
