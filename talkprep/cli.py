@@ -167,22 +167,19 @@ def _config_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _process(args: argparse.Namespace, console: Console) -> int:
-    from talkprep.pipeline import Pipeline
-    from talkprep.report.html import REPORT_NAME
+    from talkprep.process import process_video
 
     config = build_config(_config_values(args))
-    outcomes = Pipeline(config, console).run()
+    result = process_video(config, console)
     console.result()
-    console.result(_summary(outcomes))
-    if any(o.status != "skipped" for o in outcomes) or not (config.out / REPORT_NAME).is_file():
-        _report(config.out, console)
-    failed = [o for o in outcomes if o.status in ("failed", "blocked")]
-    if failed:
+    console.result(_summary(result.outcomes))
+    if result.failed_tasks:
         console.result(
-            f"\n{len(failed)} task(s) did not finish; see above. Outputs of the others are kept."
+            f"\n{len(result.failed_tasks)} task(s) did not finish; see above. "
+            "Outputs of the others are kept."
         )
         return EXIT_TASKS_FAILED
-    if not _write_view(config.out, config.target, None, console):
+    if result.view_error:
         return EXIT_TASKS_FAILED
     console.result(
         f"\nDataset in {config.out}; validate it with: "
@@ -191,24 +188,11 @@ def _process(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _write_view(folder: Path, target: str, out: Path | None, console: Console) -> bool:
-    """Write a trainer's view (in place when out is None); a missing input is one line."""
-    from talkprep.errors import TaskError
-    from talkprep.targets import get_target
-    from talkprep.targets.view import write_view
-
-    try:
-        write_view(folder, get_target(target), out, console.progress)
-    except TaskError as exc:
-        console.line(f"{target} view not written: {exc}")
-        return False
-    return True
-
-
 def _export(args: argparse.Namespace, console: Console) -> int:
+    from talkprep.process import write_view_safely
     from talkprep.targets.view import require_folder
 
-    if not _write_view(require_folder(args.folder), args.target, args.out, console):
+    if write_view_safely(require_folder(args.folder), args.target, console, args.out):
         return EXIT_TASKS_FAILED
     out = args.out or args.folder
     console.result(f"{args.target} view in {out}")
@@ -240,21 +224,9 @@ def _summary(outcomes: Sequence[Any]) -> str:
     ).rstrip()
 
 
-def _report(folder: Path, console: Console) -> bool:
-    """Build the report; a failure here is reported but never fails the dataset itself."""
-    from talkprep.report.html import build_report
-
-    try:
-        path = build_report(folder, console.progress)
-    except Exception as exc:  # the report is a view: a broken view must not hide the results
-        console.line(f"report not written: {type(exc).__name__}: {exc}")
-        return False
-    console.result(f"Report: {path}")
-    return True
-
-
 def _preview(args: argparse.Namespace, console: Console) -> int:
     """Write the preview video; the report is rebuilt so that it links to it."""
+    from talkprep.process import build_report_safely
     from talkprep.report.preview import PREVIEW_NAME, write_preview
 
     if not args.folder.is_dir():
@@ -265,7 +237,7 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
         f"{result.audio_s:.2f} s of audio)"
     )
     if result.path.resolve() == (args.folder / PREVIEW_NAME).resolve():
-        _report(args.folder, console)
+        build_report_safely(args.folder, console)
     return EXIT_OK
 
 
@@ -338,9 +310,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "export":
             return _export(args, console)
         if args.command == "report":
+            from talkprep.process import build_report_safely
+
             if not args.folder.is_dir():
                 raise UsageError(f"{args.folder} is not a folder")
-            return EXIT_OK if _report(args.folder, Console()) else EXIT_USAGE
+            return EXIT_OK if build_report_safely(args.folder, Console()) else EXIT_USAGE
         if args.command == "preview":
             return _preview(args, console)
         return _check(args, console)

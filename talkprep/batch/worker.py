@@ -14,7 +14,6 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from talkprep.batch.jobs import VideoJob, VideoResult
@@ -129,24 +128,17 @@ def _stderr_to(log: TextIO) -> Iterator[None]:
 def _run_pipeline(job: VideoJob, console: Console) -> VideoResult:
     from talkprep.config import build_config
     from talkprep.manifest import read_manifest
-    from talkprep.pipeline import Pipeline
-    from talkprep.report.html import REPORT_NAME
+    from talkprep.process import process_video
 
     config = build_config({**job.values, "video": job.video, "out": job.out})
-    outcomes = Pipeline(config, console).run()
-    statuses = {o.name: o.status for o in outcomes}
+    result = process_video(config, console)
+    statuses = {o.name: o.status for o in result.outcomes}
     failures = tuple(
-        f"[{o.number}] {o.name} {o.status}: {o.message}"
-        for o in outcomes
-        if o.status in ("failed", "blocked")
-    )
-    if any(s != "skipped" for s in statuses.values()) or not (job.out / REPORT_NAME).is_file():
-        _report(job.out, console)
-    if not failures:
-        failures = _write_view(job.out, config.target, console)
+        f"[{o.number}] {o.name} {o.status}: {o.message}" for o in result.failed_tasks
+    ) + ((result.view_error,) if result.view_error else ())
     if failures:
         status = "failed"
-    elif all(s == "skipped" for s in statuses.values()):
+    elif result.all_skipped:
         status = "up-to-date"
     else:
         status = "done"
@@ -160,28 +152,3 @@ def _run_pipeline(job: VideoJob, console: Console) -> VideoResult:
         tasks=statuses,
         failures=failures,
     )
-
-
-def _write_view(folder: Path, target: str, console: Console) -> tuple[str, ...]:
-    """Write the trainer's view in place, as `process` does after its tasks; a missing input
-    becomes the video's failure."""
-    from talkprep.errors import TaskError
-    from talkprep.targets import get_target
-    from talkprep.targets.view import write_view
-
-    try:
-        write_view(folder, get_target(target), None, console.progress)
-    except TaskError as exc:
-        console.line(f"{target} view not written: {exc}")
-        return (f"{target} view not written: {exc}",)
-    return ()
-
-
-def _report(folder: Path, console: Console) -> None:
-    """Build report.html as `process` does; a broken report is logged, never fails the video."""
-    from talkprep.report.html import build_report
-
-    try:
-        console.line(f"report: {build_report(folder)}")
-    except Exception as exc:  # the report is a view: a broken view must not hide the results
-        console.line(f"report not written: {type(exc).__name__}: {exc}")
