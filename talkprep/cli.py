@@ -139,7 +139,15 @@ def _add_process_options(process: argparse.ArgumentParser) -> None:
     process.add_argument(
         "--depth-weights", type=Path, help="DaGAN folder with encoder.pth, depth.pth"
     )
-    process.add_argument("--blendshape-model", type=Path, help="face_landmarker.task for bs.npy")
+    process.add_argument(
+        "--blendshape-model", type=Path, help="face_landmarker.task for blendshapes.npy"
+    )
+    process.add_argument(
+        "--blendshapes",
+        action="store_true",
+        default=None,
+        help="also write blendshapes.npy (face_landmarker.task downloaded on first use)",
+    )
     process.add_argument("--device", help="auto (default), cpu or cuda")
     process.add_argument("--target", help=f"trainer whose files to write: {_TARGETS}")
     process.add_argument(

@@ -58,7 +58,10 @@ class Config:
     depth_weights: Path | None = None
     """Folder with DaGAN encoder.pth and depth.pth for --depth dagan."""
     blendshape_model: Path | None = None
-    """MediaPipe face_landmarker.task; when given, task 4 also writes bs.npy."""
+    """MediaPipe face_landmarker.task; when given, task 4 also writes blendshapes.npy."""
+    blendshapes: bool = False
+    """Task 4 also writes blendshapes.npy, with the Face Landmarker bundle from talkprep's cache
+    (downloaded on first use unless offline) when no --blendshape-model is given."""
     device: DeviceName = "auto"
     """Where torch models run."""
     force: bool = False

@@ -306,8 +306,7 @@ def _check_synctalk_bs(root: Path, target: Target, flags: list[str], notes: list
         flags.append("--au45")
         notes.append(
             "no bs.npy: SyncTalk reads au.csv's AU45 with --au45; for blendshapes run "
-            f"{_process(root)} --tasks 4 --force --blendshape-model "
-            "face_landmarker.task, then talkprep export"
+            f"{_process(root)} --tasks 4 --force --blendshapes, then talkprep export"
         )
         return Finding("bs.npy (--au45 instead)")
     try:

@@ -313,8 +313,7 @@ RENDERERS: dict[str, Renderer] = {
             "synctalk_bs",
             ("bs.npy",),
             (BLENDSHAPES_NAME,),
-            "talkprep process VIDEO -o OUT --tasks 4 --force --blendshape-model "
-            "face_landmarker.task",
+            "talkprep process VIDEO -o OUT --tasks 4 --force --blendshapes",
             _render_synctalk_bs,
         ),
         Renderer(

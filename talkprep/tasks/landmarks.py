@@ -7,7 +7,6 @@ flagged; longer gaps stay NaN and those frames are left out of the train/val spl
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from talkprep.config import Config
-from talkprep.errors import TaskError, UsageError
+from talkprep.errors import MissingWeightsError, TaskError, UsageError
 from talkprep.geometry.face_topology import NUM_LMS68, NUM_MESH_POINTS
 from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.atomic import atomic_path, write_npy, write_text, write_torch
@@ -36,8 +35,6 @@ from talkprep.tasks.frames import FRAMES_DIR
 LANDMARKS_NAME = "landmarks.npy"
 TRACK_NAME = "track_params.pt"
 BLENDSHAPES_NAME = "blendshapes.npy"
-BLENDSHAPE_BUNDLE_FILES = frozenset({"face_landmarks_detector.tflite", "face_blendshapes.tflite"})
-"""What a face_landmarker.task (a zip archive) must hold to give blendshapes."""
 """MediaPipe's 52 scores as it gives them; SyncTalk's bs.npy is rendered by talkprep.targets."""
 NUM_BLENDSHAPES = 52
 MAX_GAP = 5
@@ -201,6 +198,11 @@ def blendshape_scores(
     return scores
 
 
+def wants_blendshapes(config: Config) -> bool:
+    """blendshapes.npy is asked for by --blendshapes or by giving --blendshape-model."""
+    return config.blendshapes or config.blendshape_model is not None
+
+
 class LandmarksTask(Task):
     number = 4
     name = "landmarks"
@@ -210,10 +212,10 @@ class LandmarksTask(Task):
     version = 2
     needs = ("frames",)
     makes = (LANDMARKS_NAME, f"{FRAMES_DIR}/*.lms", TRACK_NAME)
-    config_fields = ("blendshape_model",)
+    config_fields = ("blendshape_model", "blendshapes")
 
     def outputs(self, config: Config) -> tuple[str, ...]:
-        if config.blendshape_model is not None:
+        if wants_blendshapes(config):
             return (*self.makes, BLENDSHAPES_NAME)
         return self.makes
 
@@ -221,27 +223,33 @@ class LandmarksTask(Task):
         return [config.blendshape_model] if config.blendshape_model is not None else []
 
     def validate(self, config: Config) -> None:
-        """A --blendshape-model that is not a Face Landmarker bundle fails before any work."""
+        """A --blendshape-model that is not a Face Landmarker bundle fails before any work; with
+        --blendshapes the cached bundle is fetched now, on first use."""
+        from talkprep.models.face_landmarker import bundle_problem, face_landmarker_bundle
+
         model = config.blendshape_model
-        if model is None:
-            return
-        try:
-            with zipfile.ZipFile(model) as bundle:
-                names = set(bundle.namelist())
-        except (OSError, zipfile.BadZipFile):
-            names = set()
-        missing = sorted(BLENDSHAPE_BUNDLE_FILES - names)
-        if missing:
-            raise UsageError(
-                f"--blendshape-model {model} is not a MediaPipe Face Landmarker bundle "
-                f"(no {', '.join(missing)}); give face_landmarker.task"
-            )
+        if model is not None:
+            problem = bundle_problem(model)
+            if problem:
+                raise UsageError(
+                    f"--blendshape-model {model} is not a MediaPipe Face Landmarker bundle "
+                    f"({problem}); give face_landmarker.task"
+                )
+        elif config.blendshapes:
+            try:
+                face_landmarker_bundle(config.offline)
+            except MissingWeightsError as exc:
+                raise UsageError(f"--blendshapes: {exc}") from None
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n = ctx.frame_count()
         frames_info = ctx.records["frames"]["info"]
         width, height = int(frames_info["width"]), int(frames_info["height"])
         model = ctx.config.blendshape_model
+        if model is None and ctx.config.blendshapes:
+            from talkprep.models.face_landmarker import face_landmarker_bundle
+
+            model = face_landmarker_bundle(ctx.config.offline)
         if model is not None and not Path(model).is_file():
             raise TaskError(
                 f"--blendshape-model {model} does not exist; give the path of face_landmarker.task"
