@@ -174,8 +174,11 @@ def _with_repair(result: CheckResult, root: Path, manifest: dict[str, Any]) -> C
 
 def format_table(results: list[CheckResult]) -> str:
     """A plain-text table: file group, count, status, first problem."""
-    rows = [("file group", "count", "status", "first problem")]
-    rows += [(r.group, str(r.count), "ok" if r.ok else "FAIL", r.problem or "") for r in results]
+    rows = [("file group", "count", "status", "first problem (or note)")]
+    rows += [
+        (r.group, str(r.count), "ok" if r.ok else "FAIL", r.problem or r.note or "")
+        for r in results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     indent = " " * (sum(widths) + 6)

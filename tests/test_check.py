@@ -43,6 +43,7 @@ def test_complete_folder_passes_with_every_group(complete, capsys):
     ):
         assert group in table, group
     assert "first problem" in table and "FAIL" not in table
+    assert "50 Hz rows, 2 per frame" in table  # aud_mel.npy's count is not a frame count
 
 
 def test_deleted_torso_image(complete, tmp_path, capsys):

@@ -264,4 +264,6 @@ def _check_array(path: Path, feature: Feature, n_frames: int | None, fps: float)
                 rows,
                 f"{rows} rows cover {covered} frames but the dataset has {n_frames}",
             )
-    return CheckResult(group, rows)
+    per_frame = feature.rate_hz / fps
+    note = None if per_frame == 1 else f"{feature.rate_hz:g} Hz rows, {per_frame:g} per frame"
+    return CheckResult(group, rows, note=note)

@@ -84,6 +84,8 @@ class CheckResult:
     problem: str | None = None
     fix: str | None = None
     """The command that rebuilds the group, when it is broken."""
+    note: str | None = None
+    """What a reader needs to read the count right (a feature's row rate)."""
 
     @property
     def ok(self) -> bool:
