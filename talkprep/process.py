@@ -40,7 +40,10 @@ def process_video(config: Config, console: Console) -> ProcessResult:
     """Run the requested tasks; rebuild the report when anything ran; write the view when all
     tasks succeeded. Raises TalkprepError only before any work (bad input, folder in use)."""
     from talkprep.report.html import REPORT_NAME
+    from talkprep.targets.view import restore_canonical
 
+    if config.out.is_dir():
+        restore_canonical(config.out)
     outcomes = Pipeline(config, console).run()
     result = ProcessResult(outcomes)
     if not result.all_skipped or not (config.out / REPORT_NAME).is_file():

@@ -16,6 +16,7 @@ from talkprep.cli import main
 from talkprep.config import TARGET_NAMES
 from talkprep.errors import OutputError, TaskError, UsageError
 from talkprep.geometry.tracking import RIGID_INDEX
+from talkprep.manifest import read_manifest
 from talkprep.semantics import SemanticClass
 from talkprep.targets import (
     TARGETS,
@@ -318,3 +319,16 @@ def test_cli_export_and_check(real: Path, tmp_path: Path, capsys) -> None:
     assert "RAD-NeRF flags: --asr_model deepspeech" in out and "audio (aud_ds.npy)" in out
     assert code == 0, out
     assert main(["check", str(view), "--target", "nosuch"]) == 1
+
+
+def test_a_rerun_with_an_in_place_view_skips_every_task(real: Path, tmp_path: Path, capsys) -> None:
+    """Views that re-render talkprep's own files (TalkingGaussian's parsing colours, AD-NeRF's
+    transforms) must not make the next run see them as damaged and rebuild their tasks."""
+    folder = tmp_path / "rerun"
+    shutil.copytree(real, folder, copy_function=os.link)
+    video = read_manifest(folder)["input"]["path"]
+    for target in ("talkinggaussian", "adnerf", "talkinggaussian"):
+        args = ["process", video, "-o", str(folder), "--tasks", "3-9", "--target", target]
+        assert main([*args, "--audio-features", "mel"]) == 0
+        err = capsys.readouterr().err
+        assert "rebuilding" not in err and " ..." not in err, err

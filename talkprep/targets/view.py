@@ -160,6 +160,18 @@ class ViewWriter:
         )
 
 
+def restore_canonical(root: Path) -> None:
+    """Put back the canonical files an in-place view replaced (TalkingGaussian's parsing colours,
+    AD-NeRF's transforms, GaussianTalker's track_params.pt), so that a rerun verifies and reads
+    talkprep's own outputs instead of rebuilding them; the view is written again after the run."""
+    record = _read_record(root)
+    if not record.get("replaced"):
+        return
+    writer = ViewWriter.open(root, in_place=True)
+    writer.restore()
+    write_json(root / STATE_DIR / VIEW_RECORD, {**record, "replaced": writer.replaced})
+
+
 def _read_record(root: Path) -> dict[str, Any]:
     try:
         data = json.loads((root / STATE_DIR / VIEW_RECORD).read_text())
