@@ -18,6 +18,7 @@ from talkprep.tasks.base import CheckResult, FolderFacts, Task
 
 LEGACY_AUDIO_FEATURE = "aud.npy"
 """AD-NeRF's and RAD-NeRF's DeepSpeech features under their original name."""
+FEATURE_FILES = frozenset(feature.file for feature in FEATURES.values())
 
 DEFAULT_FPS = 25.0
 
@@ -93,7 +94,7 @@ def check_folder(root: Path) -> list[CheckResult]:
 
 def _patterns(manifest: dict[str, Any]) -> set[str]:
     patterns = {p for task in ALL_TASKS for p in task.makes}
-    patterns.update(feature.file for feature in FEATURES.values())
+    patterns.update(FEATURE_FILES)
     patterns.update(manifest.get("written") or {})
     return patterns
 
@@ -131,8 +132,7 @@ def _missing_groups(
         if count_outputs(root, group) == 0:
             why = "every trainer reads it" if group in REQUIRED_GROUPS else "the manifest lists it"
             missing.append(CheckResult(group, 0, f"missing: {why}"))
-    features = {f.file for f in FEATURES.values()} | {LEGACY_AUDIO_FEATURE}
-    if not any((root / name).is_file() for name in features):
+    if not any((root / name).is_file() for name in (*FEATURE_FILES, LEGACY_AUDIO_FEATURE)):
         missing.append(
             CheckResult(AUDIO_GROUP, 0, "no audio features (aud_hu.npy, aud_ds.npy, ...)")
         )
@@ -152,7 +152,7 @@ def _unfinished_tasks(manifest: dict[str, Any]) -> list[CheckResult]:
 
 def _task_for(group: str) -> Task | None:
     """The task that writes a group (by its pattern, its audio features or its name)."""
-    if group == AUDIO_GROUP or group in {f.file for f in FEATURES.values()}:
+    if group == AUDIO_GROUP or group in FEATURE_FILES:
         return next(t for t in ALL_TASKS if t.name == "audio_features")
     for task in ALL_TASKS:
         if group in task.makes or group.endswith(f"({task.name})"):

@@ -125,10 +125,9 @@ class Manifest:
         """Groups a task has started to write and not finished: pattern -> start time (epoch s)."""
         return self.data.setdefault("writing", {})
 
-    def note_written(self, pattern: str, count: int) -> None:
-        """Record that talkprep wrote `pattern` (count files for a numbered `*` pattern)."""
-        self.written[pattern] = int(count)
-        self.save()
+    def owns(self, pattern: str) -> bool:
+        """Whether talkprep wrote (or began to write) files of this output group here."""
+        return pattern in self.written or pattern in self.writing
 
     def forget_video(self) -> None:
         """Drop every task record and the ledger (after the files of another video are gone)."""

@@ -209,8 +209,7 @@ class Pipeline:
                 if is_numbered(pattern):
                     continue
                 target = os.path.realpath(self.config.out / pattern)
-                owned = pattern in manifest.written or pattern in manifest.writing
-                if target in inputs and not owned:
+                if target in inputs and not manifest.owns(pattern):
                     raise UsageError(
                         f"{inputs[target]} is an input of this run and also where task "
                         f"{task.number} writes {pattern}; talkprep never overwrites a file it did "
@@ -387,7 +386,7 @@ class Pipeline:
         """A file where this task writes that talkprep did not write: refuse to overwrite it."""
         out = self.config.out
         for pattern in task.outputs(self.config):
-            if pattern in manifest.written or pattern in manifest.writing:
+            if manifest.owns(pattern):
                 continue
             path = numbered_path(out, pattern, 0) if is_numbered(pattern) else out / pattern
             if path.exists() or path.is_symlink():
@@ -416,11 +415,10 @@ class Pipeline:
         """Before a (re)run: remove this task's old numbered files, so that a shorter result leaves
         no stale frames, and claim its groups, so that a killed run's files stay known as ours.
         Single files are replaced atomically instead."""
-        out = self.config.out
-        now = time.time()
+        out, now, inputs = self.config.out, time.time(), self._run_inputs()
         for pattern in task.outputs(self.config):
             if is_numbered(pattern):
-                remove_outputs(out, self._owned_paths(manifest, pattern), self._run_inputs())
+                remove_outputs(out, self._owned_paths(manifest, pattern), inputs)
                 manifest.written.pop(pattern, None)
             manifest.writing[pattern] = now
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from talkprep.io.images import frame_indices
 from talkprep.io.verify import verify_file
 from talkprep.manifest import file_fingerprint
 
@@ -37,16 +37,9 @@ def group_paths(root: Path, pattern: str, count: int) -> list[Path]:
 
 
 def present_indices(root: Path, pattern: str) -> list[int]:
-    """Sorted indices i whose `{i}` file of a numbered group exists."""
+    """Sorted indices i whose `{i}` file of a numbered group (`folder/*suffix`) exists."""
     folder, _, name = pattern.rpartition("/")
-    prefix, _, suffix = name.partition("*")
-    directory = root / folder if folder else root
-    regex = re.compile(rf"^{re.escape(prefix)}(\d+){re.escape(suffix)}$")
-    try:
-        names = [entry.name for entry in os.scandir(directory) if entry.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(int(m.group(1)) for m in map(regex.match, names) if m)
+    return frame_indices(root / folder, name.removeprefix("*"))
 
 
 def count_outputs(root: Path, pattern: str) -> int:
