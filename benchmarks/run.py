@@ -27,6 +27,7 @@ from bench_audio_features import HUBERT_LARGE
 from long_clip import repeat_clip
 
 from talkprep.manifest import read_manifest
+from talkprep.pipeline import throughput
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ANCHOR = DATA / "anchor_512_25fps_20s.mp4"
@@ -83,7 +84,8 @@ def task_rows(out: Path, total: float) -> list[tuple[str, float, str, str]]:
     ):
         wall = float(record.get("wall_s") or 0.0)
         frames = record.get("frames")
-        rate = f"{frames / wall:.0f}" if frames and wall >= 1.0 else ""
+        rate = throughput(frames, wall)
+        rate = f"{rate:.0f}" if rate else ""
         rows.append((f"{record.get('number')} {name}", wall, rate, f"{100 * wall / total:.0f}%"))
     return rows
 

@@ -63,10 +63,14 @@ class TaskOutcome:
 
     @property
     def frames_per_s(self) -> float | None:
-        """Throughput, only where it means something: per-frame work that took a while."""
-        if self.status != "done" or not self.frames or self.wall_s < MIN_RATE_WALL_S:
-            return None
-        return self.frames / self.wall_s
+        return throughput(self.frames, self.wall_s) if self.status == "done" else None
+
+
+def throughput(frames: int | None, wall_s: float) -> float | None:
+    """Frames per second, only where it means something: work that took a while."""
+    if not frames or wall_s < MIN_RATE_WALL_S:
+        return None
+    return frames / wall_s
 
 
 @contextlib.contextmanager
@@ -367,7 +371,7 @@ class Pipeline:
                     "started": started,
                     "wall_s": round(wall, 3),
                     "frames": frames,
-                    "frames_per_s": round(frames / wall, 2) if frames and wall > 0 else None,
+                    "frames_per_s": _rounded(throughput(frames, wall)),
                     "figures": result.figures,
                     "info": result.info,
                     "warnings": ctx.warnings + result.warnings,
@@ -492,6 +496,10 @@ def _closure(task: Task, tasks: dict[str, Task]) -> set[str]:
             seen.add(name)
             stack.extend(tasks[name].needs)
     return seen
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _modified_since(path: Path, since: float) -> bool:
