@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -242,9 +243,22 @@ def test_mask_jumps_count_class_changes_inside_the_person():
     a[2:8, 2:8] = 1
     b = a.copy()
     b[2:8, 2:5] = 2  # half the person changes class, the outline stays
-    jumps = mask_jumps([a, a, b, None, b], background=(0,))
+    jumps = mask_jumps([a, a, b, None, b])
     assert np.isnan(jumps[0]) and jumps[1] == 0.0 and jumps[2] == pytest.approx(0.5)
     assert np.isnan(jumps[3]) and np.isnan(jumps[4])
+
+
+def test_mask_jumps_equal_the_union_definition_exactly():
+    maps = list(np.random.default_rng(0).integers(0, 4, (6, 40, 50), dtype=np.uint8))
+    maps[3][:] = 0  # no person in either frame: no jump
+    maps[4][:] = 0
+    expected = [np.nan]
+    for previous, regions in itertools.pairwise(maps):
+        union = (previous != 0) | (regions != 0)
+        total = np.count_nonzero(union)
+        same = np.count_nonzero(union & (previous == regions))
+        expected.append(1.0 - same / total if total else 0.0)
+    assert mask_jumps(maps).tobytes() == np.array(expected).tobytes()
 
 
 def test_line_plot_time_axis_nan_breaks_and_limits():

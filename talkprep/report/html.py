@@ -32,7 +32,7 @@ from talkprep.io.images import encode_jpeg, frame_indices, read_image
 from talkprep.io.prefetch import read_ahead
 from talkprep.manifest import read_manifest
 from talkprep.report.frames import FolderView
-from talkprep.report.overlays import draw_index, fit_side
+from talkprep.report.overlays import ClassSource, draw_index, fit_side
 from talkprep.report.preview import PREVIEW_NAME
 from talkprep.report.quality import (
     CLIP_LEVEL,
@@ -157,20 +157,17 @@ def _no_progress(items: Iterable[Any], **_: Any) -> Iterable[Any]:
     return items
 
 
-def _label_maps(view: FolderView, n: int) -> Iterator[np.ndarray | None]:
-    source = view.classes
-    if source is None:
-        return
+def _region_maps(source: ClassSource, root: Path, n: int) -> Iterator[np.ndarray | None]:
+    """Each frame's coarse-region map, decoded and mapped ahead in two threads."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for labels in read_ahead(pool, lambda i: source.read(view.root, i), range(n)):
-            yield None if labels is None else source.regions[labels]
+        yield from read_ahead(pool, lambda i: source.read_regions(root, i), range(n))
 
 
 def _measure(view: FolderView, n: int, progress: Progress) -> _Measured:
     jumps = np.full(n, np.nan)
     if view.classes is not None:
-        maps = progress(_label_maps(view, n), total=n, desc="report: masks", unit="frame")
-        jumps = mask_jumps(maps, background=(0,))
+        maps = _region_maps(view.classes, view.root, n)
+        jumps = mask_jumps(progress(maps, total=n, desc="report: masks", unit="frame"))
     reproj = None
     if view.track is not None and "reproj_err" in view.track:
         reproj = view.track["reproj_err"].reshape(-1)
@@ -501,10 +498,7 @@ def _audio_section(
     for name in FEATURE_FILES:
         if (root / name).exists():
             array = np.load(root / name, mmap_mode="r")
-            flat = np.asarray(array).reshape(len(array), -1).T.astype(np.float32)
-            lo, hi = np.percentile(flat, [1, 99])
-            scaled = np.clip((flat - lo) / max(hi - lo, 1e-6), 0, 1) * 255
-            heat = cv2.applyColorMap(scaled.astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+            heat = cv2.applyColorMap(_feature_image(array), cv2.COLORMAP_VIRIDIS)
             heat = cv2.resize(heat, (880, 160), interpolation=cv2.INTER_AREA)
             rates = [
                 _dict(f).get("rate_hz") for f in features.values() if _dict(f).get("file") == name
@@ -518,6 +512,21 @@ def _audio_section(
             )
             break
     return "".join(parts) or _missing("No aud.wav or audio features yet (tasks 1-2).")
+
+
+def _feature_image(array: np.ndarray) -> np.ndarray:
+    """Features as uint8 [channels, frames], 1st to 99th percentile stretched over 0-255.
+
+    Scaled in place and in file order, then transposed as bytes: the floats are never copied
+    into the transposed order (percentiles do not depend on the order).
+    """
+    rows = np.asarray(array, dtype=np.float32).reshape(len(array), -1)
+    lo, hi = np.percentile(rows, [1, 99])
+    scaled = rows - lo
+    scaled /= max(hi - lo, 1e-6)
+    np.clip(scaled, 0, 1, out=scaled)
+    scaled *= 255
+    return np.ascontiguousarray(scaled.astype(np.uint8).T)
 
 
 def _depth_section(root: Path, fps: float) -> str:

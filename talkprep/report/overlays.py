@@ -78,6 +78,15 @@ class ClassSource:
             return read_image(path, cv2.IMREAD_GRAYSCALE)
         return decode_labels(read_image(path))
 
+    def read_regions(self, root: Path, index: int) -> np.ndarray | None:
+        """The coarse-region map of frame `index` (uint8 [H, W]), or None when the file is absent.
+
+        cv2.LUT rather than `regions[labels]`: three times faster, and it releases the GIL, so
+        it runs in the reading threads.
+        """
+        labels = self.read(root, index)
+        return None if labels is None else cv2.LUT(labels, self.regions)
+
 
 def class_source(root: Path) -> ClassSource | None:
     """semantics/ when the folder has class maps, else parsing/ colours, else None."""
