@@ -21,9 +21,11 @@ class Console:
         self.quiet = quiet
 
     def line(self, text: str = "") -> None:
-        """A status line (task started, finished, warnings) on stderr."""
+        """A status line (task started, finished, warnings) on stderr, above any progress bars
+        (tasks run in parallel: a line from one must not break another's bar)."""
         if not self.quiet:
-            print(text, file=self.stream, flush=True)
+            tqdm.write(text, file=self.stream)
+            self.stream.flush()
 
     def result(self, text: str = "") -> None:
         """A result line (summary table, output paths) on stdout."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class Manifest:
         self.root = root
         self.data: dict[str, Any] = data or {"talkprep_version": __version__, "tasks": {}}
         self.data.setdefault("tasks", {})
+        self.lock = threading.RLock()
+        """Held around a change and its save while tasks run in parallel."""
 
     @classmethod
     def load(cls, root: Path) -> Manifest:
@@ -136,8 +139,9 @@ class Manifest:
         self.data["writing"] = {}
 
     def set_record(self, name: str, record: dict[str, Any]) -> None:
-        self.tasks[name] = record
-        self.save()
+        with self.lock:
+            self.tasks[name] = record
+            self.save()
 
     def set_run(self, input_facts: dict[str, Any], config: dict[str, Any]) -> None:
         self.data["talkprep_version"] = __version__
@@ -149,7 +153,8 @@ class Manifest:
     def save(self) -> None:
         path = manifest_path(self.root)
         try:
-            write_json(path, self.data)
+            with self.lock:
+                write_json(path, self.data)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc}") from None
         legacy = self.root / LEGACY_MANIFEST

@@ -1,6 +1,6 @@
 """The runner: orders the requested tasks by what they need, skips those that are up to date, runs
-the rest, and records status, timings and quality figures in the manifest. It knows nothing of any
-task's insides beyond the Task interface.
+the rest (those that do not need each other at the same time), and records status, timings and
+quality figures in the manifest. It knows nothing of any task's insides beyond the Task interface.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from talkprep.config import Config
 from talkprep.console import Console
@@ -46,6 +48,19 @@ SKIP_VERIFY_EVERY = 32
 MIN_RATE_WALL_S = 1.0
 """Tasks quicker than this report no frames/s: the figure would only measure overhead."""
 ERROR_LOG = "talkprep-errors.log"
+PARALLEL_TASKS = 3
+"""Tasks that run at once, each once the tasks it needs have ended: the audio features beside the
+frame chain, depth and camera transforms beside parsing. One task alone leaves a core idle much of
+the time (a model graph that runs in step, a frame loop waiting on its files); more at once would
+only add memory."""
+STOP_WAIT_S = 30.0
+"""After Ctrl-C or SIGTERM, how long the runner waits for the running tasks to stop."""
+T = TypeVar("T")
+
+
+class RunStopped(BaseException):
+    """Raised in a running task's item loop when the run stops (Ctrl-C, SIGTERM, a runner error):
+    a BaseException, so that the task is not recorded as failed but left to resume."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ class Pipeline:
         self._video_fingerprint = ""
         self._damage: dict[str, str | None] = {}
         """Per task checked this run: None when its outputs are intact, else the first problem."""
+        self._stopping = threading.Event()
 
     def run(self) -> list[TaskOutcome]:
         """Validate the input, lock OUT and run; raises TalkprepError before any work is done."""
@@ -179,14 +195,76 @@ class Pipeline:
             self._forget_other_video(manifest)
             input_facts = {**info.to_dict(), "fingerprint": self._video_fingerprint}
             manifest.set_run(input_facts, config.to_dict())
-            outcomes: dict[str, TaskOutcome] = {}
-            for task in order_tasks(requested):
-                outcome = self._run_one(task, manifest, outcomes, input_facts)
-                outcomes[task.name] = outcome
-                self._announce(outcome)
+            outcomes = self._run_tasks(order_tasks(requested), manifest, input_facts)
             if all(o.status in ("done", "skipped") for o in outcomes.values()):
                 self._remove_error_log(manifest)
         return [outcomes[t.name] for t in sorted(requested, key=lambda t: t.number)]
+
+    def _run_tasks(
+        self, ordered: list[Task], manifest: Manifest, input_facts: dict[str, Any]
+    ) -> dict[str, TaskOutcome]:
+        """Start each task, in order, once the requested tasks it needs have ended, with up to
+        PARALLEL_TASKS running at once in threads; announce each outcome as it comes.
+
+        Ctrl-C and SIGTERM reach this (the main) thread: the running tasks are then stopped at
+        their next item (RunStopped), their records left 'running' for the next run to resume.
+        """
+        requested = {task.name for task in ordered}
+        waiting = list(ordered)
+        outcomes: dict[str, TaskOutcome] = {}
+        running: dict[str, threading.Thread] = {}
+        ended: queue.Queue[tuple[str, TaskOutcome | BaseException]] = queue.Queue()
+        self._stopping.clear()
+        try:
+            while waiting or running:
+                for task in list(waiting):
+                    if len(running) >= PARALLEL_TASKS:
+                        break
+                    if any(need in requested and need not in outcomes for need in task.needs):
+                        continue
+                    waiting.remove(task)
+                    thread = threading.Thread(
+                        target=self._task_thread,
+                        args=(task, manifest, dict(outcomes), input_facts, ended),
+                        name=f"talkprep-{task.name}",
+                        daemon=True,  # a thread that ignores the stop must not hold the exit
+                    )
+                    running[task.name] = thread
+                    thread.start()
+                name, result = _next(ended)
+                running.pop(name).join()
+                if isinstance(result, BaseException):
+                    raise result
+                outcomes[name] = result
+                self._announce(result)
+        except BaseException:
+            self._stopping.set()
+            deadline = time.monotonic() + STOP_WAIT_S
+            for thread in running.values():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            raise
+        return outcomes
+
+    def _task_thread(
+        self,
+        task: Task,
+        manifest: Manifest,
+        outcomes: dict[str, TaskOutcome],
+        input_facts: dict[str, Any],
+        ended: queue.Queue[tuple[str, TaskOutcome | BaseException]],
+    ) -> None:
+        try:
+            ended.put((task.name, self._run_one(task, manifest, outcomes, input_facts)))
+        except BaseException as exc:  # RunStopped, or a runner error the main thread re-raises
+            ended.put((task.name, exc))
+
+    def _progress(self, iterable: Iterable[T], *args: Any, **kwargs: Any) -> Iterator[T]:
+        """The console's progress bar, which also stops the task at its next item when the run
+        is stopping."""
+        for item in self.console.progress(iterable, *args, **kwargs):
+            if self._stopping.is_set():
+                raise RunStopped
+            yield item
 
     def _validate_task_inputs(self, requested: Sequence[Task]) -> None:
         """Model and option files are checked before any heavy work, not when a task needs them."""
@@ -324,14 +402,16 @@ class Pipeline:
         foreign = self._foreign_output(task, manifest)
         if foreign:
             return TaskOutcome(task.number, task.name, "failed", message=foreign)
-        self._claim_outputs(task, manifest)
+        with manifest.lock:
+            self._claim_outputs(task, manifest)
+            records = {n: manifest.record(n) or {} for n in _closure(task, self.tasks)}
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         ctx = TaskContext(
             out=config.out,
             config=config,
             input=input_facts,
-            records={n: manifest.record(n) or {} for n in _closure(task, self.tasks)},
-            progress=self.console.progress,
+            records=records,
+            progress=self._progress,
         )
         t0 = time.perf_counter()
         try:
@@ -360,25 +440,26 @@ class Pipeline:
             return self._failed(task, manifest, started, wall, message, ctx)
         frames = result.frames
         try:
-            self._settle_outputs(manifest, outputs)
             digests = {p: inspect_group(config.out, p, n).digest for p, n in outputs.items()}
-            manifest.set_record(
-                task.name,
-                {
-                    "number": task.number,
-                    "status": "done",
-                    "fingerprint": self.fingerprint(task),
-                    "started": started,
-                    "wall_s": round(wall, 3),
-                    "frames": frames,
-                    "frames_per_s": _rounded(throughput(frames, wall)),
-                    "figures": result.figures,
-                    "info": result.info,
-                    "warnings": ctx.warnings + result.warnings,
-                    "outputs": outputs,
-                    "digests": digests,
-                },
-            )
+            with manifest.lock:
+                self._settle_outputs(manifest, outputs)
+                manifest.set_record(
+                    task.name,
+                    {
+                        "number": task.number,
+                        "status": "done",
+                        "fingerprint": self.fingerprint(task),
+                        "started": started,
+                        "wall_s": round(wall, 3),
+                        "frames": frames,
+                        "frames_per_s": _rounded(throughput(frames, wall)),
+                        "figures": result.figures,
+                        "info": result.info,
+                        "warnings": ctx.warnings + result.warnings,
+                        "outputs": outputs,
+                        "digests": digests,
+                    },
+                )
         except (OutputError, OSError) as exc:
             text = str(exc) if isinstance(exc, OutputError) else os_error_sentence(exc, config.out)
             return self._failed(task, manifest, started, wall, text, ctx)
@@ -464,7 +545,8 @@ class Pipeline:
                     f"--- task {task.number} ({task.name}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
                 )
                 log.write(traceback.format_exc())
-            manifest.written[ERROR_LOG] = 1
+            with manifest.lock:
+                manifest.written[ERROR_LOG] = 1
 
     def _remove_error_log(self, manifest: Manifest) -> None:
         """After a run where everything succeeded, old tracebacks only mislead."""
@@ -484,6 +566,15 @@ class Pipeline:
             self.console.line(f"{label}: {outcome.status}: {outcome.message}")
         for warning in outcome.warnings:
             self.console.line(f"    warning: {warning}")
+
+
+def _next(ended: queue.Queue[T]) -> T:
+    """The next item, waiting in short steps so that Ctrl-C and SIGTERM are taken at once."""
+    while True:
+        try:
+            return ended.get(timeout=0.2)
+        except queue.Empty:
+            continue
 
 
 def _closure(task: Task, tasks: dict[str, Task]) -> set[str]:

@@ -260,7 +260,8 @@ def test_hubert_matches_er_nerf_procedure(models: dict[str, Path]) -> None:
         ours = enc.encode(samples)
         extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(models["hubert"])
         values = extractor(samples, sampling_rate=RATE, return_tensors="pt").input_values
-        reference = _er_nerf_reference(enc.model, values)
+    plain = transformers.HubertModel.from_pretrained(models["hubert"]).eval()
+    reference = _er_nerf_reference(plain, values)
     assert ours.shape == reference.shape == ((len(samples) - 80) // 320, TINY_HIDDEN)
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
@@ -280,6 +281,33 @@ def test_chunked_front_end_equals_single_pass(models: dict[str, Path]) -> None:
     assert len(chunk_plan(len(values), 320 * 37)) > 4
     assert chunked.shape == (encoder_steps(len(values)), 16)
     np.testing.assert_allclose(chunked, single[: len(chunked)], atol=1e-4, rtol=1e-4)
+
+
+def test_segmented_front_end_gives_the_same_features() -> None:
+    """HuBERT-large's layer-norm front end made 5 s at a time: the same steps as one pass."""
+    from talkprep.models.audio_encoders import conv_front_end
+    from talkprep.models.front_end import SegmentedFrontEnd, segment_front_end
+
+    torch.manual_seed(3)
+    config = transformers.HubertConfig(**_tiny_front_end())
+    plain = transformers.HubertModel(config).eval()
+    segmented = transformers.HubertModel(config).eval()
+    segmented.load_state_dict(plain.state_dict())
+    assert segment_front_end(segmented, *conv_front_end(config))
+    assert isinstance(segmented.feature_extractor, SegmentedFrontEnd)
+    values = torch.from_numpy(_speech_like(20.0, seed=4))[None]  # one 1,000-step chunk
+    with torch.inference_mode():
+        whole = plain.feature_extractor(values)
+        pieces = segmented.feature_extractor(values)
+        assert pieces.shape == whole.shape == (1, 16, 999)
+        np.testing.assert_allclose(pieces.numpy(), whole.numpy(), atol=1e-6)
+        states = segmented(values).last_hidden_state
+        np.testing.assert_allclose(states, plain(values).last_hidden_state, atol=1e-5)
+
+    group_norm = transformers.HubertModel(
+        transformers.HubertConfig(**{**_tiny_front_end(), "feat_extract_norm": "group"})
+    )
+    assert not segment_front_end(group_norm, *conv_front_end(group_norm.config))
 
 
 @pytest.mark.parametrize("seconds", [1.0, 8.0, 30.0])

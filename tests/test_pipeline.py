@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import filecmp
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -167,6 +169,81 @@ def test_failures_block_dependents_but_not_independent_tasks(tmp_path, monkeypat
     assert outcomes["consumer"].status == "done"
     assert (out / "b.txt").read_text() == "ab"
     assert _manifest(out)["tasks"]["producer"]["figures"] == {"ok": 1}
+
+
+class _Meeter(Task):
+    """Waits until the other meeter is running too: only tasks run at the same time both end."""
+
+    number = 5
+    name = "meeter"
+    title = "waits for its partner"
+    makes = ("meeter.txt",)
+    meeting: ClassVar[threading.Barrier] = threading.Barrier(2, timeout=10)
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        self.meeting.wait()
+        write_text(ctx.out / f"{self.name}.txt", self.name)
+        return TaskResult()
+
+
+class _Partner(_Meeter):
+    number = 6
+    name = "partner"
+    makes = ("partner.txt",)
+
+
+class _Looper(Task):
+    """A long frame loop, to be stopped half-way."""
+
+    number = 7
+    name = "looper"
+    title = "loops for a long time"
+    makes = ("l.txt",)
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        for _ in ctx.progress(range(100_000), total=100_000):
+            time.sleep(0.01)
+        write_text(ctx.out / "l.txt", "l")
+        return TaskResult()
+
+
+class _OtherLooper(_Looper):
+    number = 8
+    name = "other_looper"
+    makes = ("o.txt",)
+
+
+def test_tasks_that_do_not_need_each_other_run_at_the_same_time(tmp_path, monkeypatch):
+    fake = (_Producer(), _Consumer(), _Meeter(), _Partner())
+    monkeypatch.setattr(pipeline_module, "ALL_TASKS", fake)
+    monkeypatch.setattr(_Meeter, "meeting", threading.Barrier(2, timeout=10))
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(5), fps=25)
+    out = tmp_path / "o"
+    config = build_config({"video": video, "out": out, "tasks": "1,2,5,6"})
+    outcomes = {o.name: o.status for o in Pipeline(config, Console(quiet=True)).run()}
+    assert outcomes == dict.fromkeys(("producer", "consumer", "meeter", "partner"), "done")
+    assert (out / "b.txt").read_text() == "ab", "a task starts only after what it needs"
+    records = _manifest(out)["tasks"]
+    assert {name for name, r in records.items() if r["status"] == "done"} == set(outcomes)
+    assert set(_manifest(out)["written"]) == {"a.txt", "b.txt", "meeter.txt", "partner.txt"}
+
+
+def test_ctrl_c_stops_every_running_task_and_leaves_them_to_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline_module, "ALL_TASKS", (_Looper(), _OtherLooper()))
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(5), fps=25)
+    out = tmp_path / "o"
+    config = build_config({"video": video, "out": out, "tasks": "7,8"})
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(config, Console(quiet=True)).run()
+    assert time.monotonic() - t0 < 10, "the loops stop at their next item"
+    assert not [t for t in threading.enumerate() if t.name.startswith("talkprep-")]
+    records = _manifest(out)["tasks"]
+    assert records["looper"]["status"] == records["other_looper"]["status"] == "running"
+    assert set(_manifest(out)["writing"]) == {"l.txt", "o.txt"}
+    assert not (out / "l.txt").exists()
 
 
 def test_killed_run_resumes_to_identical_outputs(processed, tmp_path):

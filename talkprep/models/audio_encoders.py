@@ -234,7 +234,10 @@ class SpeechEncoder(ClosingModel):
                 f"the model expects {extractor.sampling_rate} Hz audio; talkprep feeds "
                 f"{SAMPLE_RATE} Hz: choose a 16 kHz speech model"
             )
+        from talkprep.models.front_end import segment_front_end
+
         self.model = model.eval().to(device)
+        segment_front_end(self.model, *conv_front_end(model.config))
         self.extractor = extractor
         self.head = head
         self.device = device

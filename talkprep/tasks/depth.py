@@ -31,7 +31,8 @@ from talkprep.errors import TaskError
 from talkprep.geometry.face_topology import FACE_OVAL, NOSE_TIP
 from talkprep.geometry.mesh_triangles import FACE_TRIANGLES
 from talkprep.geometry.raster import DepthWindow, rasterize_depth_window
-from talkprep.io.images import read_image, write_png
+from talkprep.io.images import read_image
+from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
 from talkprep.tasks.base import (
     CheckResult,
@@ -206,7 +207,7 @@ class DepthTask(Task):
                 for i in batch:
                     if i not in placed:
                         empty = np.zeros((height, width), np.uint16)
-                        writer.submit(write_png, ctx.out / DEPTH_DIR / f"{i}.png", empty)
+                        writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", empty)
                         continue
                     window = rasterize_depth_window(
                         landmarks[i, :, :2], placed[i][:, 2], FACE_TRIANGLES, height, width
@@ -217,7 +218,7 @@ class DepthTask(Task):
                     counts[window.top : window.top + win_h, window.left : window.left + win_w] = (
                         encode_depth(window.depth, MESH_METRES_PER_COUNT)
                     )
-                    writer.submit(write_png, ctx.out / DEPTH_DIR / f"{i}.png", counts)
+                    writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", counts)
             writer.finish()
         if not posable.any():
             raise TaskError("no frame has both a face and a tracked pose; rerun task 4 (landmarks)")
@@ -259,7 +260,7 @@ class DepthTask(Task):
                             f"{FRAMES_DIR}/{i}.jpg is not {width}x{height}; rerun task 3"
                         )
                     counts = encode_depth(depth, DAGAN_UNITS_PER_COUNT)
-                    writer.submit(write_png, ctx.out / DEPTH_DIR / f"{i}.png", counts)
+                    writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", counts)
                     if np.isfinite(landmarks[i]).all():
                         nose[i] = _sample(depth, landmarks[i, NOSE_TIP])
                         face, top, left = face_oval_mask(landmarks[i], height, width)

@@ -49,6 +49,8 @@ AU_MAX = 5.0
 """OpenFace's AU intensity scale is 0-5."""
 AU_PRESENT = 1.0
 """Intensity from which ` AUxx_c` says present (OpenFace's classifier fires near intensity 1)."""
+HEAD_FRAME_CHUNK = 512
+"""Frames moved into the head frame at once (memory: a few MiB of temporaries per chunk)."""
 EYES_68 = (slice(36, 42), slice(42, 48))
 """Each eye's six iBUG points in polygon order: outer/inner corner, two upper, corner, two lower."""
 RIGHT_EYE_MESH = (33, 160, 158, 133, 153, 144)
@@ -185,8 +187,17 @@ def head_frame_mesh(mesh: np.ndarray, shape: np.ndarray, rigid_index: np.ndarray
     A similarity (rotation, uniform scale, shift) per frame maps the frame's rigid points onto the
     tracked rigid shape (Umeyama's least squares), so head motion and distance drop out and what
     is left is the face's own deformation, with x toward the subject's left, y up, z out of the
-    face. NaN rows (no face) stay NaN. Vectorised over frames.
+    face. NaN rows (no face) stay NaN. Vectorised over frames, a chunk at a time: the float64
+    temporaries of a whole long video would be several times the result.
     """
+    out = np.empty((len(mesh), *np.shape(mesh)[1:]), dtype=np.float64)
+    for start in range(0, len(mesh), HEAD_FRAME_CHUNK):
+        stop = start + HEAD_FRAME_CHUNK
+        out[start:stop] = _head_frame_chunk(mesh[start:stop], shape, rigid_index)
+    return out
+
+
+def _head_frame_chunk(mesh: np.ndarray, shape: np.ndarray, rigid_index: np.ndarray) -> np.ndarray:
     mesh = np.asarray(mesh, dtype=np.float64)
     target = np.asarray(shape, dtype=np.float64)
     src = mesh[:, rigid_index]

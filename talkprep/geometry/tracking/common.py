@@ -6,7 +6,8 @@ in metres; pixel thresholds are given at ``REFERENCE_SIZE_PX`` and scaled to the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,8 +57,33 @@ def single_threaded_blas() -> Iterator[None]:
     The solver makes thousands of calls on tiny matrices (6x6 blocks, a ~200x200 system); a
     multi-threaded OpenBLAS spends its time waking threads for them, ten times slower on a busy
     2-core machine than one thread. Looks the libraries up among those loaded (Linux); elsewhere
-    it does nothing.
+    it does nothing. Nested and concurrent uses share one setting; the last to leave restores it.
     """
+    global _blas_users, _blas_restore
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_restore = _limit_openblas()
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_restore()
+
+
+def _keep_blas() -> None:
+    """Nothing to restore (no context has changed OpenBLAS)."""
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_restore: Callable[[], None] = _keep_blas
+
+
+def _limit_openblas() -> Callable[[], None]:
+    """Set every loaded OpenBLAS to one thread; returns what restores their thread counts."""
     import ctypes
 
     import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS so that it is found below
@@ -81,11 +107,12 @@ def single_threaded_blas() -> Iterator[None]:
                     handles.append((get, put, int(get())))
     for _, put, _ in handles:
         put(1)
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         for _, put, before in handles:
             put(before)
+
+    return restore
 
 
 def skew(v: np.ndarray) -> np.ndarray:
