@@ -48,11 +48,11 @@ SKIP_VERIFY_EVERY = 32
 MIN_RATE_WALL_S = 1.0
 """Tasks quicker than this report no frames/s: the figure would only measure overhead."""
 ERROR_LOG = "talkprep-errors.log"
-PARALLEL_TASKS = 3
+PARALLEL_TASKS = 2
 """Tasks that run at once, each once the tasks it needs have ended: the audio features beside the
-frame chain, depth and camera transforms beside parsing. One task alone leaves a core idle much of
-the time (a model graph that runs in step, a frame loop waiting on its files); more at once would
-only add memory."""
+frame chain, depth beside parsing. One task alone leaves a core idle much of the time (a model
+graph that runs in step, a frame loop waiting on its files); a third at once gained 2% on the
+5-minute input and added 150 MB, above the 2.5 GB bound with HuBERT-large loaded."""
 STOP_WAIT_S = 30.0
 """After Ctrl-C or SIGTERM, how long the runner waits for the running tasks to stop."""
 T = TypeVar("T")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -39,8 +40,39 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """`data` to `path` under a temporary name, then renamed: what atomic_path does, in four
+    system calls (tens of thousands of frame files are written this way)."""
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{next(_temp_numbers)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(folder or ".", exist_ok=True)
+            fd = os.open(tmp, flags, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.filename is None or TEMP_MARK in os.fspath(exc.filename):
+            raise OSError(exc.errno, exc.strerror, target) from exc
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+_temp_numbers = itertools.count()
+"""Unique temporary names within this process (next() on a count is atomic under the GIL)."""
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
