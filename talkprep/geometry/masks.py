@@ -671,9 +671,10 @@ value); kept so the torso images look the same."""
 
 def _top_per_column(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Columns where `mask` has a pixel, the first row of each and the column's pixel count."""
-    has = mask.any(axis=0)
-    cols = np.flatnonzero(has)
-    return cols, np.argmax(mask[:, cols], axis=0), mask[:, cols].sum(axis=0)
+    by_column = cv2.transpose(mask8(mask))  # a column's pixels contiguous: scans run along rows
+    counts = np.count_nonzero(by_column, axis=1)
+    cols = np.flatnonzero(counts)
+    return cols, np.argmax(by_column[cols], axis=1), counts[cols]
 
 
 def _carry_up(
@@ -744,5 +745,5 @@ def gt_and_torso(
     _blur_where(out, neck_carried)
 
     keep = mask8(neck | torso | neck_carried | torso_carried)
-    rgba = cv2.merge([*cv2.split(cv2.bitwise_and(out, out, mask=keep)), keep * np.uint8(255)])
-    return gt, rgba
+    rgba = cv2.cvtColor(out, cv2.COLOR_BGR2BGRA)  # alpha 255 everywhere ...
+    return gt, cv2.bitwise_and(rgba, rgba, mask=keep)  # ... then colour and alpha 0 off `keep`
