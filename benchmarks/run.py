@@ -90,6 +90,23 @@ def task_rows(out: Path, total: float) -> list[tuple[str, float, str, str]]:
     return rows
 
 
+def section_mark(device: str) -> str:
+    return f"<!-- benchmarks/run.py device={device} -->"
+
+
+def write_section(path: Path, device: str, text: str) -> None:
+    """Replace this device's section of `path`, keeping the other device's (CPU-only and CUDA
+    machines are measured in separate runs, usually on separate machines)."""
+    sections = {}
+    if path.is_file():
+        for part in path.read_text().split("<!-- benchmarks/run.py device=")[1:]:
+            name, _, body = part.partition(" -->")
+            sections[name] = section_mark(name) + body.rstrip("\n")
+    sections[device] = text.rstrip("\n")
+    ordered = [sections[d] for d in ("cpu", "cuda") if d in sections]
+    path.write_text("# Benchmarks\n\n" + "\n\n".join(ordered) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long", action="store_true", help="also the 20-minute input")
@@ -101,7 +118,8 @@ def main() -> None:
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none"
     lines = [
-        "# Benchmarks",
+        section_mark(device),
+        f"## {'CUDA' if device == 'cuda' else 'CPU only'}: {cpu_model()}, {os.cpu_count()} cores",
         "",
         f"Made by `python benchmarks/run.py{' --long' if args.long else ''}` on "
         f"{time.strftime('%Y-%m-%d')}: {cpu_model()}, {os.cpu_count()} cores, GPU: {gpu}, "
@@ -130,7 +148,7 @@ def main() -> None:
             n = read_manifest(out)["tasks"]["frames"]["info"]["n_frames"]
             task_total = sum(row[1] for row in task_rows(out, 1.0))
             lines += [
-                f"## {label} ({n} frames, {seconds:.0f} s)",
+                f"### {label} ({n} frames, {seconds:.0f} s)",
                 "",
                 f"Whole run {wall:.1f} s: real-time factor {wall / seconds:.2f}; peak memory "
                 f"{peak:.0f} MiB (resident set of the talkprep process); rerun with every task up "
@@ -149,8 +167,8 @@ def main() -> None:
                 "",
             ]
             print("\n".join(lines[-12:]), flush=True)
-    args.out.write_text("\n".join(lines))
-    print(f"wrote {args.out}")
+    write_section(args.out, device, "\n".join(lines))
+    print(f"wrote the {device} section of {args.out}")
     print(json.dumps({"device": device, "cpu": cpu_model(), "cores": os.cpu_count()}))
 
 
