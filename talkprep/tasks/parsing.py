@@ -13,10 +13,11 @@ connected to the tracked face (other people, objects) become OTHER, which counts
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -43,7 +44,7 @@ from talkprep.geometry.masks import (
 )
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
-from talkprep.io.prefetch import WriteBehind, read_ahead
+from talkprep.io.prefetch import read_ahead
 from talkprep.semantics import N_CLASSES, SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.base import (
     CheckResult,
@@ -70,6 +71,13 @@ APPEARANCE_FRAMES = 24
 OTHER_MIN_FRACTION = 0.002
 """A frame 'shows another person or object' when OTHER covers more than this fraction of it."""
 BISENET_BATCH = 4
+WORKERS = 2
+"""Pool threads. Besides decoding and encoding they run each frame's stateless work (colour
+posteriors, time average, class split, figures), so that the main thread only feeds the selfie
+segmenter, whose graph takes the frames one at a time and in order."""
+LOOK_AHEAD = 8
+"""Frames each pool stage may run ahead of the main thread: enough to keep both cores busy, few
+enough to hold memory to a few dozen frames."""
 CHECK_SAMPLES = 3
 LABEL_NAMES = ("background", "head", "neck", "torso")
 
@@ -84,44 +92,88 @@ def nearest_valid(valid: np.ndarray) -> np.ndarray:
     return np.where(np.abs(index - left) <= np.abs(right - index), left, right)
 
 
-def smooth_in_time(maps: Iterator[np.ndarray], radius: int = SMOOTH_RADIUS) -> Iterator[np.ndarray]:
+T = TypeVar("T")
+
+
+def time_windows(
+    items: Iterable[T], radius: int = SMOOTH_RADIUS
+) -> Iterator[tuple[list[T], list[float]]]:
+    """For each item of a stream, in order: the items within `radius` of it and their triangular
+    weights (window cut at the ends). Holds 2 * radius + 1 items.
+
+    Separate from the averaging, so that the averages can be computed on other threads.
+    """
+    window: deque[tuple[int, T]] = deque(maxlen=2 * radius + 1)
+
+    def around(centre: int) -> tuple[list[T], list[float]]:
+        near = [(index, item) for index, item in window if abs(index - centre) <= radius]
+        weights = [float(radius + 1 - abs(index - centre)) for index, _ in near]
+        return [item for _, item in near], weights
+
+    for index, item in enumerate(items):
+        window.append((index, item))
+        if index >= radius:
+            yield around(index - radius)
+    count = window[-1][0] + 1 if window else 0
+    for centre in range(max(0, count - radius), count):
+        yield around(centre)
+
+
+def weighted_mean(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """float32 sum of weight * map over the maps, divided by the sum of the weights."""
+    total = np.zeros_like(maps[0], dtype=np.float32)
+    for value, weight in zip(maps, weights, strict=True):
+        total += weight * value
+    return total / sum(weights)
+
+
+def smooth_in_time(maps: Iterable[np.ndarray], radius: int = SMOOTH_RADIUS) -> Iterator[np.ndarray]:
     """Triangular-weighted moving average over a stream of maps (window cut at the ends).
 
     Holds 2 * radius + 1 maps; yields one output per input, in order.
     """
-    window: deque[tuple[int, np.ndarray]] = deque()
-
-    def emit(centre: int) -> np.ndarray:
-        total = np.zeros_like(window[0][1], dtype=np.float32)
-        weight_sum = 0.0
-        for index, value in window:
-            distance = abs(index - centre)
-            if distance <= radius:
-                weight = float(radius + 1 - distance)
-                total += weight * value
-                weight_sum += weight
-        return total / weight_sum
-
-    count = 0
-    for index, value in enumerate(maps):
-        window.append((index, value))
-        count = index + 1
-        centre = index - radius
-        if centre >= 0:
-            yield emit(centre)
-            while window and window[0][0] < centre + 1 - radius:
-                window.popleft()
-    for centre in range(max(0, count - radius), count):
-        yield emit(centre)
-        while window and window[0][0] < centre + 1 - radius:
-            window.popleft()
+    for window, weights in time_windows(maps, radius):
+        yield weighted_mean(window, weights)
 
 
 _HEAD_LUT = (CLASS_TO_LABEL == HEAD).astype(np.uint8)
 
 
+class FrameStats(NamedTuple):
+    """The figures of one frame that need no other frame."""
+
+    counts: np.ndarray
+    """int [N_CLASSES] pixels of each class."""
+    head: np.ndarray
+    """uint8 0/1 [H, W] head mask (for the flicker between frames)."""
+    coverage: float | None
+    """Fraction of the face-mesh polygon inside the head mask; None without a face."""
+
+
+def frame_stats(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameStats:
+    """A class map's own figures: computed on the pool, gathered in order by ParsingStats."""
+    head = cv2.LUT(classes, _HEAD_LUT)
+    coverage = None
+    if face_xy is not None:
+        face = mask8(face_mask(face_xy, *classes.shape))
+        area = cv2.countNonZero(face)
+        if area:
+            coverage = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
+    return FrameStats(class_counts(classes), head, coverage)
+
+
+def save_frame(
+    out: Path, index: int, classes: np.ndarray, face_xy: np.ndarray | None
+) -> FrameStats:
+    """Write frame `index`'s class map and parsing image; return its figures."""
+    write_png_fast(out / SEMANTICS_DIR / f"{index}.png", classes)
+    write_png_fast(out / PARSING_DIR / f"{index}.png", classes_to_bgr(classes))
+    return frame_stats(classes, face_xy)
+
+
 class ParsingStats:
-    """Per-frame quality figures, gathered while streaming (a few numbers per frame)."""
+    """Per-frame quality figures, gathered in frame order while streaming (a few numbers per
+    frame)."""
 
     def __init__(self) -> None:
         self.counts: list[np.ndarray] = []
@@ -131,25 +183,19 @@ class ParsingStats:
         self.other_frames: list[int] = []
         self._previous_head: np.ndarray | None = None
 
-    def add(self, index: int, classes: np.ndarray, face_xy: np.ndarray | None) -> None:
-        counts = class_counts(classes)
-        self.counts.append(counts)
-        if counts[SemanticClass.OTHER] > OTHER_MIN_FRACTION * classes.size:
+    def add(self, index: int, frame: FrameStats) -> None:
+        self.counts.append(frame.counts)
+        if frame.counts[SemanticClass.OTHER] > OTHER_MIN_FRACTION * frame.head.size:
             self.other_frames.append(index)
-        head = cv2.LUT(classes, _HEAD_LUT)
         if self._previous_head is not None:
-            union = cv2.countNonZero(cv2.bitwise_or(self._previous_head, head))
-            both = cv2.countNonZero(cv2.bitwise_and(self._previous_head, head))
+            union = cv2.countNonZero(cv2.bitwise_or(self._previous_head, frame.head))
+            both = cv2.countNonZero(cv2.bitwise_and(self._previous_head, frame.head))
             self.flicker.append(0.0 if union == 0 else 1.0 - both / union)
-        self._previous_head = head
-        if face_xy is not None:
-            face = mask8(face_mask(face_xy, *classes.shape))
-            area = cv2.countNonZero(face)
-            if area:
-                covered = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
-                self.coverage.append(covered)
-                if covered < FACE_COVERAGE:
-                    self.uncovered_frames.append(index)
+        self._previous_head = frame.head
+        if frame.coverage is not None:
+            self.coverage.append(frame.coverage)
+            if frame.coverage < FACE_COVERAGE:
+                self.uncovered_frames.append(index)
 
     def figures(self) -> dict[str, Any]:
         counts = np.asarray(self.counts, np.float64)
@@ -208,22 +254,21 @@ class ParsingTask(Task):
         paths = [ctx.out / FRAMES_DIR / f"{i}.jpg" for i in range(n_frames)]
         stats = ParsingStats()
         figures: dict[str, Any] = {"parser": ctx.config.parser}
-        with ThreadPoolExecutor(max_workers=2) as pool:
+
+        def finish(item: tuple[int, Callable[[], np.ndarray]]) -> FrameStats:
+            index, job = item
+            face_xy = np.asarray(landmarks[index, :, :2]) if valid[index] else None
+            return save_frame(ctx.out, index, job(), face_xy)
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             if ctx.config.parser == "bisenet":
                 frames = read_ahead(pool, read_image, paths)
-                labelled = self._bisenet_classes(ctx, frames, layouts)
+                jobs = self._bisenet_jobs(ctx, frames, layouts)
             else:
-                labelled = self._mediapipe_classes(ctx, pool, paths, valid, layouts, figures)
-            writer = WriteBehind(pool)
-            progress = ctx.progress(enumerate(labelled), total=n_frames, desc="parsing")
-            for index, classes in progress:
-                face_xy = np.asarray(landmarks[index, :, :2]) if valid[index] else None
-                stats.add(index, classes, face_xy)
-                writer.submit(write_png_fast, ctx.out / SEMANTICS_DIR / f"{index}.png", classes)
-                writer.submit(
-                    write_png_fast, ctx.out / PARSING_DIR / f"{index}.png", classes_to_bgr(classes)
-                )
-            writer.finish()
+                jobs = self._mediapipe_jobs(ctx, pool, paths, valid, layouts, figures)
+            done = read_ahead(pool, finish, enumerate(jobs), LOOK_AHEAD)
+            for index, frame in ctx.progress(enumerate(done), total=n_frames, desc="parsing"):
+                stats.add(index, frame)
         figures |= {"frames_without_face": int((~valid).sum()), **stats.figures()}
         warnings = []
         if stats.uncovered_frames:
@@ -238,7 +283,7 @@ class ParsingTask(Task):
             )
         return TaskResult(frames=n_frames, figures=figures, warnings=warnings)
 
-    def _mediapipe_classes(
+    def _mediapipe_jobs(
         self,
         ctx: TaskContext,
         pool: ThreadPoolExecutor,
@@ -246,7 +291,9 @@ class ParsingTask(Task):
         valid: np.ndarray,
         layouts: _Layouts,
         figures: dict[str, Any],
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[Callable[[], np.ndarray]]:
+        """Per frame, in order, a call that returns its class map. The segmenter runs here, in
+        order; the colour posteriors before it and the calls it yields run on the pool."""
         from talkprep.models.selfie_segmenter import SelfieSegmenter
 
         with SelfieSegmenter() as segmenter:
@@ -259,30 +306,20 @@ class ParsingTask(Task):
                 ),
             }
             pending: deque[np.ndarray] = deque()  # frames read but not yet labelled
+            prepare = partial(_colour_posteriors, paths, segmenter.shrink, layouts, models)
 
             def probabilities() -> Iterator[np.ndarray]:
-                for index, frame in enumerate(read_ahead(pool, read_image, paths)):
+                for frame, small, posteriors in read_ahead(
+                    pool, prepare, range(len(paths)), LOOK_AHEAD
+                ):
                     pending.append(frame)
-                    small = segmenter.shrink(frame)
-                    layout = layouts.get(index, small.shape[:2], frame.shape[:2])
                     person = segmenter.segment(small)[None]
-                    yield np.concatenate([person, class_posteriors(small, layout, models)])
+                    yield np.concatenate([person, posteriors])
 
-            for index, maps in enumerate(smooth_in_time(probabilities())):
-                frame = pending.popleft()
-                height, width = frame.shape[:2]
-                small_size = maps.shape[1:]
-                classes = split_person(
-                    maps[0] > 0.5,
-                    maps[1:],
-                    layouts.get(index, small_size, (height, width)),
-                    models.hair_differs_from_skin,
+            for index, (window, weights) in enumerate(time_windows(probabilities())):
+                yield partial(
+                    _frame_classes, pending.popleft(), window, weights, layouts, index, models, skin
                 )
-                # bytes upsample several times faster than floats; 1/255 is plenty here
-                prob = cv2.convertScaleAbs(maps[0], alpha=255.0)
-                person = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
-                layout = layouts.get(index, (height, width), (height, width))
-                yield full_resolution(classes, person > PERSON_THRESHOLD, frame, layout, skin)
 
     def _fit_appearance(
         self,
@@ -312,9 +349,10 @@ class ParsingTask(Task):
         models = fit_colour_models([np.concatenate(s) for s in samples])
         return models, skin_hsv(np.concatenate(skin_pixels))
 
-    def _bisenet_classes(
+    def _bisenet_jobs(
         self, ctx: TaskContext, frames: Iterator[np.ndarray], layouts: _Layouts
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[Callable[[], np.ndarray]]:
+        """Per frame, in order, a call that returns its class map from BiSeNet's classes."""
         from talkprep.models.bisenet import load_bisenet, parse_classes
 
         device = ctx.device
@@ -323,15 +361,7 @@ class ParsingTask(Task):
         for batch in batched(frames, BISENET_BATCH):
             celeba = parse_classes(model, batch, device)
             for frame, frame_classes in zip(batch, celeba, strict=True):
-                height, width = frame.shape[:2]
-                if frame_classes.shape != (height, width):
-                    frame_classes = cv2.resize(
-                        frame_classes, (width, height), interpolation=cv2.INTER_NEAREST
-                    )
-                layout = layouts.get(index, (height, width), (height, width))
-                face = face_mask(layout.points, height, width)
-                skin = skin_hsv(frame[face & (frame_classes == 1)])
-                yield bisenet_classes(frame_classes, frame, layout, skin)
+                yield partial(_bisenet_frame_classes, frame, frame_classes, layouts, index)
                 index += 1
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
@@ -409,6 +439,59 @@ class ParsingTask(Task):
                         f"{path.name} does not match {SEMANTICS_DIR}/{semantic.name}",
                     )
         return result
+
+
+def _colour_posteriors(
+    paths: Sequence[Path],
+    shrink: Callable[[np.ndarray], np.ndarray],
+    layouts: _Layouts,
+    models: ColourModels,
+    index: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame `index`, its copy at the segmenter's size and its class posteriors at that size."""
+    frame = read_image(paths[index])
+    small = shrink(frame)
+    layout = layouts.get(index, small.shape[:2], frame.shape[:2])
+    return frame, small, class_posteriors(small, layout, models)
+
+
+def _frame_classes(
+    frame: np.ndarray,
+    window: Sequence[np.ndarray],
+    weights: Sequence[float],
+    layouts: _Layouts,
+    index: int,
+    models: ColourModels,
+    skin: tuple[float, float],
+) -> np.ndarray:
+    """Frame `index`'s class map from the person and class probabilities of the frames around
+    it (`window`, see time_windows)."""
+    maps = weighted_mean(window, weights)
+    height, width = frame.shape[:2]
+    classes = split_person(
+        maps[0] > 0.5,
+        maps[1:],
+        layouts.get(index, maps.shape[1:], (height, width)),
+        models.hair_differs_from_skin,
+    )
+    # bytes upsample several times faster than floats; 1/255 is plenty here
+    prob = cv2.convertScaleAbs(maps[0], alpha=255.0)
+    person = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+    layout = layouts.get(index, (height, width), (height, width))
+    return full_resolution(classes, person > PERSON_THRESHOLD, frame, layout, skin)
+
+
+def _bisenet_frame_classes(
+    frame: np.ndarray, celeba: np.ndarray, layouts: _Layouts, index: int
+) -> np.ndarray:
+    """Frame `index`'s class map from BiSeNet's CelebAMask-HQ classes of it."""
+    height, width = frame.shape[:2]
+    if celeba.shape != (height, width):
+        celeba = cv2.resize(celeba, (width, height), interpolation=cv2.INTER_NEAREST)
+    layout = layouts.get(index, (height, width), (height, width))
+    face = face_mask(layout.points, height, width)
+    skin = skin_hsv(frame[face & (celeba == 1)])
+    return bisenet_classes(celeba, frame, layout, skin)
 
 
 class _Layouts:

@@ -1,0 +1,148 @@
+"""Task 5 runs each frame's stateless work on a thread pool: the output must not depend on the
+threads (byte for byte), and every frame must meet its own maps, layout and file."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synth_face import synthetic_portrait
+
+from talkprep.config import build_config
+from talkprep.console import Console
+from talkprep.geometry.masks import iou
+from talkprep.io.images import read_image, write_jpeg
+from talkprep.semantics import SemanticClass
+from talkprep.tasks import parsing
+from talkprep.tasks.base import TaskContext
+from talkprep.tasks.parsing import ParsingTask, smooth_in_time
+
+SIZE = 256
+SHIFT = 8
+"""Pixels the scene moves right from one frame to the next, so that neighbours differ."""
+N_FRAMES = 7
+
+
+def serial_smoothing(maps: Iterator[np.ndarray], radius: int) -> Iterator[np.ndarray]:
+    """The time average as task 5 computed it in the main thread before the pool took it over."""
+    window: deque[tuple[int, np.ndarray]] = deque()
+
+    def emit(centre: int) -> np.ndarray:
+        total = np.zeros_like(window[0][1], dtype=np.float32)
+        weight_sum = 0.0
+        for index, value in window:
+            distance = abs(index - centre)
+            if distance <= radius:
+                weight = float(radius + 1 - distance)
+                total += weight * value
+                weight_sum += weight
+        return total / weight_sum
+
+    count = 0
+    for index, value in enumerate(maps):
+        window.append((index, value))
+        count = index + 1
+        centre = index - radius
+        if centre >= 0:
+            yield emit(centre)
+            while window and window[0][0] < centre + 1 - radius:
+                window.popleft()
+    for centre in range(max(0, count - radius), count):
+        yield emit(centre)
+        while window and window[0][0] < centre + 1 - radius:
+            window.popleft()
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 11])
+def test_windowed_smoothing_is_bit_identical_to_the_serial_one(n: int, radius: int) -> None:
+    maps = np.random.default_rng(n).random((n, 3, 4, 5)).astype(np.float32)
+    expected = list(serial_smoothing(iter(maps), radius))
+    found = list(smooth_in_time(iter(maps), radius))
+    assert len(found) == n
+    for a, b in zip(found, expected, strict=True):
+        assert a.dtype == b.dtype == np.float32
+        assert a.tobytes() == b.tobytes()
+
+
+def moving_scene(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A folder of frames in which the portrait moves SHIFT pixels right per frame, with its
+    landmarks; returns each frame's segmenter mask (everyone) and tracked person's mask."""
+    scene = synthetic_portrait(size=SIZE)
+    tracked = (scene.classes != SemanticClass.BACKGROUND) & (scene.classes != SemanticClass.OTHER)
+    (folder / "ori_imgs").mkdir(parents=True)
+    people, tracked_people, landmarks = [], [], []
+    for i in range(N_FRAMES):
+        write_jpeg(folder / "ori_imgs" / f"{i}.jpg", np.roll(scene.image, SHIFT * i, axis=1))
+        people.append(np.roll(scene.person, SHIFT * i, axis=1))
+        tracked_people.append(np.roll(tracked, SHIFT * i, axis=1))
+        landmarks.append(scene.landmarks + (SHIFT * i, 0.0, 0.0))
+    np.save(folder / "landmarks.npy", np.stack(landmarks).astype(np.float32))
+    return people, tracked_people
+
+
+def run_task(
+    folder: Path, people: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, object]:
+    """Task 5 with a segmenter that gives each frame's known person mask, checking that the
+    frames reach it one by one and in order; returns the figures."""
+    from talkprep.models import selfie_segmenter
+
+    frames = [read_image(folder / "ori_imgs" / f"{i}.jpg") for i in range(N_FRAMES)]
+    calls = {"n": 0}
+    colour_model_calls = min(parsing.APPEARANCE_FRAMES, N_FRAMES)
+
+    def segment(self: object, image: np.ndarray) -> np.ndarray:
+        main_pass = calls["n"] - colour_model_calls
+        calls["n"] += 1
+        if main_pass >= 0:
+            assert np.array_equal(image, frames[main_pass]), f"frame {main_pass} out of order"
+            return people[main_pass].astype(np.float32)
+        return np.zeros(image.shape[:2], np.float32)
+
+    monkeypatch.setattr(selfie_segmenter.SelfieSegmenter, "segment", segment)
+    config = build_config({"video": folder / "unused.mp4", "out": folder, "tasks": "5"})
+    ctx = TaskContext(
+        out=folder,
+        config=config,
+        input={},
+        records={"frames": {"info": {"n_frames": N_FRAMES}}},
+        progress=Console(quiet=True).progress,
+    )
+    figures = ParsingTask().run(ctx).figures
+    assert calls["n"] == colour_model_calls + N_FRAMES
+    return figures
+
+
+def test_task_output_does_not_depend_on_the_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {}
+    for workers, look_ahead in ((1, 1), (3, 2), (2, parsing.LOOK_AHEAD)):
+        folder = tmp_path / f"w{workers}_a{look_ahead}"
+        people, tracked = moving_scene(folder)
+        monkeypatch.setattr(parsing, "WORKERS", workers)
+        monkeypatch.setattr(parsing, "LOOK_AHEAD", look_ahead)
+        figures = run_task(folder, people, monkeypatch)
+        files = {
+            f"{group}/{i}.png": (folder / group / f"{i}.png").read_bytes()
+            for group in ("semantics", "parsing")
+            for i in range(N_FRAMES)
+        }
+        outputs[workers, look_ahead] = (figures, files)
+    (first_figures, first_files), *others = outputs.values()
+    for figures, files in others:
+        assert figures == first_figures
+        assert files == first_files
+
+    # each file is its own frame's: the person where that frame has it, not where a neighbour does
+    for i in range(2, N_FRAMES - 2):
+        classes = cv2.imread(str(folder / "semantics" / f"{i}.png"), cv2.IMREAD_UNCHANGED)
+        person = (classes != SemanticClass.BACKGROUND) & (classes != SemanticClass.OTHER)
+        own = iou(person, tracked[i])
+        assert own > 0.9
+        assert own > max(iou(person, tracked[i - 1]), iou(person, tracked[i + 1]))
