@@ -12,6 +12,9 @@ from enum import IntEnum
 import numpy as np
 
 SEMANTICS_DIR = "semantics"
+MASK_JUMP_KEY = "mask_jump"
+"""Task 5's info key for its per-frame mask-jump series (talkprep.geometry.masks.region_jump of
+each frame's coarse regions against the last's; None for frame 0), which the report reads."""
 
 
 class SemanticClass(IntEnum):

@@ -350,3 +350,25 @@ def test_report_on_a_folder_with_a_gap_in_its_frames(tmp_path):
     assert "#4 " in _section(page, "frames") and "#2 " not in _section(page, "frames")
     worst = _section(page, "worst")
     assert "<td>mask jump</td><td>4</td>" in worst and "<td>3</td>" not in worst
+
+
+def test_task_5_records_the_mask_jumps_the_report_would_count(processed):
+    """The report reads task 5's series instead of decoding every class map again: the same
+    numbers as counting them from semantics/ (and the regions are the trainers' labels)."""
+    from talkprep.geometry.masks import CLASS_TO_LABEL
+    from talkprep.manifest import read_manifest
+    from talkprep.report.html import recorded_mask_jumps
+    from talkprep.report.overlays import class_source
+    from talkprep.semantics import N_CLASSES
+
+    folder = processed("anchor", tasks="1,3-5")
+    manifest = read_manifest(folder)
+    n = manifest["tasks"]["frames"]["info"]["n_frames"]
+    recorded = recorded_mask_jumps(manifest, n)
+    assert recorded is not None
+    assert np.isnan(recorded[0]) and np.isfinite(recorded[1:]).all()
+    source = class_source(folder)
+    assert (source.regions[:N_CLASSES] == CLASS_TO_LABEL[:N_CLASSES]).all()
+    counted = mask_jumps(source.read_regions(folder, i) for i in range(n))
+    np.testing.assert_allclose(recorded, counted, atol=1e-6)
+    assert recorded_mask_jumps(manifest, n + 1) is None, "a series of another length is ignored"

@@ -45,6 +45,7 @@ from talkprep.report.quality import (
     worst_frames,
 )
 from talkprep.report.svg import envelope, envelope_rate, line_plot
+from talkprep.semantics import MASK_JUMP_KEY, SEMANTICS_DIR
 
 REPORT_NAME = "report.html"
 Progress = Callable[..., Iterable[Any]]
@@ -163,11 +164,28 @@ def _region_maps(source: ClassSource, root: Path, n: int) -> Iterator[np.ndarray
         yield from read_ahead(pool, lambda i: source.read_regions(root, i), range(n))
 
 
-def _measure(view: FolderView, n: int, progress: Progress) -> _Measured:
+def recorded_mask_jumps(manifest: dict[str, Any], n: int) -> np.ndarray | None:
+    """The mask-jump series task 5 measured while it wrote semantics/ (None marks frame 0), when
+    the manifest holds one for these n frames: it spares decoding every class map again."""
+    record = _record(manifest, "parsing")
+    series = _dict(record.get("info")).get(MASK_JUMP_KEY)
+    if record.get("status") != "done" or not isinstance(series, list) or len(series) != n:
+        return None
+    if not all(v is None or isinstance(v, int | float) for v in series):
+        return None
+    return np.array([np.nan if v is None else float(v) for v in series], dtype=np.float64)
+
+
+def _measure(view: FolderView, manifest: dict[str, Any], n: int, progress: Progress) -> _Measured:
     jumps = np.full(n, np.nan)
     if view.classes is not None:
-        maps = _region_maps(view.classes, view.root, n)
-        jumps = mask_jumps(progress(maps, total=n, desc="report: masks", unit="frame"))
+        from_semantics = view.classes.folder == SEMANTICS_DIR
+        recorded = recorded_mask_jumps(manifest, n) if from_semantics else None
+        if recorded is not None:
+            jumps = recorded
+        else:
+            maps = _region_maps(view.classes, view.root, n)
+            jumps = mask_jumps(progress(maps, total=n, desc="report: masks", unit="frame"))
     reproj = None
     if view.track is not None and "reproj_err" in view.track:
         reproj = view.track["reproj_err"].reshape(-1)
@@ -585,7 +603,7 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
     sides = [frames_info.get(k) for k in ("width", "height")]
     frame_side = max([float(v) for v in sides if isinstance(v, int | float)] or [512.0])
     view = FolderView(root, fps)
-    measured = _measure(view, indices[-1] + 1 if indices else 0, progress)
+    measured = _measure(view, manifest, indices[-1] + 1 if indices else 0, progress)
     values: dict[str, float] = {}
     if np.isfinite(measured.mask_jump).any():
         values["mask_jump_p95"] = float(np.nanpercentile(measured.mask_jump, 95))

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import cv2
 import numpy as np
+
+from talkprep.geometry.masks import region_jump
 
 Status = Literal["green", "amber", "red"]
 STATUS_ORDER: dict[Status, int] = {"red": 0, "amber": 1, "green": 2}
@@ -196,8 +197,7 @@ def mask_jumps(region_maps: Iterable[np.ndarray | None]) -> np.ndarray:
     Region maps are uint8 with 0 for background. The jump is 1 - IoU for a single region, and it
     also catches head/neck/torso swaps that leave the person's outline alone. A jump is what a
     trainer sees as a flickering mask; frame 0 and frames without a map (or after one without)
-    are NaN. Maps are streamed: only the previous is held. cv2 counts without the bool arrays
-    numpy would allocate, at a twentieth of the time.
+    are NaN. Maps are streamed: only the previous is held.
     """
     out: list[float] = []
     previous: np.ndarray | None = None
@@ -209,10 +209,7 @@ def mask_jumps(region_maps: Iterable[np.ndarray | None]) -> np.ndarray:
         if previous is None or previous.shape != regions.shape:
             out.append(np.nan)
         else:
-            person = cv2.countNonZero(cv2.bitwise_or(previous, regions))
-            changed = cv2.countNonZero(cv2.compare(previous, regions, cv2.CMP_NE))
-            same = person - changed
-            out.append(1.0 - same / person if person else 0.0)
+            out.append(region_jump(previous, regions))
         previous = regions
     return np.asarray(out, dtype=np.float64)
 

@@ -36,16 +36,18 @@ from talkprep.geometry.masks import (
     class_counts,
     class_posteriors,
     classes_to_bgr,
+    classes_to_labels,
     face_mask,
     full_resolution,
     mask8,
+    region_jump,
     skin_hsv,
     split_person,
 )
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import read_ahead
-from talkprep.semantics import N_CLASSES, SEMANTICS_DIR, SemanticClass
+from talkprep.semantics import MASK_JUMP_KEY, N_CLASSES, SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -148,6 +150,8 @@ class FrameStats(NamedTuple):
     """uint8 0/1 [H, W] head mask (for the flicker between frames)."""
     coverage: float | None
     """Fraction of the face-mesh polygon inside the head mask; None without a face."""
+    regions: np.ndarray
+    """uint8 [H, W] the trainers' labels (background, head, neck, torso), for the mask jump."""
 
 
 def frame_stats(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameStats:
@@ -159,7 +163,7 @@ def frame_stats(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameStats:
         area = cv2.countNonZero(face)
         if area:
             coverage = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
-    return FrameStats(class_counts(classes), head, coverage)
+    return FrameStats(class_counts(classes), head, coverage, classes_to_labels(classes))
 
 
 def save_frame(
@@ -181,7 +185,10 @@ class ParsingStats:
         self.coverage: list[float] = []
         self.uncovered_frames: list[int] = []
         self.other_frames: list[int] = []
+        self.mask_jump: list[float | None] = []
+        """Per frame, region_jump against the last frame (None for frame 0): the report's series."""
         self._previous_head: np.ndarray | None = None
+        self._previous_regions: np.ndarray | None = None
 
     def add(self, index: int, frame: FrameStats) -> None:
         self.counts.append(frame.counts)
@@ -192,6 +199,9 @@ class ParsingStats:
             both = cv2.countNonZero(cv2.bitwise_and(self._previous_head, frame.head))
             self.flicker.append(0.0 if union == 0 else 1.0 - both / union)
         self._previous_head = frame.head
+        previous = self._previous_regions
+        self.mask_jump.append(None if previous is None else region_jump(previous, frame.regions))
+        self._previous_regions = frame.regions
         if frame.coverage is not None:
             self.coverage.append(frame.coverage)
             if frame.coverage < FACE_COVERAGE:
@@ -281,7 +291,8 @@ class ParsingTask(Task):
                 f"other people or objects beside the tracked person in {len(stats.other_frames)} "
                 f"frame(s), first {stats.other_frames[0]}; they are labelled background"
             )
-        return TaskResult(frames=n_frames, figures=figures, warnings=warnings)
+        info = {MASK_JUMP_KEY: [None if v is None else round(v, 6) for v in stats.mask_jump]}
+        return TaskResult(frames=n_frames, figures=figures, info=info, warnings=warnings)
 
     def _mediapipe_jobs(
         self,
