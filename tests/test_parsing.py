@@ -47,12 +47,17 @@ from talkprep.io.images import frame_indices, read_image, write_jpeg
 from talkprep.manifest import manifest_path
 from talkprep.semantics import PERSON_CLASSES, SemanticClass, class_mask
 from talkprep.tasks.base import TaskContext
-from talkprep.tasks.parsing import ParsingTask, nearest_valid, smooth_in_time
+from talkprep.tasks.parsing import ParsingTask, nearest_valid, time_windows, weighted_mean
 
 C = SemanticClass
 CLIP_NAMES = ("anchor", "hdtf", "obama", "selfie", "headturn")
 VIDEO_TASKS = "3,4,5,6,7"
 WORK = 256
+
+
+def smoothed(maps: np.ndarray, radius: int) -> list[np.ndarray]:
+    """Task 5's time smoothing: the windows in order, each averaged with its weights."""
+    return [weighted_mean(window, weights) for window, weights in time_windows(iter(maps), radius)]
 
 
 def read_labels(folder: Path, index: int) -> np.ndarray:
@@ -147,13 +152,13 @@ def test_mesh_loops_match_mediapipe() -> None:
 def test_smoothing_matches_direct_weighted_mean() -> None:
     rng = np.random.default_rng(0)
     maps = rng.random((9, 4, 5)).astype(np.float32)
-    out = np.stack(list(smooth_in_time(iter(maps), radius=2)))
+    out = np.stack(list(smoothed(maps, radius=2)))
     assert out.shape == maps.shape
     for i in range(len(maps)):
         ks = [k for k in range(i - 2, i + 3) if 0 <= k < len(maps)]
         w = np.array([3 - abs(k - i) for k in ks], np.float32)
         np.testing.assert_allclose(out[i], np.tensordot(w, maps[ks], 1) / w.sum(), rtol=1e-5)
-    assert len(list(smooth_in_time(iter(maps[:1]), radius=2))) == 1
+    assert len(list(smoothed(maps[:1], radius=2))) == 1
 
 
 def test_nearest_valid_frame() -> None:

@@ -129,15 +129,6 @@ def weighted_mean(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     return total / sum(weights)
 
 
-def smooth_in_time(maps: Iterable[np.ndarray], radius: int = SMOOTH_RADIUS) -> Iterator[np.ndarray]:
-    """Triangular-weighted moving average over a stream of maps (window cut at the ends).
-
-    Holds 2 * radius + 1 maps; yields one output per input, in order.
-    """
-    for window, weights in time_windows(maps, radius):
-        yield weighted_mean(window, weights)
-
-
 _HEAD_LUT = (CLASS_TO_LABEL == HEAD).astype(np.uint8)
 
 
