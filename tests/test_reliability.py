@@ -379,3 +379,20 @@ def test_a_blendshape_model_that_is_not_a_bundle_fails_before_any_work(video, tm
     assert result.returncode == 1
     assert "is not a MediaPipe Face Landmarker bundle" in result.stderr
     assert not (out / "ori_imgs").exists()
+
+
+def test_a_temporary_name_left_by_a_killed_run_is_skipped(tmp_path, monkeypatch):
+    """Process ids recur (in a container every run may have the same one): a temporary that a
+    killed run left under the next name is neither reused nor a reason to fail."""
+    import itertools
+
+    monkeypatch.setattr(atomic_module, "_temp_numbers", itertools.count(5))
+    stale = tmp_path / f".0.jpg{atomic_module.TEMP_MARK}{os.getpid()}-5"
+    stale.write_bytes(b"half a file")
+    atomic_module.write_bytes(tmp_path / "0.jpg", b"whole")
+    assert (tmp_path / "0.jpg").read_bytes() == b"whole"
+    assert stale.read_bytes() == b"half a file"
+    with atomic_module.atomic_path(tmp_path / "deeper" / "1.bin") as tmp:
+        tmp.write_bytes(b"one")
+    assert (tmp_path / "deeper" / "1.bin").read_bytes() == b"one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stale.name, "0.jpg", "deeper"]

@@ -9,10 +9,9 @@ import io
 import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -21,37 +20,28 @@ TEMP_MARK = ".tmp-talkprep-"
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` when the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TEMP_MARK}", dir=target.parent)
+    """Yield a temporary path beside `path` (an empty file there); rename it to `path` when the
+    block succeeds."""
+    target = os.fspath(path)
+    tmp, fd = _open_temp(target)
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
     except OSError as exc:
-        if exc.filename is None:  # a failed write() names no file: name the one being written
-            raise OSError(exc.errno, exc.strerror, str(target)) from exc
-        raise
+        _raise_naming(exc, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """`data` to `path` under a temporary name, then renamed: what atomic_path does, in four
-    system calls (tens of thousands of frame files are written this way)."""
+    """`data` to `path` under a temporary name, then renamed, as atomic_path does, in four system
+    calls (tens of thousands of frame files are written this way)."""
     target = os.fspath(path)
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{next(_temp_numbers)}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    tmp, fd = _open_temp(target)
     try:
-        try:
-            fd = os.open(tmp, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(folder or ".", exist_ok=True)
-            fd = os.open(tmp, flags, 0o644)
         try:
             view = memoryview(data)
             while view:
@@ -59,20 +49,48 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if exc.filename is None or TEMP_MARK in os.fspath(exc.filename):
-            raise OSError(exc.errno, exc.strerror, target) from exc
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            _raise_naming(exc, target)
         raise
 
 
 _temp_numbers = itertools.count()
-"""Unique temporary names within this process (next() on a count is atomic under the GIL)."""
+"""Temporary names of this process (next() on a count is atomic under the GIL)."""
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_temp(target: str) -> tuple[str, int]:
+    """A new empty temporary file beside `target`, its folder made when missing: (path, fd).
+
+    Named by process id and a count; a name left by a killed run (process ids recur, in a
+    container every run may be the same one) is skipped, not reused.
+    """
+    folder, name = os.path.split(target)
+    folder_made = False
+    while True:
+        tmp = os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{next(_temp_numbers)}")
+        try:
+            return tmp, os.open(tmp, _TEMP_FLAGS, 0o644)
+        except FileExistsError:
+            continue
+        except FileNotFoundError as exc:
+            if folder_made:
+                _raise_naming(exc, target)
+            os.makedirs(folder or ".", exist_ok=True)
+            folder_made = True
+        except OSError as exc:
+            _raise_naming(exc, target)
+
+
+def _raise_naming(exc: OSError, target: str) -> NoReturn:
+    """Re-raise `exc` naming the file being written where it names none (a failed write()) or
+    only the temporary."""
+    if exc.filename is None or TEMP_MARK in os.fspath(exc.filename):
+        raise OSError(exc.errno, exc.strerror, target) from exc
+    raise exc
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
