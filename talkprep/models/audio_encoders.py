@@ -237,7 +237,7 @@ class SpeechEncoder(ClosingModel):
         from talkprep.models.front_end import segment_front_end
 
         self.model = model.eval().to(device)
-        segment_front_end(self.model, *conv_front_end(model.config))
+        segment_front_end(self.model)
         self.extractor = extractor
         self.head = head
         self.device = device

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from talkprep.models.audio_encoders import conv_front_end
+
 SEGMENT_STEPS = 250
 """Output steps (5 s at 50 Hz) made at once."""
 
@@ -42,15 +44,14 @@ class SegmentedFrontEnd(torch.nn.Module):
         return torch.cat(pieces, dim=-1)
 
 
-def segment_front_end(
-    model: Any, stride: int, receptive: int, segment_steps: int = SEGMENT_STEPS
-) -> bool:
+def segment_front_end(model: Any, segment_steps: int = SEGMENT_STEPS) -> bool:
     """Swap in a segmented front end where that keeps the values; returns whether it did."""
     base = model.base_model
     if getattr(model.config, "feat_extract_norm", None) != "layer":
         return False
     if not isinstance(getattr(base, "feature_extractor", None), torch.nn.Module):
         return False
+    stride, receptive = conv_front_end(model.config)
     base.feature_extractor = SegmentedFrontEnd(
         base.feature_extractor, stride, receptive, segment_steps
     )
