@@ -129,16 +129,13 @@ def weighted_mean(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     return total / sum(weights)
 
 
-_HEAD_LUT = (CLASS_TO_LABEL == HEAD).astype(np.uint8)
-
-
 class FrameStats(NamedTuple):
     """The figures of one frame that need no other frame."""
 
     counts: np.ndarray
     """int [N_CLASSES] pixels of each class."""
     head: np.ndarray
-    """uint8 0/1 [H, W] head mask (for the flicker between frames)."""
+    """uint8 0/255 [H, W] head mask (for the flicker between frames)."""
     coverage: float | None
     """Fraction of the face-mesh polygon inside the head mask; None without a face."""
     regions: np.ndarray
@@ -147,14 +144,15 @@ class FrameStats(NamedTuple):
 
 def frame_stats(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameStats:
     """A class map's own figures: computed on the pool, gathered in order by ParsingStats."""
-    head = cv2.LUT(classes, _HEAD_LUT)
+    regions = classes_to_labels(classes)
+    head = cv2.compare(regions, HEAD, cv2.CMP_EQ)
     coverage = None
     if face_xy is not None:
         face = mask8(face_mask(face_xy, *classes.shape))
         area = cv2.countNonZero(face)
         if area:
             coverage = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
-    return FrameStats(class_counts(classes), head, coverage, classes_to_labels(classes))
+    return FrameStats(class_counts(classes), head, coverage, regions)
 
 
 def save_frame(
@@ -178,21 +176,21 @@ class ParsingStats:
         self.other_frames: list[int] = []
         self.mask_jump: list[float | None] = []
         """Per frame, region_jump against the last frame (None for frame 0): the report's series."""
-        self._previous_head: np.ndarray | None = None
-        self._previous_regions: np.ndarray | None = None
+        self._previous: FrameStats | None = None
 
     def add(self, index: int, frame: FrameStats) -> None:
         self.counts.append(frame.counts)
         if frame.counts[SemanticClass.OTHER] > OTHER_MIN_FRACTION * frame.head.size:
             self.other_frames.append(index)
-        if self._previous_head is not None:
-            union = cv2.countNonZero(cv2.bitwise_or(self._previous_head, frame.head))
-            both = cv2.countNonZero(cv2.bitwise_and(self._previous_head, frame.head))
+        previous = self._previous
+        if previous is None:
+            self.mask_jump.append(None)
+        else:
+            union = cv2.countNonZero(cv2.bitwise_or(previous.head, frame.head))
+            both = cv2.countNonZero(cv2.bitwise_and(previous.head, frame.head))
             self.flicker.append(0.0 if union == 0 else 1.0 - both / union)
-        self._previous_head = frame.head
-        previous = self._previous_regions
-        self.mask_jump.append(None if previous is None else region_jump(previous, frame.regions))
-        self._previous_regions = frame.regions
+            self.mask_jump.append(region_jump(previous.regions, frame.regions))
+        self._previous = frame
         if frame.coverage is not None:
             self.coverage.append(frame.coverage)
             if frame.coverage < FACE_COVERAGE:
