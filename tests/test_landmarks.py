@@ -23,14 +23,19 @@ from talkprep.pipeline import Pipeline
 from talkprep.tasks.base import FolderFacts
 from talkprep.tasks.landmarks import (
     BLENDSHAPES_NAME,
+    SPLIT_MIN_FRAMES,
+    WARM_UP,
     LandmarksTask,
     blendshape_scores,
     detect_landmarks,
+    detect_one_face,
     fill_short_gaps,
     index_ranges,
     lms_text,
     mesh_box,
     pick_face,
+    several_faces,
+    tracking_spans,
 )
 
 
@@ -174,10 +179,33 @@ def test_second_smaller_face_is_ignored(tmp_path: Path) -> None:
             canvas[:, :512] = big.to_ndarray(format="bgr24")
             canvas[128:384, 640:896] = small.to_ndarray(format="bgr24")[::2, ::2]
             write_jpeg(folder / f"{i}.jpg", canvas)
+    assert several_faces(folder, n), "the census must send this video to the multi-face tracker"
     marks, multi_face = detect_landmarks(folder, n)
     assert multi_face > 0
     assert np.isfinite(marks).all()
     assert (marks[..., 0].mean(axis=1) < 512).all()
+
+
+def test_tracking_spans_keep_every_frame_once() -> None:
+    assert tracking_spans(SPLIT_MIN_FRAMES - 1) == [range(SPLIT_MIN_FRAMES - 1)]
+    first, second = tracking_spans(501)
+    assert first == range(250)
+    assert second == range(250 - WARM_UP, 501)
+
+
+def test_one_face_tracked_in_halves_matches_one_pass(processed) -> None:
+    """The anchor clip (one face): the first half is the one-pass track itself; the second half,
+    warmed up, stays within the tracker's own noise of it (unwarmed, its first frame is off by
+    about 4 px)."""
+    folder = processed("anchor", tasks="3") / "ori_imgs"
+    n = 500
+    assert n >= SPLIT_MIN_FRAMES
+    assert not several_faces(folder, n)
+    halves = detect_one_face(folder, n)
+    one_pass, multi_face = detect_landmarks(folder, n)
+    assert multi_face == 0 and np.isfinite(halves).all()
+    np.testing.assert_array_equal(halves[: n // 2], one_pass[: n // 2])
+    assert np.abs(halves - one_pass)[..., :2].max() < 1.0
 
 
 def test_blendshapes_when_a_model_is_given(processed, tmp_path: Path) -> None:

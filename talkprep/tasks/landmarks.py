@@ -1,17 +1,23 @@
 """Task 4: MediaPipe face mesh landmarks over ori_imgs/, 68-point .lms files and head tracking.
 
 Landmarks stream over the frames in order (a few frames in memory); the only array that grows with
-the video is the [N, 478, 3] landmark table. Short gaps are filled by linear interpolation and
-flagged; longer gaps stay NaN and those frames are left out of the train/val splits.
+the video is the [N, 478, 3] landmark table. A census of sampled frames first decides how the mesh
+runs: where one face is in view, it tracks that face alone (MediaPipe's detector then runs only
+when the track is lost), in two halves at once on long videos; where several are, it looks for up
+to MAX_FACES on every frame and keeps the one that continues the track. Short gaps are filled by
+linear interpolation and flagged; longer gaps stay NaN and those frames are left out of the
+train/val splits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from talkprep.config import Config
@@ -39,6 +45,14 @@ BLENDSHAPES_NAME = "blendshapes.npy"
 NUM_BLENDSHAPES = 52
 MAX_GAP = 5
 """Longest run of faceless frames (in frames) that is filled by linear interpolation."""
+CENSUS_EVERY = 25
+"""One frame in this many (about one a second) is searched for faces before tracking."""
+SPLIT_MIN_FRAMES = 250
+"""A one-face video at least this long is tracked as two halves at once, one per core."""
+WARM_UP = 8
+"""Frames before the second half that its tracker sees and discards: by its first kept frame the
+mesh's region of interest comes from tracked landmarks, as in one pass (on the shared clips that
+frame then differs from one pass by no more than the tracker's own frame-to-frame noise)."""
 LMS_BATCH = 64
 """Frames per batch of .lms files handed to the writer threads."""
 LMS_TOLERANCE_PX = 1e-3
@@ -148,15 +162,30 @@ def _read_frames(folder: Path, n: int) -> Iterator[np.ndarray]:
         yield from read_ahead(pool, read_image, (folder / f"{i}.jpg" for i in range(n)))
 
 
+def several_faces(folder: Path, n: int) -> bool:
+    """Whether any of the census frames (every CENSUS_EVERY-th of `folder`/{i}.jpg, i < n) shows
+    more than one face to the detector the face mesh itself uses."""
+    from talkprep.models.face_detector import FaceDetector
+    from talkprep.models.face_mesh import MIN_DETECTION_CONFIDENCE
+
+    with FaceDetector(min_confidence=MIN_DETECTION_CONFIDENCE, full_range=False) as detector:
+        for i in range(0, n, CENSUS_EVERY):
+            small = read_image(folder / f"{i}.jpg", cv2.IMREAD_REDUCED_COLOR_2)  # boxes suffice
+            if len(detector.detect(small)) > 1:
+                return True
+    return False
+
+
 def detect_landmarks(
     folder: Path, n: int, progress: Callable[..., Iterator[Any]] | None = None
 ) -> tuple[np.ndarray, int]:
-    """Face mesh of `folder`/{i}.jpg, i < n, in video mode, keeping one face track.
+    """Face mesh of `folder`/{i}.jpg, i < n, in video mode, keeping one face track among up to
+    MAX_FACES.
 
     Returns:
         (float32 [N, 478, 3] with NaN rows where no face, number of frames with several faces).
     """
-    from talkprep.models.face_mesh import FaceMesh
+    from talkprep.models.face_mesh import MAX_FACES, FaceMesh
 
     landmarks = np.full((n, NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
     previous_box = None
@@ -164,7 +193,7 @@ def detect_landmarks(
     frames = _read_frames(folder, n)
     if progress is not None:
         frames = progress(frames, total=n, desc="landmarks")
-    with FaceMesh() as mesh:
+    with FaceMesh(MAX_FACES) as mesh:
         for i, image in enumerate(frames):
             faces = mesh.process(image)
             if len(faces) == 0:
@@ -174,6 +203,56 @@ def detect_landmarks(
             landmarks[i] = faces[k]
             previous_box = mesh_box(faces[k])
     return landmarks, multi_face
+
+
+def tracking_spans(n: int) -> list[range]:
+    """The frames each tracker is fed, in order: the whole video, or (from SPLIT_MIN_FRAMES on)
+    a first half and a second one that starts WARM_UP frames early."""
+    if n < SPLIT_MIN_FRAMES:
+        return [range(n)]
+    middle = n // 2
+    return [range(middle), range(middle - WARM_UP, n)]
+
+
+def detect_one_face(
+    folder: Path, n: int, progress: Callable[..., Iterator[Any]] | None = None
+) -> np.ndarray:
+    """Face mesh of `folder`/{i}.jpg, i < n, in video mode, tracking a single face: float32
+    [N, 478, 3] with NaN rows where no face.
+
+    Each span of `tracking_spans` has its own graph, fed in order; the spans advance together,
+    a frame of each per step on a pool thread (MediaPipe and the JPEG decoder release the GIL).
+    Frames a span sees before its start only warm its tracker up.
+    """
+    from talkprep.models.face_mesh import FaceMesh
+
+    landmarks = np.full((n, NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
+    spans = tracking_spans(n)
+    starts = [0, *(span.stop for span in spans[:-1])]
+
+    def feed(mesh: FaceMesh, index: int, keep: bool) -> bool:
+        faces = mesh.process(read_image(folder / f"{index}.jpg"))
+        if keep and len(faces):
+            landmarks[index] = faces[0]
+        return keep
+
+    def steps() -> Iterator[None]:
+        with ExitStack() as graphs, ThreadPoolExecutor(max_workers=len(spans)) as pool:
+            meshes = [graphs.enter_context(FaceMesh(max_faces=1)) for _ in spans]
+            for step in range(max(len(span) for span in spans)):
+                jobs = [
+                    pool.submit(feed, mesh, span[step], span[step] >= start)
+                    for mesh, span, start in zip(meshes, spans, starts, strict=True)
+                    if step < len(span)
+                ]
+                kept = sum(job.result() for job in jobs)
+                for _ in range(kept):
+                    yield None
+
+    ticks = steps() if progress is None else progress(steps(), total=n, desc="landmarks")
+    for _ in ticks:
+        pass
+    return landmarks
 
 
 def blendshape_scores(
@@ -254,7 +333,7 @@ class LandmarksTask(Task):
             raise TaskError(
                 f"--blendshape-model {model} does not exist; give the path of face_landmarker.task"
             )
-        raw, multi_face = self._detect(ctx, n)
+        raw, multi_face, faces_sought = self._detect(ctx, n)
         found = np.isfinite(raw).all(axis=(1, 2))
         if not found.any():
             raise TaskError(
@@ -273,6 +352,7 @@ class LandmarksTask(Task):
         figures: dict[str, Any] = {
             "faces_found": int(found.sum()),
             "multi_face_frames": multi_face,
+            "faces_sought_per_frame": faces_sought,
             "interpolated_frames": int(interpolated.sum()),
             "dropped_frames": int(n - tracked.sum()),
             **track["figures"],
@@ -295,8 +375,14 @@ class LandmarksTask(Task):
             figures["blendshape_frames"] = self._blendshapes(ctx, n, model)
         return TaskResult(frames=n, figures=figures, info=info, warnings=warnings)
 
-    def _detect(self, ctx: TaskContext, n: int) -> tuple[np.ndarray, int]:
-        return detect_landmarks(ctx.out / FRAMES_DIR, n, ctx.progress)
+    def _detect(self, ctx: TaskContext, n: int) -> tuple[np.ndarray, int, int]:
+        """(landmarks, frames with several faces, faces the mesh looked for on each frame)."""
+        from talkprep.models.face_mesh import MAX_FACES
+
+        folder = ctx.out / FRAMES_DIR
+        if several_faces(folder, n):
+            return (*detect_landmarks(folder, n, ctx.progress), MAX_FACES)
+        return detect_one_face(folder, n, ctx.progress), 0, 1
 
     def _write_lms(self, ctx: TaskContext, landmarks: np.ndarray) -> None:
         """ori_imgs/{i}.lms for every frame ('nan nan' lines where no face, as np.savetxt).
