@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,9 @@ def main() -> None:
             )
             n = read_manifest(out)["tasks"]["frames"]["info"]["n_frames"]
             task_total = sum(row[1] for row in task_rows(out, 1.0))
+            rows = task_rows(out, task_total)
+            for folder in (out, out.with_name(out.name + "_no_hubert")):
+                shutil.rmtree(folder)  # a 20-minute dataset is 8 GB: two at most on disk
             lines += [
                 f"### {label} ({n} frames, {seconds:.0f} s)",
                 "",
@@ -162,7 +166,7 @@ def main() -> None:
                 "|---|---|---|---|",
                 *(
                     f"| {name} | {task_wall:.1f} | {rate} | {share} |"
-                    for name, task_wall, rate, share in task_rows(out, task_total)
+                    for name, task_wall, rate, share in rows
                 ),
                 "",
             ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -87,33 +88,49 @@ def chunk_plan(n_samples: int, chunk_samples: int = CHUNK_SAMPLES) -> list[Chunk
     return chunks
 
 
+class StepRows(Protocol):
+    """Where run_chunked puts its steps: an array [T, width] or rows of a file (NpyRows)."""
+
+    def __len__(self) -> int: ...
+
+    def __setitem__(self, rows: slice, values: np.ndarray) -> None: ...
+
+
 def run_chunked(
     forward: Callable[[np.ndarray], np.ndarray],
     input_values: np.ndarray,
     width: int,
     chunk_samples: int = CHUNK_SAMPLES,
     progress: Callable[[Iterable[Chunk]], Iterable[Chunk]] | None = None,
-) -> np.ndarray:
+    out: StepRows | None = None,
+) -> StepRows:
     """Run `forward` (samples [n] -> steps [t, width]) over ER-NeRF's chunks into [T, width].
 
-    The result is written into one preallocated array, so memory is the output plus one chunk's
-    activations. Rows a short chunk does not produce stay zero, as ER-NeRF's padding to T does.
+    The steps go into `out` (the first len(out) of the T steps; default a new zero array of all
+    T), so memory is the output plus one chunk's activations, or one chunk's alone when `out`
+    is on disk. Rows a short chunk does not produce stay zero, as ER-NeRF's padding to T does.
     """
-    n_steps = encoder_steps(len(input_values))
-    out = np.zeros((n_steps, width), dtype=np.float32)
+    if out is None:
+        out = np.zeros((encoder_steps(len(input_values)), width), dtype=np.float32)
     chunks = chunk_plan(len(input_values), chunk_samples)
     for chunk in progress(chunks) if progress is not None else chunks:
         steps = forward(input_values[chunk.start : chunk.stop])
-        stop = min(n_steps, chunk.first_step + len(steps))
-        out[chunk.first_step : stop] = steps[: stop - chunk.first_step]
+        stop = min(len(out), chunk.first_step + len(steps))
+        if stop > chunk.first_step:
+            out[chunk.first_step : stop] = steps[: stop - chunk.first_step]
     return out
+
+
+def paired_shape(n_steps: int, width: int) -> tuple[int, int, int]:
+    """[T // 2, 2, C]: the shape of T steps paired by `pair_steps`."""
+    return n_steps // STEPS_PER_FRAME, STEPS_PER_FRAME, width
 
 
 def pair_steps(steps: np.ndarray) -> np.ndarray:
     """[T, C] -> float32 [T // 2, 2, C]: two 50 Hz steps per 25 fps frame, odd last step dropped."""
-    rows = len(steps) // STEPS_PER_FRAME
+    shape = paired_shape(len(steps), steps.shape[1])
     return np.ascontiguousarray(
-        steps[: rows * STEPS_PER_FRAME].reshape(rows, STEPS_PER_FRAME, -1), dtype=np.float32
+        steps[: shape[0] * STEPS_PER_FRAME].reshape(shape), dtype=np.float32
     )
 
 

@@ -355,6 +355,9 @@ def test_task_shapes_and_frame_alignment(
     np.testing.assert_array_equal(eo[1:, 7], logits[1::2])
     np.testing.assert_array_equal(eo[0, :8], 0.0)
     assert np.abs(hu).sum(axis=(1, 2)).min() > 0
+    with SpeechEncoder.load(resolve_model(str(models["hubert"]), "h"), "hidden") as enc:
+        in_memory = pair_steps(enc.encode(read_wav(tmp_path / WAV_NAME)[0]))
+    np.testing.assert_array_equal(hu, in_memory)  # streamed to disk chunk by chunk: the same
 
     checks = task.check(FolderFacts(tmp_path, n_frames, None, 25.0))
     assert [c.group for c in checks] == ["aud_hu.npy", "aud_mel.npy", "aud_eo.npy", "aud_ds.npy"]

@@ -200,6 +200,30 @@ def test_damaged_outputs_are_rebuilt_not_skipped(video, tmp_path, capsys, damage
         assert path.read_bytes() == data, path
 
 
+def test_npy_rows_fill_a_file_on_disk_and_rename_it_only_when_done(tmp_path):
+    target = tmp_path / "table.npy"
+    with atomic_module.npy_rows(target, (5, 2, 3), (3,)) as rows:
+        assert len(rows) == 10
+        rows[4:7] = np.arange(9, dtype=np.float32).reshape(3, 3)
+        rows[0:1] = np.full((1, 3), 7.0)
+        with pytest.raises(ValueError):
+            rows[0:2] = np.zeros((3, 3), np.float32)
+        assert not target.exists()
+    expected = np.zeros((10, 3), np.float32)
+    expected[4:7] = np.arange(9).reshape(3, 3)
+    expected[0] = 7.0
+    table = np.load(target)
+    assert table.dtype == np.float32
+    np.testing.assert_array_equal(table, expected.reshape(5, 2, 3))
+    assert verify_file(target) is None
+
+    with pytest.raises(RuntimeError), atomic_module.npy_rows(target, (2, 3), (3,)) as rows:
+        rows[0:1] = np.ones((1, 3), np.float32)
+        raise RuntimeError("killed")
+    np.testing.assert_array_equal(np.load(target), expected.reshape(5, 2, 3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.npy"]
+
+
 def test_verify_file_finds_each_kind_of_damage(tmp_path):
     good_json = tmp_path / "t.json"
     good_json.write_text('{"frames": []}')

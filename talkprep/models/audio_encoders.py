@@ -27,6 +27,7 @@ from talkprep.audio_features import (
     SAMPLE_RATE,
     STEP_SAMPLES,
     Chunk,
+    StepRows,
     run_chunked,
 )
 from talkprep.errors import MissingWeightsError, TaskError
@@ -300,10 +301,12 @@ class SpeechEncoder(ClosingModel):
         samples: np.ndarray,
         chunk_samples: int = CHUNK_SAMPLES,
         progress: Callable[[Iterable[Chunk]], Iterable[Chunk]] | None = None,
-    ) -> np.ndarray:
-        """16 kHz mono samples -> float32 [(L - 80) // 320, width], as ER-NeRF's hubert.py."""
+        out: StepRows | None = None,
+    ) -> StepRows:
+        """16 kHz mono samples -> float32 [(L - 80) // 320, width], as ER-NeRF's hubert.py,
+        into `out` when given (see run_chunked), else a new array."""
         return run_chunked(
-            self.forward, self.normalise(samples), self.width, chunk_samples, progress
+            self.forward, self.normalise(samples), self.width, chunk_samples, progress, out
         )
 
 

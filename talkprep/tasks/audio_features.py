@@ -32,15 +32,16 @@ from talkprep.audio_features import (
     Chunk,
     deepspeech_steps,
     deepspeech_window_count,
+    encoder_steps,
     fit_steps_edge,
     log_mel,
-    pair_steps,
+    paired_shape,
     rad_nerf_window_count,
     window_steps,
 )
 from talkprep.config import Config
 from talkprep.errors import TaskError
-from talkprep.io.atomic import write_npy
+from talkprep.io.atomic import npy_rows, write_npy
 from talkprep.io.audio import read_wav
 from talkprep.io.video import output_frame_count
 from talkprep.tasks.audio import WAV_NAME
@@ -152,16 +153,15 @@ class AudioFeaturesTask(Task):
             feature = FEATURES[name]
             t0 = time.perf_counter()
             source = sources.get(name)
-            array = self._compute(ctx, name, samples, source)
-            write_npy(ctx.out / feature.file, array)
+            shape = self._write(ctx, name, samples, source, ctx.out / feature.file)
             wall = time.perf_counter() - t0
-            covered = frames_covered(len(array), feature.rate_hz, config.fps)
+            covered = frames_covered(shape[0], feature.rate_hz, config.fps)
             record: dict[str, Any] = {
                 "file": feature.file,
                 "model": source.spec if source else None,
                 "revision": source.revision if source else None,
-                "shape": list(array.shape),
-                "dtype": str(array.dtype),
+                "shape": list(shape),
+                "dtype": "float32",
                 "rate_hz": feature.rate_hz,
                 "frames_covered": covered,
                 "n_frames": n_frames,
@@ -170,7 +170,7 @@ class AudioFeaturesTask(Task):
             if name != "mel":
                 record["device"] = ctx.device
             result.info["features"][name] = record
-            result.figures[f"{name}_shape"] = list(array.shape)
+            result.figures[f"{name}_shape"] = list(shape)
             result.figures[f"{name}_frames_minus_n"] = covered - n_frames
             result.figures[f"{name}_s_per_audio_min"] = round(
                 wall / max(len(samples) / SAMPLE_RATE / 60.0, 1e-9), 3
@@ -181,12 +181,23 @@ class AudioFeaturesTask(Task):
                 )
         return result
 
-    def _compute(
-        self, ctx: TaskContext, name: str, samples: np.ndarray, source: ModelSource | None
-    ) -> np.ndarray:
-        """One feature array, float32, first axis per frame (per step for mel)."""
+    def _write(
+        self,
+        ctx: TaskContext,
+        name: str,
+        samples: np.ndarray,
+        source: ModelSource | None,
+        path: Path,
+    ) -> tuple[int, ...]:
+        """Write one feature file, float32, first axis per frame (per step for mel); its shape.
+
+        HuBERT's rows go to the file chunk by chunk as they are computed: its table, as long as
+        the video, is never held in memory.
+        """
         if name == "mel":
-            return log_mel(samples)
+            array = log_mel(samples)
+            write_npy(path, array)
+            return array.shape
         from talkprep.models.audio_encoders import SpeechEncoder
 
         assert source is not None  # resolved in run() for every model feature
@@ -202,13 +213,19 @@ class AudioFeaturesTask(Task):
                 chunks = list(chunks)
                 return ctx.progress(chunks, total=len(chunks), desc=name, unit="chunk")
 
-            steps = encoder.encode(samples, progress=progress)
-        if name == "hubert":
-            return pair_steps(steps)
+            if name == "hubert":
+                shape = paired_shape(encoder_steps(len(samples)), encoder.width)
+                with npy_rows(path, shape, (encoder.width,)) as rows:
+                    encoder.encode(samples, progress=progress, out=rows)
+                return shape
+            steps = np.asarray(encoder.encode(samples, progress=progress))
         if name == "wav2vec2":
-            return window_steps(steps, rad_nerf_window_count(len(steps)))
-        rows = fit_steps_edge(steps, deepspeech_steps(len(samples)))
-        return window_steps(rows, deepspeech_window_count(len(rows)))
+            array = window_steps(steps, rad_nerf_window_count(len(steps)))
+        else:
+            rows = fit_steps_edge(steps, deepspeech_steps(len(samples)))
+            array = window_steps(rows, deepspeech_window_count(len(rows)))
+        write_npy(path, array)
+        return array.shape
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
         n_frames = facts.n_frames

@@ -24,7 +24,7 @@ from talkprep.config import Config
 from talkprep.errors import MissingWeightsError, TaskError, UsageError
 from talkprep.geometry.face_topology import NUM_LMS68, NUM_MESH_POINTS
 from talkprep.geometry.jaw_contour import landmarks68
-from talkprep.io.atomic import atomic_path, write_npy, write_text, write_torch
+from talkprep.io.atomic import write_npy, write_text, write_torch
 from talkprep.io.images import read_image
 from talkprep.io.prefetch import read_ahead
 from talkprep.tasks.base import (
@@ -342,8 +342,7 @@ class LandmarksTask(Task):
             )
         landmarks, interpolated = fill_short_gaps(raw, inplace=True)
         valid = np.isfinite(landmarks).all(axis=(1, 2))
-        with atomic_path(ctx.out / LANDMARKS_NAME) as tmp, tmp.open("wb") as handle:
-            np.save(handle, landmarks, allow_pickle=False)  # streamed: no in-memory copy
+        write_npy(ctx.out / LANDMARKS_NAME, landmarks)
         with ThreadPoolExecutor(max_workers=1) as pool:  # small files written while tracking
             lms_job = pool.submit(self._write_lms, ctx, landmarks)
             track = self._track(ctx, landmarks, width, height)
