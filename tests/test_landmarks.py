@@ -25,6 +25,7 @@ from talkprep.tasks.landmarks import (
     BLENDSHAPES_NAME,
     SPLIT_MIN_FRAMES,
     WARM_UP,
+    LandmarkFile,
     LandmarksTask,
     blendshape_scores,
     detect_landmarks,
@@ -184,6 +185,33 @@ def test_second_smaller_face_is_ignored(tmp_path: Path) -> None:
     assert multi_face > 0
     assert np.isfinite(marks).all()
     assert (marks[..., 0].mean(axis=1) < 512).all()
+
+
+def test_landmark_file_reads_rows_as_np_load(tmp_path: Path) -> None:
+    from talkprep.errors import TaskError
+    from talkprep.io.atomic import write_npy
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(2500, NUM_MESH_POINTS, 3)).astype(np.float32)
+    table[[3, 2048, 2499]] = np.nan
+    path = tmp_path / "landmarks.npy"
+    write_npy(path, table)
+    with LandmarkFile(path, 2500) as landmarks:
+        assert len(landmarks) == 2500
+        np.testing.assert_array_equal(landmarks.rows(1020, 1030), table[1020:1030])
+        np.testing.assert_array_equal(landmarks.rows(2495, 2600), table[2495:])
+        np.testing.assert_array_equal(landmarks[7], table[7])
+        np.testing.assert_array_equal(landmarks.valid(), np.isfinite(table).all(axis=(1, 2)))
+    with pytest.raises(TaskError, match="2500 rows for 2400 frames"):
+        LandmarkFile(path, 2400)
+    write_npy(path, table[:, :, :2].copy())
+    with pytest.raises(TaskError, match=r"expected float32 \[N, 478, 3\]"):
+        LandmarkFile(path, 2500)
+    write_npy(path, table)
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size - 100)
+    with LandmarkFile(path, 2500) as landmarks, pytest.raises(TaskError, match="shorter"):
+        landmarks.valid()
 
 
 def test_tracking_spans_keep_every_frame_once() -> None:

@@ -44,7 +44,7 @@ from talkprep.tasks.base import (
     check_numbered_files,
 )
 from talkprep.tasks.frames import FRAMES_DIR
-from talkprep.tasks.landmarks import LANDMARKS_NAME, load_landmarks
+from talkprep.tasks.landmarks import LANDMARKS_NAME, LandmarkFile
 
 DEPTH_DIR = "depth"
 TRACK_NAME = "track_params.pt"
@@ -171,19 +171,21 @@ class DepthTask(Task):
         n = ctx.frame_count()
         info = ctx.records["frames"]["info"]
         height, width = int(info["height"]), int(info["width"])
-        landmarks = np.array(load_landmarks(ctx.out / LANDMARKS_NAME, n))
         (ctx.out / DEPTH_DIR).mkdir(parents=True, exist_ok=True)
-        if ctx.config.depth == "dagan":
-            return self._dagan(ctx, landmarks, height, width)
-        return self._mesh(ctx, landmarks, height, width)
+        with LandmarkFile(ctx.out / LANDMARKS_NAME, n) as landmarks:
+            if ctx.config.depth == "dagan":
+                return self._dagan(ctx, landmarks, height, width)
+            return self._mesh(ctx, landmarks, height, width)
 
-    def _mesh(self, ctx: TaskContext, landmarks: np.ndarray, height: int, width: int) -> TaskResult:
+    def _mesh(
+        self, ctx: TaskContext, landmarks: LandmarkFile, height: int, width: int
+    ) -> TaskResult:
         n = len(landmarks)
         track = _load_track(ctx.out / TRACK_NAME, n)
         focal, cx, cy = track["focal"], width / 2.0, height / 2.0
         rotation, translation = track["rotation"], track["translation"]
         posable = (
-            np.isfinite(landmarks).all(axis=(1, 2))
+            landmarks.valid()
             & np.isfinite(rotation).all(axis=(1, 2))
             & np.isfinite(translation).all(axis=1)
         )
@@ -192,9 +194,10 @@ class DepthTask(Task):
             writer = WriteBehind(pool)
             for batch in batched(ctx.progress(range(n), total=n, desc="depth"), MESH_BATCH):
                 frames = np.asarray(batch)
+                block = landmarks.rows(batch[0], batch[-1] + 1)  # frames of the batch, in order
                 good = frames[posable[frames]]
                 points = place_face_meshes(
-                    landmarks[good],
+                    block[good - batch[0]],
                     rotation[good],
                     translation[good],
                     track["shape"],
@@ -209,10 +212,11 @@ class DepthTask(Task):
                         empty = np.zeros((height, width), np.uint16)
                         writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", empty)
                         continue
+                    frame_points = block[i - batch[0]]
                     window = rasterize_depth_window(
-                        landmarks[i, :, :2], placed[i][:, 2], FACE_TRIANGLES, height, width
+                        frame_points[:, :2], placed[i][:, 2], FACE_TRIANGLES, height, width
                     )
-                    stats.add(i, window, landmarks[i], rotation[i], translation[i], track)
+                    stats.add(i, window, frame_points, rotation[i], translation[i], track)
                     counts = np.zeros((height, width), np.uint16)
                     win_h, win_w = window.depth.shape
                     counts[window.top : window.top + win_h, window.left : window.left + win_w] = (
@@ -238,7 +242,7 @@ class DepthTask(Task):
         return TaskResult(frames=n, figures=figures, info=result_info)
 
     def _dagan(
-        self, ctx: TaskContext, landmarks: np.ndarray, height: int, width: int
+        self, ctx: TaskContext, landmarks: LandmarkFile, height: int, width: int
     ) -> TaskResult:
         from talkprep.models.dagan import DaganDepth
 
@@ -261,9 +265,10 @@ class DepthTask(Task):
                         )
                     counts = encode_depth(depth, DAGAN_UNITS_PER_COUNT)
                     writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", counts)
-                    if np.isfinite(landmarks[i]).all():
-                        nose[i] = _sample(depth, landmarks[i, NOSE_TIP])
-                        face, top, left = face_oval_mask(landmarks[i], height, width)
+                    points = landmarks[i]
+                    if np.isfinite(points).all():
+                        nose[i] = _sample(depth, points[NOSE_TIP])
+                        face, top, left = face_oval_mask(points, height, width)
                         inside = depth[top : top + face.shape[0], left : left + face.shape[1]][face]
                         face_median[i] = float(np.median(inside)) if inside.size else np.nan
             writer.finish()

@@ -11,6 +11,7 @@ train/val splits.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -53,6 +54,8 @@ WARM_UP = 8
 """Frames before the second half that its tracker sees and discards: by its first kept frame the
 mesh's region of interest comes from tracked landmarks, as in one pass (on the shared clips that
 frame then differs from one pass by no more than the tracker's own frame-to-frame noise)."""
+LANDMARK_BLOCK = 1024
+"""Rows read at once when a whole landmarks.npy is scanned."""
 LMS_BATCH = 64
 """Frames per batch of .lms files handed to the writer threads."""
 LMS_TOLERANCE_PX = 1e-3
@@ -62,24 +65,84 @@ TRACK_KEYS_N3 = ("euler", "trans")
 MIN_FOCAL_PX = 1.0
 
 
-def load_landmarks(path: Path, n_frames: int) -> np.ndarray:
-    """landmarks.npy memory-mapped, checked to be [N, 478, 3]."""
-    if not path.is_file():
-        raise TaskError(f"{path.name} is missing; run task 4 (landmarks) first")
-    try:
-        landmarks = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4 (landmarks)") from None
-    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_MESH_POINTS, 3):
-        raise TaskError(
-            f"{path.name} has shape {landmarks.shape}, expected [N, {NUM_MESH_POINTS}, 3]; "
-            "rerun task 4 (landmarks)"
+class LandmarkFile:
+    """landmarks.npy, checked to be [N, 478, 3] float32 and read a few rows at a time (pread,
+    safe from several threads). A task walking a long video holds a few frames of it, where a
+    memory map would keep every page it touched resident (172 MB for 20 minutes). Use as a
+    context manager."""
+
+    def __init__(self, path: Path, n_frames: int) -> None:
+        if not path.is_file():
+            raise TaskError(f"{path.name} is missing; run task 4 (landmarks) first")
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            shape, dtype, self._offset = _npy_layout(path, self._fd)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        if len(shape) != 3 or shape[1:] != (NUM_MESH_POINTS, 3) or dtype != np.float32:
+            self.close()
+            raise TaskError(
+                f"{path.name} holds {dtype} {list(shape)}, expected float32 [N, "
+                f"{NUM_MESH_POINTS}, 3]; rerun task 4 (landmarks)"
+            )
+        if shape[0] != n_frames:
+            self.close()
+            raise TaskError(f"{path.name} has {shape[0]} rows for {n_frames} frames; rerun task 4")
+        self._n = n_frames
+
+    def __len__(self) -> int:
+        return self._n
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """float32 [stop - start, 478, 3]: frames start .. stop - 1."""
+        row_bytes = NUM_MESH_POINTS * 3 * 4
+        count = max(0, min(stop, self._n) - start)
+        data = os.pread(self._fd, count * row_bytes, self._offset + start * row_bytes)
+        if len(data) != count * row_bytes:
+            raise TaskError("landmarks.npy is shorter than its header says; rerun task 4")
+        return np.frombuffer(data, dtype=np.float32).reshape(count, NUM_MESH_POINTS, 3)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """float32 [478, 3]: frame `index`."""
+        return self.rows(index, index + 1)[0]
+
+    def valid(self) -> np.ndarray:
+        """bool [N]: frames with a face (every value finite), read LANDMARK_BLOCK rows at a time."""
+        return np.concatenate(
+            [
+                np.isfinite(self.rows(start, start + LANDMARK_BLOCK)).all(axis=(1, 2))
+                for start in range(0, self._n, LANDMARK_BLOCK)
+            ]
+            or [np.zeros(0, bool)]
         )
-    if landmarks.shape[0] != n_frames:
-        raise TaskError(
-            f"{path.name} has {landmarks.shape[0]} rows for {n_frames} frames; rerun task 4"
-        )
-    return landmarks
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> LandmarkFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _npy_layout(path: Path, fd: int) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data offset) from an .npy header (C order only)."""
+    with open(fd, "rb", closefd=False) as handle:
+        try:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+        except (OSError, ValueError) as exc:
+            raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4 (landmarks)") from None
+        if fortran:
+            raise TaskError(f"{path.name} is in Fortran order; rerun task 4 (landmarks)")
+        return shape, dtype, handle.tell()
 
 
 def mesh_box(points: np.ndarray) -> np.ndarray:

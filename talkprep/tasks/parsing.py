@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -57,7 +57,7 @@ from talkprep.tasks.base import (
     batched,
     check_numbered_files,
 )
-from talkprep.tasks.landmarks import LANDMARKS_NAME, load_landmarks
+from talkprep.tasks.landmarks import LANDMARKS_NAME, LandmarkFile
 
 FRAMES_DIR = "ori_imgs"
 PARSING_DIR = "parsing"
@@ -80,6 +80,8 @@ segmenter, whose graph takes the frames one at a time and in order."""
 LOOK_AHEAD = 8
 """Frames each pool stage may run ahead of the main thread: enough to keep both cores busy, few
 enough to hold memory to a few dozen frames."""
+LAYOUT_CACHE = 8 * LOOK_AHEAD
+"""Face layouts kept: the frames between the first and the last step that asks for one."""
 CHECK_SAMPLES = 3
 LABEL_NAMES = ("background", "head", "neck", "torso")
 
@@ -242,8 +244,12 @@ class ParsingTask(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
-        landmarks = load_landmarks(ctx.out / LANDMARKS_NAME, n_frames)
-        valid = ~np.isnan(landmarks[:, :, :2]).any(axis=(1, 2))
+        with LandmarkFile(ctx.out / LANDMARKS_NAME, n_frames) as landmarks:
+            return self._parse(ctx, landmarks)
+
+    def _parse(self, ctx: TaskContext, landmarks: LandmarkFile) -> TaskResult:
+        n_frames = len(landmarks)
+        valid = landmarks.valid()
         if not valid.any():
             raise TaskError("task 4 found no face in any frame; parsing needs one; check the video")
         nearest = nearest_valid(valid)
@@ -256,7 +262,7 @@ class ParsingTask(Task):
 
         def finish(item: tuple[int, Callable[[], np.ndarray]]) -> FrameStats:
             index, job = item
-            face_xy = np.asarray(landmarks[index, :, :2]) if valid[index] else None
+            face_xy = landmarks[index][:, :2] if valid[index] else None
             return save_frame(ctx.out, index, job(), face_xy)
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -495,14 +501,18 @@ def _bisenet_frame_classes(
 
 
 class _Layouts:
-    """The face layout of frame i (from the nearest frame with a face) at a given image size."""
+    """The face layout of frame i (from the nearest frame with a face) at a given image size.
 
-    def __init__(self, landmarks: np.ndarray, nearest: np.ndarray) -> None:
+    Each frame's layout is asked for at two sizes by three steps on different threads, a few
+    frames apart: the last LAYOUT_CACHE are kept (lru_cache is thread-safe)."""
+
+    def __init__(self, landmarks: LandmarkFile, nearest: np.ndarray) -> None:
         self._landmarks = landmarks
         self._nearest = nearest
+        self.get = lru_cache(maxsize=LAYOUT_CACHE)(self._layout)
 
-    def get(self, index: int, size: tuple[int, int], frame_size: tuple[int, int]) -> FaceLayout:
-        points = np.asarray(self._landmarks[self._nearest[index], :, :2], np.float64)
+    def _layout(self, index: int, size: tuple[int, int], frame_size: tuple[int, int]) -> FaceLayout:
+        points = self._landmarks[int(self._nearest[index])][:, :2]
         layout = FaceLayout.from_points(points)
         if size == frame_size:
             return layout
