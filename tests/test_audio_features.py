@@ -266,6 +266,25 @@ def test_hubert_matches_er_nerf_procedure(models: dict[str, Path]) -> None:
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("do_normalize", [True, False])
+def test_chunkwise_normalisation_is_the_extractors(
+    models: dict[str, Path], do_normalize: bool
+) -> None:
+    """The whole-clip normalisation applied chunk by chunk gives the extractor's own values."""
+    from talkprep.models.audio_encoders import SpeechEncoder, resolve_model
+
+    samples = _speech_like(7.3, seed=5) * 0.3 + 0.01
+    with SpeechEncoder.load(
+        resolve_model(str(models["hubert"]), "--hubert-model"), "hidden"
+    ) as enc:
+        enc.extractor.do_normalize = do_normalize
+        whole = enc.extractor(samples, sampling_rate=RATE, return_tensors="np").input_values[0]
+        normalise = enc.normaliser(samples)
+        pieces = [normalise(samples[a : a + 50_000]) for a in range(0, len(samples), 50_000)]
+    assert all(piece.dtype == np.float32 for piece in pieces)
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+
+
 def test_chunked_front_end_equals_single_pass(models: dict[str, Path]) -> None:
     """The conv front end is local in time, so chunks with the 80-sample overlap lose nothing."""
     hubert = transformers.HubertModel.from_pretrained(models["hubert"]).eval()

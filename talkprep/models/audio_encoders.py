@@ -281,10 +281,16 @@ class SpeechEncoder(ClosingModel):
 
             torch.cuda.empty_cache()
 
-    def normalise(self, samples: np.ndarray) -> np.ndarray:
-        """The feature extractor's whole-clip normalisation (zero mean, unit variance)."""
-        values = self.extractor(samples, sampling_rate=SAMPLE_RATE, return_tensors="np")
-        return np.asarray(values.input_values[0], dtype=np.float32)
+    def normaliser(self, samples: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """The feature extractor's whole-clip normalisation, to apply chunk by chunk: zero mean
+        and unit variance over the whole clip when its config says do_normalize, computed as
+        Wav2Vec2FeatureExtractor does (the same float32 values); the normalised clip, as long as
+        the audio, is never held beside it."""
+        if not self.extractor.do_normalize:
+            return lambda chunk: np.asarray(chunk, dtype=np.float32)
+        clip = np.asarray(samples, dtype=np.float32)
+        mean, scale = clip.mean(), np.sqrt(clip.var() + 1e-7)
+        return lambda chunk: (np.asarray(chunk, dtype=np.float32) - mean) / scale
 
     def forward(self, input_values: np.ndarray) -> np.ndarray:
         """One chunk of normalised samples -> float32 [steps, width]."""
@@ -305,8 +311,14 @@ class SpeechEncoder(ClosingModel):
     ) -> StepRows:
         """16 kHz mono samples -> float32 [(L - 80) // 320, width], as ER-NeRF's hubert.py,
         into `out` when given (see run_chunked), else a new array."""
+        normalise = self.normaliser(samples)
         return run_chunked(
-            self.forward, self.normalise(samples), self.width, chunk_samples, progress, out
+            lambda chunk: self.forward(normalise(chunk)),
+            samples,
+            self.width,
+            chunk_samples,
+            progress,
+            out,
         )
 
 
