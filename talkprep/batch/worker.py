@@ -39,13 +39,13 @@ def limit_threads(threads: int) -> None:
     """Keep this process to `threads` compute threads so that K workers do not oversubscribe.
 
     BLAS and OpenMP read their variables when they load, so this runs before they are imported;
-    torch and OpenCV are set directly. MediaPipe 0.10 has no thread option; its graph runs two
-    threads of its own per process. Workers are not pinned to cores: on a machine shared with
-    other jobs that would hold a worker to a busy core while another one idles.
+    torch is set directly, and OpenCV keeps to one thread per call in every run
+    (talkprep.process). MediaPipe 0.10 has no thread option; its graph runs two threads of its
+    own per process. Workers are not pinned to cores: on a machine shared with other jobs that
+    would hold a worker to a busy core while another one idles.
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    import cv2
     import torch
 
     torch.set_num_threads(threads)
@@ -53,7 +53,6 @@ def limit_threads(threads: int) -> None:
         # fails once the pool has been used in this process (a reused Ray worker): keep it then
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(threads)
-    cv2.setNumThreads(threads)
 
 
 class LogConsole(Console):
