@@ -2,7 +2,9 @@
 
 HuBERT is timed with a randomly initialised model of hubert-large-ls960-ft's exact architecture
 (the cost does not depend on the weights), run through the same SpeechEncoder and ER-NeRF chunking
-that the task uses. Mel is timed on the same audio.
+that the task uses. Mel is timed on the same audio. On the CPU, one 20 s chunk is also run through
+HuBERT-large with torch's own Linear layers (MKL) and with the oneDNN ones SpeechEncoder uses
+(talkprep.models.onednn): CPU seconds of each and the largest difference between their outputs.
 
     python benchmarks/bench_audio_features.py [--seconds 30] [--device cpu] [--threads N]
 """
@@ -74,6 +76,35 @@ def bench_hubert(samples: np.ndarray, device: str) -> dict[str, float]:
     }
 
 
+def bench_linear_backends(seconds: float = 20.0) -> dict[str, float]:
+    """CPU seconds of one HuBERT-large chunk with MKL's and with oneDNN's Linear layers."""
+    import copy
+
+    import torch
+    from transformers import HubertConfig, HubertModel
+
+    from talkprep.models.front_end import segment_front_end
+    from talkprep.models.onednn import onednn_linears
+
+    torch.manual_seed(0)
+    mkl = HubertModel(HubertConfig(**HUBERT_LARGE)).eval()
+    segment_front_end(mkl)
+    onednn = copy.deepcopy(mkl)
+    replaced = onednn_linears(onednn)
+    chunk = torch.from_numpy(speech_like(seconds))[None]
+    report: dict[str, float] = {"linear_layers": replaced, "chunk_s": seconds}
+    outputs = {}
+    with torch.inference_mode():
+        for name, model in (("mkl", mkl), ("onednn", onednn), ("mkl_again", mkl)):
+            model(chunk[:, :SAMPLE_RATE])  # warm-up
+            c0 = time.process_time()
+            outputs[name] = model(chunk).last_hidden_state
+            report[f"{name}_cpu_s"] = round(time.process_time() - c0, 2)
+    report["max_abs_diff"] = float((outputs["mkl"] - outputs["onednn"]).abs().max())
+    report["max_abs_value"] = round(float(outputs["mkl"].abs().max()), 3)
+    return report
+
+
 def bench_mel(samples: np.ndarray, repeats: int = 5) -> dict[str, float]:
     times = []
     for _ in range(repeats):
@@ -109,6 +140,8 @@ def main() -> None:
     }
     if not args.skip_hubert:
         report["hubert_large"] = bench_hubert(samples, args.device)
+        if args.device == "cpu":
+            report["hubert_large_linear_backends"] = bench_linear_backends()
     print(json.dumps(report, indent=2))
 
 

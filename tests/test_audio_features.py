@@ -258,12 +258,15 @@ def test_hubert_matches_er_nerf_procedure(models: dict[str, Path]) -> None:
         resolve_model(str(models["hubert"]), "--hubert-model"), "hidden"
     ) as enc:
         ours = enc.encode(samples)
+        linears = [type(m).__name__ for m in enc.model.modules() if "Linear" in type(m).__name__]
         extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(models["hubert"])
         values = extractor(samples, sampling_rate=RATE, return_tensors="pt").input_values
     plain = transformers.HubertModel.from_pretrained(models["hubert"]).eval()
     reference = _er_nerf_reference(plain, values)
     assert ours.shape == reference.shape == ((len(samples) - 80) // 320, TINY_HIDDEN)
     np.testing.assert_allclose(ours, reference, atol=1e-5)
+    if torch.backends.mkldnn.is_available():  # the CPU path runs its Linear layers on oneDNN
+        assert linears and set(linears) == {"OneDnnLinear"}
 
 
 @pytest.mark.parametrize("do_normalize", [True, False])
@@ -283,6 +286,26 @@ def test_chunkwise_normalisation_is_the_extractors(
         pieces = [normalise(samples[a : a + 50_000]) for a in range(0, len(samples), 50_000)]
     assert all(piece.dtype == np.float32 for piece in pieces)
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
+
+
+def test_onednn_linears_give_the_float32_results() -> None:
+    from talkprep.models.onednn import OneDnnLinear, onednn_linears
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 128), torch.nn.GELU(), torch.nn.Linear(128, 32, bias=False)
+    ).eval()
+    x = torch.randn(2, 50, 64)
+    with torch.inference_mode():
+        expected = model(x)
+    assert onednn_linears(model) == 2
+    assert isinstance(model[0], OneDnnLinear) and isinstance(model[2], OneDnnLinear)
+    with torch.inference_mode():
+        got = model(x.transpose(0, 1).contiguous().transpose(0, 1))  # strided input too
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_chunked_front_end_equals_single_pass(models: dict[str, Path]) -> None:

@@ -236,9 +236,12 @@ class SpeechEncoder(ClosingModel):
                 f"{SAMPLE_RATE} Hz: choose a 16 kHz speech model"
             )
         from talkprep.models.front_end import segment_front_end
+        from talkprep.models.onednn import onednn_linears
 
         self.model = model.eval().to(device)
         segment_front_end(self.model)
+        if device == "cpu":
+            onednn_linears(self.model)
         self.extractor = extractor
         self.head = head
         self.device = device
