@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import av
@@ -17,7 +18,7 @@ from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.geometry.face_topology import LMS68, NUM_MESH_POINTS
 from talkprep.geometry.jaw_contour import landmarks68
-from talkprep.io.images import write_jpeg
+from talkprep.io.images import read_image, write_jpeg
 from talkprep.manifest import manifest_path
 from talkprep.pipeline import Pipeline
 from talkprep.tasks.base import FolderFacts
@@ -234,6 +235,47 @@ def test_one_face_tracked_in_halves_matches_one_pass(processed) -> None:
     assert multi_face == 0 and np.isfinite(halves).all()
     np.testing.assert_array_equal(halves[: n // 2], one_pass[: n // 2])
     assert np.abs(halves - one_pass)[..., :2].max() < 1.0
+
+
+def test_one_face_tracking_stops_with_its_progress_and_on_a_failure(
+    processed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (the progress wrapper raising) and a frame that cannot be read both end every
+    span's thread at its next frame and reach the caller."""
+    import talkprep.tasks.landmarks as landmarks_module
+
+    source = processed("anchor", tasks="3") / "ori_imgs"
+    reads = []
+
+    def counted_read(path, *args):
+        reads.append(path)
+        return read_image(path, *args)
+
+    monkeypatch.setattr(landmarks_module, "read_image", counted_read)
+
+    class Stopped(Exception):
+        pass
+
+    def progress(items, total: int, desc: str):
+        for count, item in enumerate(items):
+            if count == 20:
+                raise Stopped
+            yield item
+
+    threads = threading.active_count()
+    with pytest.raises(Stopped):
+        detect_one_face(source, 500, progress)
+    assert threading.active_count() == threads
+    assert len(reads) < 100, "the spans went on after the stop"
+
+    folder = tmp_path / "ori_imgs"
+    shutil.copytree(source, folder)
+    (folder / "300.jpg").unlink()
+    reads.clear()
+    with pytest.raises(FileNotFoundError):
+        detect_one_face(folder, 500)
+    assert threading.active_count() == threads
+    assert len(reads) < 200, "the first span went on after the second failed"
 
 
 def test_blendshapes_when_a_model_is_given(processed, tmp_path: Path) -> None:

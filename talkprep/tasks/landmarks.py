@@ -12,9 +12,10 @@ train/val splits.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -283,38 +284,48 @@ def detect_one_face(
     """Face mesh of `folder`/{i}.jpg, i < n, in video mode, tracking a single face: float32
     [N, 478, 3] with NaN rows where no face.
 
-    Each span of `tracking_spans` has its own graph, fed in order; the spans advance together,
-    a frame of each per step on a pool thread (MediaPipe and the JPEG decoder release the GIL).
-    Frames a span sees before its start only warm its tracker up.
+    Each span of `tracking_spans` has its own graph, fed in order on its own thread (MediaPipe
+    and the JPEG decoder release the GIL); frames a span sees before its start only warm its
+    tracker up. The spans run freely: stepping them together cost a quarter more time.
     """
     from talkprep.models.face_mesh import FaceMesh
 
     landmarks = np.full((n, NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
     spans = tracking_spans(n)
     starts = [0, *(span.stop for span in spans[:-1])]
+    kept: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+    stop = threading.Event()
 
-    def feed(mesh: FaceMesh, index: int, keep: bool) -> bool:
-        faces = mesh.process(read_image(folder / f"{index}.jpg"))
-        if keep and len(faces):
-            landmarks[index] = faces[0]
-        return keep
+    def track(span: range, start: int) -> None:
+        try:
+            with FaceMesh(max_faces=1) as mesh:
+                for index in span:
+                    if stop.is_set():
+                        return
+                    faces = mesh.process(read_image(folder / f"{index}.jpg"))
+                    if index >= start:
+                        if len(faces):
+                            landmarks[index] = faces[0]
+                        kept.put(None)
+        except BaseException as exc:  # re-raised by the thread that waits for the frames
+            kept.put(exc)
 
-    def steps() -> Iterator[None]:
-        with ExitStack() as graphs, ThreadPoolExecutor(max_workers=len(spans)) as pool:
-            meshes = [graphs.enter_context(FaceMesh(max_faces=1)) for _ in spans]
-            for step in range(max(len(span) for span in spans)):
-                jobs = [
-                    pool.submit(feed, mesh, span[step], span[step] >= start)
-                    for mesh, span, start in zip(meshes, spans, starts, strict=True)
-                    if step < len(span)
-                ]
-                kept = sum(job.result() for job in jobs)
-                for _ in range(kept):
-                    yield None
+    def frames_kept() -> Iterator[None]:
+        for _ in range(n):
+            failure = kept.get()
+            if failure is not None:
+                raise failure
+            yield None
 
-    ticks = steps() if progress is None else progress(steps(), total=n, desc="landmarks")
-    for _ in ticks:
-        pass
+    with ThreadPoolExecutor(max_workers=len(spans)) as pool:
+        for span, start in zip(spans, starts, strict=True):
+            pool.submit(track, span, start)
+        ticks = frames_kept()
+        try:
+            for _ in ticks if progress is None else progress(ticks, total=n, desc="landmarks"):
+                pass
+        finally:
+            stop.set()  # a failed or stopped run ends every span at its next frame
     return landmarks
 
 
