@@ -61,8 +61,9 @@ def _png(path: Path) -> str | None:
     return None
 
 
-def npy_header(path: Path) -> tuple[tuple[int, ...], str, int]:
-    """(shape, dtype string, data offset) of an .npy file; ValueError when it is not one."""
+def npy_header(path: Path) -> tuple[tuple[int, ...], str, bool, int]:
+    """(shape, dtype string, Fortran order, data offset) of an .npy file; ValueError when it is
+    not one."""
     with path.open("rb") as handle:
         head = handle.read(10)
         if len(head) < 10 or not head.startswith(NPY_MAGIC):
@@ -82,16 +83,17 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], str, int]:
         header = ast.literal_eval(text.decode("latin1"))
         shape = tuple(int(n) for n in header["shape"])
         descr = str(header["descr"])
+        fortran = bool(header["fortran_order"])
     except (ValueError, SyntaxError, KeyError, TypeError):
         raise ValueError(".npy header is damaged") from None
-    return shape, descr, offset + length
+    return shape, descr, fortran, offset + length
 
 
 def _npy(path: Path) -> str | None:
     import numpy as np
 
     try:
-        shape, descr, offset = npy_header(path)
+        shape, descr, _, offset = npy_header(path)
         itemsize = np.dtype(descr).itemsize
     except (ValueError, TypeError) as exc:
         return str(exc)

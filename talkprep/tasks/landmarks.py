@@ -29,6 +29,7 @@ from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.atomic import write_npy, write_text, write_torch
 from talkprep.io.images import read_image
 from talkprep.io.prefetch import read_ahead
+from talkprep.io.verify import npy_header
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -75,21 +76,21 @@ class LandmarkFile:
     def __init__(self, path: Path, n_frames: int) -> None:
         if not path.is_file():
             raise TaskError(f"{path.name} is missing; run task 4 (landmarks) first")
-        self._fd = os.open(path, os.O_RDONLY)
         try:
-            shape, dtype, self._offset = _npy_layout(path, self._fd)
-        except BaseException:
-            os.close(self._fd)
-            raise
+            shape, descr, fortran, self._offset = npy_header(path)
+            dtype = np.dtype(descr)
+        except (OSError, ValueError, TypeError) as exc:
+            raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4 (landmarks)") from None
+        if fortran:
+            raise TaskError(f"{path.name} is in Fortran order; rerun task 4 (landmarks)")
         if len(shape) != 3 or shape[1:] != (NUM_MESH_POINTS, 3) or dtype != np.float32:
-            self.close()
             raise TaskError(
                 f"{path.name} holds {dtype} {list(shape)}, expected float32 [N, "
                 f"{NUM_MESH_POINTS}, 3]; rerun task 4 (landmarks)"
             )
         if shape[0] != n_frames:
-            self.close()
             raise TaskError(f"{path.name} has {shape[0]} rows for {n_frames} frames; rerun task 4")
+        self._fd = os.open(path, os.O_RDONLY)
         self._n = n_frames
 
     def __len__(self) -> int:
@@ -126,24 +127,6 @@ class LandmarkFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _npy_layout(path: Path, fd: int) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, data offset) from an .npy header (C order only)."""
-    with open(fd, "rb", closefd=False) as handle:
-        try:
-            major, _ = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if major == 1
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(handle)
-        except (OSError, ValueError) as exc:
-            raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4 (landmarks)") from None
-        if fortran:
-            raise TaskError(f"{path.name} is in Fortran order; rerun task 4 (landmarks)")
-        return shape, dtype, handle.tell()
 
 
 def mesh_box(points: np.ndarray) -> np.ndarray:
