@@ -15,6 +15,9 @@ SEMANTICS_DIR = "semantics"
 MASK_JUMP_KEY = "mask_jump"
 """Task 5's info key for its per-frame mask-jump series (talkprep.geometry.masks.region_jump of
 each frame's coarse regions against the last's; None for frame 0), which the report reads."""
+DEFECT_KEYS = ("hair_in_torso", "torso_above_chin", "chin_hole", "other_touching", "hand_over_face")
+"""Task 5's info keys for its per-frame parsing-defect series (talkprep.geometry.parsing_defects;
+None where a frame has nothing to measure), which the report grades and screening reads."""
 
 
 class SemanticClass(IntEnum):
@@ -33,6 +36,9 @@ class SemanticClass(IntEnum):
     """Clothes, shoulders, arms of the tracked person."""
     OTHER = 8
     """Objects and other people; counts as background everywhere downstream."""
+    HAND = 9
+    """Hands (anyone's) and what they hold; counts as background everywhere downstream and is
+    kept out of the background plate, since it moves."""
 
 
 N_CLASSES = len(SemanticClass)
@@ -46,10 +52,17 @@ HEAD_CLASSES: tuple[SemanticClass, ...] = (
 )
 """Classes that ER-NeRF's parsing colours call head."""
 
-BACKGROUND_CLASSES: tuple[SemanticClass, ...] = (SemanticClass.BACKGROUND, SemanticClass.OTHER)
+BACKGROUND_CLASSES: tuple[SemanticClass, ...] = (
+    SemanticClass.BACKGROUND,
+    SemanticClass.OTHER,
+    SemanticClass.HAND,
+)
 
 PERSON_CLASSES: tuple[SemanticClass, ...] = (*HEAD_CLASSES, SemanticClass.NECK, SemanticClass.TORSO)
-"""Every class of the tracked person (all but background and other)."""
+"""Every class of the tracked person (all but background, other and hands)."""
+
+NOT_PLATE_CLASSES: tuple[SemanticClass, ...] = (*PERSON_CLASSES, SemanticClass.HAND)
+"""Classes the background plate never takes a pixel from (nor from near them)."""
 
 SEMANTIC_COLOURS: dict[SemanticClass, tuple[int, int, int]] = {
     SemanticClass.BACKGROUND: (40, 40, 40),
@@ -61,6 +74,7 @@ SEMANTIC_COLOURS: dict[SemanticClass, tuple[int, int, int]] = {
     SemanticClass.NECK: (80, 220, 80),
     SemanticClass.TORSO: (60, 110, 255),
     SemanticClass.OTHER: (150, 150, 0),
+    SemanticClass.HAND: (255, 0, 255),
 }
 """Display colour of each class, RGB, for reports and contact sheets (not a trainer format)."""
 
@@ -74,6 +88,7 @@ SEMANTIC_NAMES: dict[SemanticClass, str] = {
     SemanticClass.NECK: "neck skin",
     SemanticClass.TORSO: "torso",
     SemanticClass.OTHER: "other (counts as background)",
+    SemanticClass.HAND: "hands and what they hold (count as background)",
 }
 """Legend text of each class."""
 

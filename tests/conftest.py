@@ -21,6 +21,9 @@ CLIPS: dict[str, tuple[str, dict[str, Any]]] = {
     "obama": ("obama_256_30fps_30s_noaudio.mp4", {"audio": DATA / "obama_256_30fps_30s.wav"}),
     "selfie": ("selfie_720x1280_30fps_12s_noaudio.mp4", {"crop": "auto"}),
     "headturn": ("headturn_700_vfr_6s.mp4", {}),
+    "longhair_hoops": ("longhair_hoops_512_30fps_12s_silent.mp4", {}),
+    "longhair_hands": ("longhair_hands_480x908_30fps_10s_silent.mp4", {"crop": "auto"}),
+    "longhair_wide": ("longhair_1280x720_30fps_9s.mp4", {"crop": "auto"}),
 }
 """Each shared clip with the options it needs (the selfie needs a crop, Obama its separate wav)."""
 

@@ -27,20 +27,24 @@ SHIFT = 3
 BITS = 5
 """LEVELS = 2**BITS: bits per channel in a bin index."""
 N_BINS = LEVELS**3
+SKIN, HAIR, CLOTHES = 0, 1, 2
+N_MODELS = 3
 SMOOTH_BINS = 1.0
 """Gaussian smoothing of the histograms, in bins (8 grey levels): fills gaps between samples."""
 FLOOR = 1e-6
 """Probability mass spread over every bin, so that unseen colours are unlikely, not impossible."""
 MIN_SAMPLES = 200
 """A model with fewer samples than this is unknown (uniform)."""
+UNKNOWN_DENSITY = np.exp(-3.0) / N_BINS
+"""Density of every colour under a model without samples: below uniform, so that a class never
+seen where the geometry looks for it (no clothes in a tight crop) does not win every colour
+that the known models explain less than evenly (hair in shadow, a highlight)."""
 REFITS = 3
 """Reweighting rounds of `fit_colour_models`."""
 SHADES = (1.0, 0.8, 0.62, 0.48)
 """Brightness factors at which skin samples are repeated (see `shaded_bins`)."""
 HAIR_SHADES = (1.0, 0.75, 0.55)
 """Hair in shadow (hanging over the shoulders) keeps its hue too, within a narrower range."""
-SKIN, HAIR, CLOTHES = 0, 1, 2
-N_MODELS = 3
 
 
 def quantise(image_bgr: np.ndarray) -> np.ndarray:
@@ -103,7 +107,7 @@ def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
         lit[CLOTHES],
     ]
     models = [
-        histogram(s) if ok else np.full(N_BINS, 1.0 / N_BINS)
+        histogram(s) if ok else np.full(N_BINS, UNKNOWN_DENSITY)
         for s, ok in zip(samples, known, strict=True)
     ]
     for _ in range(REFITS):

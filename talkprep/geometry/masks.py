@@ -29,10 +29,12 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import median_filter
 
 from talkprep.geometry.appearance import (
     CLOTHES,
@@ -103,8 +105,8 @@ HAIR_REACH = 2.5
 NECK_SIGMA_X = 0.35
 """Width of the neck prior about the face's vertical axis, in face widths."""
 ISLAND_AREA = 0.02
-"""Torso islands smaller than this fraction of the face's box, in the head region, are hair
-(strands the segmenter or the colour models broke up)."""
+"""Torso islands smaller than this fraction of the face's box, in the head region or touching
+hair, are hair (strands the segmenter or the colour models broke up)."""
 CROWN_SEED_BELOW = 0.1
 """Hair is grown from the face's rim above this height (face heights below the face centre:
 about the ears), so it always hangs from the crown or the temples."""
@@ -118,10 +120,36 @@ NECK_REACH = 1.0
 BALD_FADE = 40.0
 """When hair and skin look alike, the hair prior falls by this much (log) per face height below
 the ears, so that skin below the jaw is neck."""
+NECK_CORE = 0.2
+"""Below the chin, within this many face widths of the chin point, nothing is hair: the neck,
+its shadow under the chin and its creases run from the chin to the clothes."""
+NECK_FREE = 0.35
+"""The neck runs down from the chin this many face heights freely ..."""
+NECK_LENGTH_COST = 10.0
+"""... and beyond it at this cost (log odds per face height), so that skin-coloured clothes or
+skin seen through them does not extend it to the chest."""
+NECK_EDGE_SMOOTH = 0.25
+"""The neck's lower edge and its sides are median-filtered over this many face widths (heights):
+a neckline and a neck's outline are smooth curves."""
+CHIN_POINT = 152
+HANG_FROM = 0.25
+"""Hair and the neck are taken as hanging runs from this many face heights below the face
+centre (about the mouth) down; above it the head's own rules hold."""
+RUN_END_SMOOTH = 5
+"""Columns over which each run's lower end is median-filtered (work-resolution pixels): a clean
+edge without the stair steps of neighbouring columns that disagree by chance."""
+HAND_REACH = 0.15
+"""Around a hand's hull, the person (or OTHER) pixels within this share of the hand's size are
+the hand's: fingers wider than their joints, and what the hand holds."""
+HAND_SKIN_MIN = 0.35
+"""Mean skin posterior a detected hand's hull needs to count as a hand."""
 LOG_FLOOR = -12.0
 """Log prior of a class that the geometry rules out."""
 POSTERIOR_BLUR = 1.0
 """Gaussian blur (work-resolution pixels) of the class posteriors before the argmax."""
+EARRING_HALF_WIDTH = 0.08
+"""Below the ear point the zone narrows to this many face widths each side: earrings hang
+straight down from the lobe, while the jaw and the neck turn inward under it."""
 EAR_ZONE = (0.16, 0.25, 0.18)
 """Ear zone around each ear point: half-width (face widths), half-height above and extra reach
 below for earrings (face heights)."""
@@ -297,7 +325,10 @@ def ear_zone(height: int, width: int, layout: FaceLayout) -> np.ndarray:
     for index in EAR_POINTS:
         centre = tuple(int(round(v)) for v in layout.points[index])
         upper = (axes_x, max(1, round(up * layout.height)))
-        lower = (axes_x, max(1, round((up + down) * layout.height)))
+        lower = (
+            max(1, round(EARRING_HALF_WIDTH * layout.width)),
+            max(1, round((up + down) * layout.height)),
+        )
         cv2.ellipse(zone, centre, upper, 0, 180, 360, 1, -1)
         cv2.ellipse(zone, centre, lower, 0, 0, 180, 1, -1)
     return zone.view(bool)
@@ -367,14 +398,92 @@ def _small_parts(mask: np.ndarray, max_area: float) -> np.ndarray:
     return out
 
 
+def head_ellipse(height: int, width: int, layout: FaceLayout) -> np.ndarray:
+    """bool [H, W]: inside the head ellipse (HEAD_ELLIPSE about the face centre)."""
+    dx, dy = _grid(height, width, layout)
+    return (dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2 < 1.0
+
+
 def head_region(height: int, width: int, layout: FaceLayout) -> np.ndarray:
     """bool [H, W]: inside the head ellipse or above the face centre, where clothes cannot be."""
-    dx, dy = _grid(height, width, layout)
-    return ((dx / HEAD_ELLIPSE[0]) ** 2 + (dy / HEAD_ELLIPSE[1]) ** 2 < 1.0) | (dy < 0)
+    _, dy = _grid(height, width, layout)
+    return head_ellipse(height, width, layout) | (dy < 0)
 
 
 _OPEN_KERNEL = np.ones((3, 3), np.uint8)
 """Hair thinner than this is the mixed colour of the person's outline, not hair."""
+
+
+def _below_face(face: np.ndarray, layout: FaceLayout) -> np.ndarray:
+    """int [W]: per column, the row where hanging regions start: just under the face polygon
+    where the column crosses it, never above the mouth's level (HANG_FROM)."""
+    height = face.shape[0]
+    level = int(np.clip(round(layout.centre[1] + HANG_FROM * layout.height), 0, height))
+    crossed = face.any(axis=0)
+    bottom = height - np.argmax(face[::-1], axis=0)
+    return np.where(crossed, np.maximum(bottom, level), level).astype(np.int32)
+
+
+def _neck_run(
+    candidate: np.ndarray,
+    posteriors: tuple[np.ndarray, np.ndarray, np.ndarray],
+    layout: FaceLayout,
+    start: np.ndarray,
+    dx: np.ndarray,
+) -> np.ndarray:
+    """bool [h, w]: the neck below the chin, from the three class posteriors.
+
+    Down from the chin it runs while the pixels are not clothes (skin, or the dark shadow under
+    the chin, which colour alone calls hair), a little less willingly below NECK_FREE face heights;
+    sideways it runs out from the NECK_CORE band about the chin while the pixels are skin, not hair
+    or clothes, so its sides follow the neck instead of a fixed width.
+    """
+    skin_p, hair_p, clothes_p = posteriors
+    height, width = candidate.shape
+    tiny = np.float32(1e-4)
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    chin_row = layout.points[CHIN_POINT][1]
+    length = np.maximum((rows - chin_row) / layout.height - NECK_FREE, 0.0) * NECK_LENGTH_COST
+    down_odds = cv2.log(skin_p + hair_p + tiny) - cv2.log(clothes_p + tiny) - length
+    band = candidate & (np.abs(dx) < NECK_HALF_WIDTH)
+    down = top_runs(band, down_odds, start, round(NECK_EDGE_SMOOTH * layout.width))
+    side_odds = cv2.log(skin_p + tiny) - cv2.log(hair_p + clothes_p + tiny)
+    axis = layout.points[CHIN_POINT][0]
+    half_core = NECK_CORE * layout.width
+    right = int(np.clip(np.ceil(axis + half_core), 0, width))
+    left = int(np.clip(np.floor(axis - half_core), 0, width))
+    beside = np.zeros_like(candidate)
+    from_axis = np.zeros(height, np.int32)
+    smooth = round(NECK_EDGE_SMOOTH * layout.height)
+    beside[:, right:] = top_runs(down[:, right:].T, side_odds[:, right:].T, from_axis, smooth).T
+    beside[:, :left] = top_runs(
+        down[:, :left][:, ::-1].T, side_odds[:, :left][:, ::-1].T, from_axis, smooth
+    ).T[:, ::-1]
+    beside[:, left:right] = down[:, left:right]
+    return beside
+
+
+def top_runs(
+    candidate: np.ndarray, score: np.ndarray, start: np.ndarray, smooth: int = RUN_END_SMOOTH
+) -> np.ndarray:
+    """bool [H, W]: in each column, the run of `candidate` pixels from row `start[column]` down to
+    the row that maximises the summed `score` of the candidate pixels above it (empty when no sum
+    is positive).
+
+    A region that hangs from above (hair from the head, the neck from the chin) ends once, where
+    the evidence turns: one changepoint per column instead of a per-pixel vote, so the region is
+    one piece with a single lower edge, and scattered pixels that look like it below its end
+    (a dark print, a shadow) stay what they are.
+    """
+    height, width = candidate.shape
+    rows = np.arange(height, dtype=np.int32)[:, None]
+    below = rows >= np.asarray(start, np.int32)[None, :]
+    gains = np.where(candidate & below, score, 0.0).astype(np.float32)
+    total = np.cumsum(gains, axis=0)
+    end = np.argmax(total, axis=0)
+    end = np.where(total[end, np.arange(width)] > 0, end, -1)
+    end = median_filter(end, size=max(1, smooth), mode="nearest")
+    return candidate & below & (rows <= end[None, :])
 
 
 def split_person(
@@ -403,7 +512,7 @@ def split_person(
     person = person | face
     body = _components_touching(person, face)
     classes[person & ~body] = C.OTHER
-    skin_p, hair_p, clothes_p = posteriors
+    skin_p, hair_p, clothes_p = (np.asarray(p, np.float32) for p in posteriors)
     rest = body & ~face
     is_hair = (hair_p > skin_p) & (hair_p >= clothes_p)
     is_skin = (skin_p >= hair_p) & (skin_p >= clothes_p)
@@ -413,7 +522,21 @@ def split_person(
     hair = rest & (is_hair | (upper & is_clothes))  # no clothes up there
     hair = cv2.morphologyEx(mask8(hair), cv2.MORPH_OPEN, _OPEN_KERNEL).view(bool)
     skin = rest & is_skin
-    ears = rest & ~hair & ear_zone(height, width, layout)
+    # below the mouth, hair hangs from the head and the neck from the chin: each is one run per
+    # column that ends where the colour evidence turns (top_runs), not a pixel-by-pixel vote
+    start = _below_face(face, layout)
+    low = np.arange(height)[:, None] >= start[None, :]
+    under_chin = _neck_run(rest & low, (skin_p, hair_p, clothes_p), layout, start, dx)
+    core = low & np.broadcast_to(np.abs(dx) < NECK_CORE, (height, width))
+    tiny = np.float32(1e-4)
+    # beside the neck, skin-coloured pixels hanging from the head are fair hair or highlights
+    fair = np.broadcast_to(np.abs(dx) >= NECK_HALF_WIDTH, (height, width)).astype(np.float32)
+    hair_odds = cv2.log(hair_p + skin_p * fair + tiny) - cv2.log(
+        clothes_p + skin_p * (1.0 - fair) + tiny
+    )
+    hair = np.where(low, top_runs(rest & ~under_chin & ~core, hair_odds, start), hair)
+    skin = np.where(low, under_chin | (skin & ~core), skin)
+    ears = rest & ~hair & ~is_hair & ear_zone(height, width, layout)  # thin strands too
     head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
     neck = skin & ~upper & ~ears & (np.abs(dx) < NECK_HALF_WIDTH)
     neck_seed = head_seed & ~face & ~upper
@@ -421,7 +544,7 @@ def split_person(
     # hair hangs from the crown: it must connect to the head above the ears, not only to the
     # jaw (a dark collar beside the chin is not hair)
     crown_seed = head_seed & (dy < CROWN_SEED_BELOW)
-    head = _components_touching((hair | skin) & ~neck & ~ears, crown_seed) | ears | face
+    head = _components_touching((hair | skin | ears) & ~neck, crown_seed) | ears | face
     forehead = upper
     if hair_differs:
         raised = layout.points - (0.0, FOREHEAD_BAND * layout.height)
@@ -429,9 +552,10 @@ def split_person(
     upper_skin = head & skin & forehead & ~ears
     hair = head & (hair | skin) & ~upper_skin & ~ears & ~face
     torso = body & ~(hair | upper_skin | neck | ears | face)
-    hair |= _small_parts(torso, ISLAND_AREA * layout.width * layout.height) & head_region(
-        height, width, layout
-    )
+    islands = _small_parts(torso, ISLAND_AREA * layout.width * layout.height)
+    beside_hair = cv2.dilate(mask8(hair), np.ones((3, 3), np.uint8)).view(bool)
+    hair |= islands & head_region(height, width, layout)
+    hair |= _components_touching(islands, beside_hair)  # strands at the outline
     classes[body] = C.TORSO
     classes[hair] = C.HAIR
     classes[upper_skin] = C.FACE_SKIN
@@ -464,9 +588,10 @@ def full_resolution(
     image_bgr: np.ndarray,
     layout: FaceLayout | None,
     skin_hsv: tuple[float, float],
+    faint_person: np.ndarray | None = None,
 ) -> np.ndarray:
     """The frame's class map: work-resolution classes inside the full-resolution person outline,
-    the face polygon, and the mouth interior and teeth drawn at full resolution.
+    the face polygon, earrings, and the mouth interior and teeth drawn at full resolution.
 
     Args:
         classes: uint8 [h, w] classes from `split_person`.
@@ -474,6 +599,9 @@ def full_resolution(
         image_bgr: the frame, [H, W, 3].
         layout: the tracked face at the frame's resolution, or None.
         skin_hsv: median skin saturation and value, for the teeth.
+        faint_person: bool [H, W] pixels the segmenter gives even a faint person probability:
+            in the ear zones they are earrings (thin metal the segmenter half sees), so that an
+            earring is head whole instead of part head, part background or torso.
     """
     height, width = person.shape
     steps = max(1, int(np.ceil(height / classes.shape[0])))
@@ -485,10 +613,68 @@ def full_resolution(
     out = grown
     out[inside & (out == C.BACKGROUND)] = C.TORSO  # the coarse map had nothing near
     out[~inside] = C.BACKGROUND
+    if faint_person is not None:
+        loose = np.zeros(256, bool)
+        loose[[C.BACKGROUND, C.TORSO]] = True
+        jewels = ear_zone(height, width, layout) & (faint_person | inside) & loose[out]
+        out[jewels] = C.EARS
     out[face] = C.FACE_SKIN
     mouth, teeth = mouth_classes(image_bgr, layout, skin_hsv)
     out[mouth & face] = C.MOUTH_INTERIOR
     out[teeth & face] = C.TEETH
+    return out
+
+
+def hand_regions(
+    hands: Sequence[np.ndarray], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """bool masks (hands, reach) [H, W] of hand landmarks (each [21, 2], pixels): the hull of
+    each hand's points, and that hull widened by HAND_REACH of the hand's size, which holds the
+    fingers' width and what the hand holds (a cup, a pen)."""
+    tight = np.zeros((height, width), np.uint8)
+    reach = np.zeros((height, width), np.uint8)
+    for points in hands:
+        hull = cv2.convexHull(np.round(points).astype(np.int32))
+        cv2.fillConvexPoly(tight, hull, 1)
+        cv2.fillConvexPoly(reach, hull, 1)
+        size = float(np.max(points.max(axis=0) - points.min(axis=0)))
+        cv2.polylines(reach, [hull], True, 1, max(1, round(2 * HAND_REACH * size)))
+    return tight.view(bool), reach.view(bool)
+
+
+def plausible_hands(hands: np.ndarray, skin_p: np.ndarray, layout: FaceLayout) -> np.ndarray:
+    """The detected hands (landmarks [K, 21, 2], pixels of skin_p's image) to label: those whose
+    hull is mostly skin by the per-video colour models (mean skin posterior >= HAND_SKIN_MIN;
+    the detector now and then finds a hand in a lock of hair or a knit pattern) and whose centre
+    lies outside the head (the detector also finds hands in ears and cheeks, and labelling a
+    head pixel as a hand cuts it out of the training images, which is far worse than missing a
+    hand there)."""
+    keep = []
+    height, width = skin_p.shape
+    head = head_ellipse(height, width, layout)
+    for points in hands:
+        hull = np.zeros(skin_p.shape, np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+        centre = np.round(points.mean(axis=0)).astype(int)
+        inside = 0 <= centre[0] < width and 0 <= centre[1] < height
+        on_head = inside and bool(head[centre[1], centre[0]])
+        skin = cv2.countNonZero(hull) > 0 and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN
+        keep.append(skin and not on_head)
+    return hands[np.asarray(keep, bool)] if len(hands) else hands
+
+
+def label_hands(classes: np.ndarray, hands: Sequence[np.ndarray]) -> np.ndarray:
+    """The class map with hands and what they hold set to HAND: every pixel of a hand's hull, and
+    every person or OTHER pixel within its reach (see hand_regions); the face only under the hull
+    itself, so a hand near the face takes none of it."""
+    if not len(hands):
+        return classes
+    tight, reach = hand_regions(hands, *classes.shape)
+    lut = np.zeros(256, bool)
+    lut[[int(c) for c in (*PERSON_CLASSES, C.OTHER)]] = True
+    lut[[int(c) for c in (C.FACE_SKIN, C.MOUTH_INTERIOR, C.TEETH)]] = False
+    out = classes.copy()
+    out[tight | (reach & lut[classes])] = C.HAND
     return out
 
 

@@ -19,7 +19,7 @@ from talkprep.errors import TaskError
 from talkprep.geometry.masks import BackgroundPlate
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.prefetch import read_ahead
-from talkprep.semantics import PERSON_CLASSES, SEMANTICS_DIR, class_mask
+from talkprep.semantics import NOT_PLATE_CLASSES, SEMANTICS_DIR, class_mask
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 
 FRAMES_DIR = "ori_imgs"
@@ -49,9 +49,10 @@ def margin_for(height: int, width: int) -> float:
 
 
 def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """A frame and its tracked-person mask (every person class)."""
+    """A frame and the mask of what the plate must not show: every class of the tracked person,
+    and hands with what they hold."""
     frame = read_image(paths[0])
-    return frame, class_mask(read_image(paths[1], cv2.IMREAD_UNCHANGED), PERSON_CLASSES)
+    return frame, class_mask(read_image(paths[1], cv2.IMREAD_UNCHANGED), NOT_PLATE_CLASSES)
 
 
 class BackgroundTask(Task):
@@ -60,7 +61,7 @@ class BackgroundTask(Task):
     title = "background plate -> bc.jpg"
     needs = ("frames", "parsing")
     makes = (PLATE_FILE,)
-    version = 2
+    version = 3
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()

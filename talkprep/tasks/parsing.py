@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -39,15 +40,24 @@ from talkprep.geometry.masks import (
     classes_to_labels,
     face_mask,
     full_resolution,
+    label_hands,
     mask8,
+    plausible_hands,
     region_jump,
     skin_hsv,
     split_person,
 )
+from talkprep.geometry.parsing_defects import frame_defects, hair_like_torso
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import read_ahead
-from talkprep.semantics import MASK_JUMP_KEY, N_CLASSES, SEMANTICS_DIR, SemanticClass
+from talkprep.semantics import (
+    DEFECT_KEYS,
+    MASK_JUMP_KEY,
+    N_CLASSES,
+    SEMANTICS_DIR,
+    SemanticClass,
+)
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -66,12 +76,18 @@ SMOOTH_RADIUS = 2
 enough to stop edge flicker, short enough not to smear a turning head."""
 PERSON_THRESHOLD = 127
 """Person probability (0-255) above which a pixel is the person's."""
+FAINT_THRESHOLD = 25
+"""Person probability (0-255) above which a pixel by the ears is an earring's."""
 FACE_COVERAGE = 0.99
 """A frame's head mask should hold this fraction of its face-mesh polygon."""
 APPEARANCE_FRAMES = 24
 """Frames sampled (evenly over the video) to fit the colour models."""
 OTHER_MIN_FRACTION = 0.002
 """A frame 'shows another person or object' when OTHER covers more than this fraction of it."""
+HAND_STRIDE = 2
+"""Hands are looked for in every second frame (the detector costs as much as the segmenter);
+each frame takes the hands found within the time window around it, so a hand is covered in
+the frames between."""
 BISENET_BATCH = 4
 WORKERS = 2
 """Pool threads. Besides decoding and encoding they run each frame's stateless work (colour
@@ -82,6 +98,24 @@ LOOK_AHEAD = 8
 enough to hold memory to a few dozen frames."""
 LAYOUT_CACHE = 8 * LOOK_AHEAD
 """Face layouts kept: the frames between the first and the last step that asks for one."""
+DEFECT_FRAME_LIMITS: dict[str, float] = {
+    "hair_in_torso": 0.03,
+    "torso_above_chin": 0.03,
+    "chin_hole": 0.25,
+    "other_touching": 0.05,
+    "hand_over_face": 0.05,
+}
+"""Per frame, the value of each parsing-defect figure above which the frame counts as showing
+that defect (shares; see talkprep.geometry.parsing_defects)."""
+DEFECT_WARN_SHARE = 0.02
+"""Task 5 warns about a defect shown by more than this share of the frames."""
+DEFECT_WORDS: dict[str, str] = {
+    "hair_in_torso": "hair-coloured pixels left in the torso",
+    "torso_above_chin": "torso labelled beside the face, above the mouth",
+    "chin_hole": "a hole (hair or background) under the chin",
+    "other_touching": "hands, objects or other people against the person's outline",
+    "hand_over_face": "a hand over the face",
+}
 CHECK_SAMPLES = 3
 LABEL_NAMES = ("background", "head", "neck", "torso")
 
@@ -135,6 +169,13 @@ def weighted_mean(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     return total.reshape(shape)
 
 
+class ParsedFrame(NamedTuple):
+    """A frame's class map and the share of its torso that looks like hair (None when unknown)."""
+
+    classes: np.ndarray
+    hair_in_torso: float | None
+
+
 class FrameStats(NamedTuple):
     """The figures of one frame that need no other frame."""
 
@@ -146,10 +187,13 @@ class FrameStats(NamedTuple):
     """Fraction of the face-mesh polygon inside the head mask; None without a face."""
     regions: np.ndarray
     """uint8 [H, W] the trainers' labels (background, head, neck, torso), for the mask jump."""
+    defects: dict[str, float | None]
+    """The parsing-defect figures (DEFECT_KEYS)."""
 
 
-def frame_stats(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameStats:
+def frame_stats(parsed: ParsedFrame, face_xy: np.ndarray | None) -> FrameStats:
     """A class map's own figures: computed on the pool, gathered in order by ParsingStats."""
+    classes = parsed.classes
     regions = classes_to_labels(classes)
     head = cv2.compare(regions, HEAD, cv2.CMP_EQ)
     coverage = None
@@ -158,16 +202,17 @@ def frame_stats(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameStats:
         area = cv2.countNonZero(face)
         if area:
             coverage = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
-    return FrameStats(class_counts(classes), head, coverage, regions)
+    defects = asdict(frame_defects(classes, face_xy)) | {"hair_in_torso": parsed.hair_in_torso}
+    return FrameStats(class_counts(classes), head, coverage, regions, defects)
 
 
 def save_frame(
-    out: Path, index: int, classes: np.ndarray, face_xy: np.ndarray | None
+    out: Path, index: int, parsed: ParsedFrame, face_xy: np.ndarray | None
 ) -> FrameStats:
     """Write frame `index`'s class map and parsing image; return its figures."""
-    write_png_fast(out / SEMANTICS_DIR / f"{index}.png", classes)
-    write_png_fast(out / PARSING_DIR / f"{index}.png", classes_to_bgr(classes))
-    return frame_stats(classes, face_xy)
+    write_png_fast(out / SEMANTICS_DIR / f"{index}.png", parsed.classes)
+    write_png_fast(out / PARSING_DIR / f"{index}.png", classes_to_bgr(parsed.classes))
+    return frame_stats(parsed, face_xy)
 
 
 class ParsingStats:
@@ -182,10 +227,14 @@ class ParsingStats:
         self.other_frames: list[int] = []
         self.mask_jump: list[float | None] = []
         """Per frame, region_jump against the last frame (None for frame 0): the report's series."""
+        self.defects: dict[str, list[float | None]] = {key: [] for key in DEFECT_KEYS}
+        """Per frame, each parsing-defect figure (None where it has nothing to measure)."""
         self._previous: FrameStats | None = None
 
     def add(self, index: int, frame: FrameStats) -> None:
         self.counts.append(frame.counts)
+        for key, series in self.defects.items():
+            series.append(frame.defects[key])
         if frame.counts[SemanticClass.OTHER] > OTHER_MIN_FRACTION * frame.head.size:
             self.other_frames.append(index)
         previous = self._previous
@@ -229,7 +278,36 @@ class ParsingStats:
         out["frames_head_misses_face"] = len(self.uncovered_frames)
         out["first_frames_head_misses_face"] = self.uncovered_frames[:10]
         out["face_coverage_min"] = round(min(self.coverage), 4) if self.coverage else None
+        for key, limit in DEFECT_FRAME_LIMITS.items():
+            values = np.array([np.nan if v is None else v for v in self.defects[key]], np.float64)
+            measured = values[np.isfinite(values)]
+            out[key] = {
+                "median": round(float(np.median(measured)), 4) if measured.size else None,
+                "p95": round(float(np.percentile(measured, 95)), 4) if measured.size else None,
+                "frames_over": int(np.count_nonzero(measured > limit)),
+                "frame_limit": limit,
+            }
         return out
+
+    def series(self) -> dict[str, list[float | None]]:
+        """The per-frame defect series for the task's info (rounded)."""
+        return {
+            key: [None if v is None else round(float(v), 4) for v in values]
+            for key, values in self.defects.items()
+        }
+
+
+def defect_warnings(figures: dict[str, Any], n_frames: int) -> list[str]:
+    """One line per parsing defect that more than DEFECT_WARN_SHARE of the frames show."""
+    lines = []
+    for key, words in DEFECT_WORDS.items():
+        over = figures.get(key, {}).get("frames_over", 0)
+        if n_frames and over > DEFECT_WARN_SHARE * n_frames:
+            lines.append(
+                f"{words} in {over} of {n_frames} frame(s) (over {DEFECT_FRAME_LIMITS[key]:g} "
+                f"per frame); see the report's worst parsing frames"
+            )
+    return lines
 
 
 class ParsingTask(Task):
@@ -239,7 +317,7 @@ class ParsingTask(Task):
     needs = ("frames", "landmarks")
     makes = (f"{SEMANTICS_DIR}/*.png", f"{PARSING_DIR}/*.png")
     config_fields = ("parser",)
-    version = 2
+    version = 3
 
     def input_files(self, config: Config) -> list[Path]:
         if config.parser == "bisenet" and config.parser_weights is not None:
@@ -264,7 +342,7 @@ class ParsingTask(Task):
         stats = ParsingStats()
         figures: dict[str, Any] = {"parser": ctx.config.parser}
 
-        def finish(item: tuple[int, Callable[[], np.ndarray]]) -> FrameStats:
+        def finish(item: tuple[int, Callable[[], ParsedFrame]]) -> FrameStats:
             index, job = item
             face_xy = landmarks[index][:, :2] if valid[index] else None
             return save_frame(ctx.out, index, job(), face_xy)
@@ -290,7 +368,11 @@ class ParsingTask(Task):
                 f"other people or objects beside the tracked person in {len(stats.other_frames)} "
                 f"frame(s), first {stats.other_frames[0]}; they are labelled background"
             )
-        info = {MASK_JUMP_KEY: [None if v is None else round(v, 6) for v in stats.mask_jump]}
+        info = {
+            MASK_JUMP_KEY: [None if v is None else round(v, 6) for v in stats.mask_jump],
+            **stats.series(),
+        }
+        warnings += defect_warnings(figures, n_frames)
         return TaskResult(frames=n_frames, figures=figures, info=info, warnings=warnings)
 
     def _mediapipe_jobs(
@@ -301,12 +383,13 @@ class ParsingTask(Task):
         valid: np.ndarray,
         layouts: _Layouts,
         figures: dict[str, Any],
-    ) -> Iterator[Callable[[], np.ndarray]]:
+    ) -> Iterator[Callable[[], ParsedFrame]]:
         """Per frame, in order, a call that returns its class map. The segmenter runs here, in
         order; the colour posteriors before it and the calls it yields run on the pool."""
+        from talkprep.models.hand_detector import HandDetector
         from talkprep.models.selfie_segmenter import SelfieSegmenter
 
-        with SelfieSegmenter() as segmenter:
+        with SelfieSegmenter() as segmenter, HandDetector() as hand_detector:
             models, skin = self._fit_appearance(ctx, pool, segmenter, paths, valid, layouts)
             figures["appearance"] = {
                 "hair_skin_overlap": models.skin_overlap,
@@ -318,17 +401,32 @@ class ParsingTask(Task):
             pending: deque[np.ndarray] = deque()  # frames read but not yet labelled
             prepare = partial(_colour_posteriors, paths, segmenter.shrink, layouts, models)
 
-            def probabilities() -> Iterator[np.ndarray]:
-                for frame, small, posteriors in read_ahead(
-                    pool, prepare, range(len(paths)), LOOK_AHEAD
-                ):
+            def probabilities() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+                loaded = read_ahead(pool, prepare, range(len(paths)), LOOK_AHEAD)
+                for index, (frame, small, posteriors) in enumerate(loaded):
                     pending.append(frame)
                     person = segmenter.segment(small)[None]
-                    yield np.concatenate([person, posteriors])
+                    hands = None
+                    if index % HAND_STRIDE == 0:
+                        scale = (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
+                        layout = layouts.get(index, small.shape[:2], frame.shape[:2])
+                        found = plausible_hands(hand_detector.detect(small), posteriors[0], layout)
+                        hands = found * np.float32(scale)
+                    yield np.concatenate([person, posteriors]), hands
 
             for index, (window, weights) in enumerate(time_windows(probabilities())):
+                maps = [item[0] for item in window]
+                hands = [hand for item in window if item[1] is not None for hand in item[1]]
                 yield partial(
-                    _frame_classes, pending.popleft(), window, weights, layouts, index, models, skin
+                    _frame_classes,
+                    pending.popleft(),
+                    maps,
+                    weights,
+                    layouts,
+                    index,
+                    models,
+                    skin,
+                    hands,
                 )
 
     def _fit_appearance(
@@ -361,7 +459,7 @@ class ParsingTask(Task):
 
     def _bisenet_jobs(
         self, ctx: TaskContext, frames: Iterator[np.ndarray], layouts: _Layouts
-    ) -> Iterator[Callable[[], np.ndarray]]:
+    ) -> Iterator[Callable[[], ParsedFrame]]:
         """Per frame, in order, a call that returns its class map from BiSeNet's classes."""
         from talkprep.models.bisenet import load_bisenet, parse_classes
 
@@ -473,27 +571,28 @@ def _frame_classes(
     index: int,
     models: ColourModels,
     skin: tuple[float, float],
-) -> np.ndarray:
+    hands: Sequence[np.ndarray],
+) -> ParsedFrame:
     """Frame `index`'s class map from the person and class probabilities of the frames around
-    it (`window`, see time_windows)."""
+    it (`window`, see time_windows) and the hands found in them (full-resolution pixels)."""
     maps = weighted_mean(window, weights)
     height, width = frame.shape[:2]
-    classes = split_person(
-        maps[0] > 0.5,
-        maps[1:],
-        layouts.get(index, maps.shape[1:], (height, width)),
-        models.hair_differs_from_skin,
-    )
+    small = layouts.get(index, maps.shape[1:], (height, width))
+    coarse = split_person(maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin)
     # bytes upsample several times faster than floats; 1/255 is plenty here
     prob = cv2.convertScaleAbs(maps[0], alpha=255.0)
     person = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
     layout = layouts.get(index, (height, width), (height, width))
-    return full_resolution(classes, person > PERSON_THRESHOLD, frame, layout, skin)
+    whole = full_resolution(
+        coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
+    )
+    hair_like = hair_like_torso(coarse, maps[1:], small.width * small.height)
+    return ParsedFrame(label_hands(whole, hands), hair_like)
 
 
 def _bisenet_frame_classes(
     frame: np.ndarray, celeba: np.ndarray, layouts: _Layouts, index: int
-) -> np.ndarray:
+) -> ParsedFrame:
     """Frame `index`'s class map from BiSeNet's CelebAMask-HQ classes of it."""
     height, width = frame.shape[:2]
     if celeba.shape != (height, width):
@@ -501,7 +600,7 @@ def _bisenet_frame_classes(
     layout = layouts.get(index, (height, width), (height, width))
     face = face_mask(layout.points, height, width)
     skin = skin_hsv(frame[face & (celeba == 1)])
-    return bisenet_classes(celeba, frame, layout, skin)
+    return ParsedFrame(bisenet_classes(celeba, frame, layout, skin), None)
 
 
 class _Layouts:
