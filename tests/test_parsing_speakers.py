@@ -74,9 +74,9 @@ def test_top_runs_smooth_the_end_across_columns() -> None:
 
 def noisy_curtain_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, FaceLayout, np.ndarray]:
     """A 256 px portrait whose hair hangs in two curtains over the clothes to the chest, with a
-    quarter of the curtain's pixels below the jaw looking like clothes (dark hair over a dark jacket) and
-    scattered hair-like pixels in the clothes: person, posteriors, layout, true hair below the
-    mouth."""
+    quarter of the curtain's pixels below the jaw looking like clothes (dark hair over a dark
+    jacket) and scattered hair-like pixels in the clothes: person, posteriors, layout, true hair
+    below the mouth."""
     rng = np.random.default_rng(seed)
     size = 256
     layout = FaceLayout.from_points(face_points((128, 90), 70, 90))
