@@ -21,12 +21,11 @@ from talkprep.geometry.masks import (
     split_person,
     top_runs,
 )
-from talkprep.geometry.parsing_defects import frame_defects, hair_like_torso
+from talkprep.geometry.parsing_defects import DEFECT_FRAME_LIMITS, frame_defects, hair_like_torso
 from talkprep.io.images import frame_indices, read_image
 from talkprep.manifest import manifest_path
 from talkprep.semantics import NOT_PLATE_CLASSES, SemanticClass, class_mask
 from talkprep.tasks.background import load_pair
-from talkprep.tasks.parsing import DEFECT_FRAME_LIMITS
 
 C = SemanticClass
 
@@ -219,9 +218,13 @@ def test_defect_figures_catch_each_defect() -> None:
     assert worse.hand_over_face > DEFECT_FRAME_LIMITS["hand_over_face"]
     assert frame_defects(clean, None).chin_hole is None
     posteriors = np.zeros((3, 220, 200), np.float32)
-    posteriors[1, 160:, 20:60] = 1.0  # hair-coloured part of the torso
-    share = hair_like_torso(clean, posteriors, 60 * 80)
-    assert share == pytest.approx(60 * 40 / (60 * 80))
+    posteriors[1, 160:, 20:60] = 1.0  # hair-coloured parts of the torso ...
+    posteriors[1, 200:, 140:180] = 1.0
+    hair = clean.copy()
+    hair[140:160, 20:60] = C.HAIR  # ... the first right under hanging hair
+    assert hair_like_torso(clean, posteriors, 60, 80) == 0.0
+    share = hair_like_torso(hair, posteriors, 60, 80)
+    assert share == pytest.approx(40 * 9 / (60 * 80))
 
 
 # ---- the shared long-hair clips ----------------------------------------------------------------
@@ -271,3 +274,30 @@ def test_long_hair_is_head_and_the_report_figures_exist(processed, clip: str) ->
         torso = class_mask(classes, (C.TORSO,)).astype(np.uint8)
         seam = cv2.dilate(ears, np.ones((3, 3), np.uint8)) & torso
         assert np.count_nonzero(seam) < 0.02 * np.count_nonzero(ears) + 20, f"frame {i}"
+
+
+def test_report_and_check_grade_parsing_defects(tmp_path) -> None:
+    from talkprep.report.html import recorded_defects
+    from talkprep.tasks.parsing import ParsingStats, parsing_figures_out_of_range
+
+    n = 50
+    stats = ParsingStats()
+    series = {key: [0.0] * n for key in DEFECT_FRAME_LIMITS}
+    series["hair_in_torso"][10:30] = [0.2] * 20  # hair in the torso in 40% of the frames
+    series["chin_hole"][5] = 1.0
+    stats.defects = {key: list(values) for key, values in series.items()}
+    figures = stats.figures_of_defects()
+    assert figures["hair_in_torso"]["frames_over"] == 20
+    manifest = {"tasks": {"parsing": {"status": "done", "figures": figures, "info": series}}}
+    manifest_path(tmp_path).parent.mkdir(parents=True)
+    manifest_path(tmp_path).write_text(json.dumps(manifest))
+    out = parsing_figures_out_of_range(tmp_path, n)
+    assert len(out) == 2 and "red" in out[0] and "hair" in out[0] and "amber" in out[1]
+    ratios, kinds = recorded_defects(manifest, n)
+    assert kinds[5] == "chin_hole" and ratios[5] == pytest.approx(1.0 / 0.25)
+    assert kinds[10] == "hair_in_torso" and ratios[0] == 0.0
+    clean = {key: [0.0] * n for key in DEFECT_FRAME_LIMITS}
+    stats.defects = clean
+    manifest["tasks"]["parsing"]["figures"] = stats.figures_of_defects()
+    manifest_path(tmp_path).write_text(json.dumps(manifest))
+    assert parsing_figures_out_of_range(tmp_path, n) == []

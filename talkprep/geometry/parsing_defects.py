@@ -25,6 +25,24 @@ SEAM_BOX = (0.15, 0.03, 0.15)
 heights). Neck (or torso) fills it on every speaker; hair or background there is a hole."""
 SEAM_INSIDE_MIN = 0.5
 """The box must lie at least this much inside the frame to be judged (a chin at the edge)."""
+HAIR_NEAR = 0.15
+"""Hair-coloured torso counts within this many face widths of the hair."""
+DEFECT_FRAME_LIMITS: dict[str, float] = {
+    "hair_in_torso": 0.03,
+    "torso_above_chin": 0.03,
+    "chin_hole": 0.25,
+    "other_touching": 0.05,
+    "hand_over_face": 0.05,
+}
+"""Per frame, the value of each parsing-defect figure above which the frame counts as showing
+that defect (shares; see talkprep.geometry.parsing_defects)."""
+DEFECT_WORDS: dict[str, str] = {
+    "hair_in_torso": "hair-coloured pixels left in the torso",
+    "torso_above_chin": "torso labelled beside the face, above the mouth",
+    "chin_hole": "a hole (hair or background) under the chin",
+    "other_touching": "hands, objects or other people against the person's outline",
+    "hand_over_face": "a hand over the face",
+}
 _TOUCH_KERNEL = np.ones((3, 3), np.uint8)
 
 
@@ -79,12 +97,19 @@ def frame_defects(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameDefec
     return FrameDefects(torso_above, chin_hole, other_touching, hand_over_face)
 
 
-def hair_like_torso(classes: np.ndarray, posteriors: np.ndarray, face_area: float) -> float | None:
-    """Torso pixels of a (work-resolution) class map whose colour the per-video models call hair
-    more than skin or clothes (posteriors [3, h, w]: skin, hair, clothes), as a share of the face's
-    box (`face_area`, pixels of the same map); None without a face."""
-    if face_area <= 0:
+def hair_like_torso(
+    classes: np.ndarray, posteriors: np.ndarray, face_width: float, face_height: float
+) -> float | None:
+    """Torso pixels of a (work-resolution) class map near the hair (within HAIR_NEAR face widths)
+    whose colour the per-video models call hair more than skin or clothes (posteriors [3, h, w]:
+    skin, hair, clothes), as a share of the face's box (pixels of the same map); None without a
+    face. Near the hair only: hair ends left in the torso lie against the hair, while a dark
+    jacket that merely looks like dark hair lies anywhere."""
+    if face_width <= 0 or face_height <= 0:
         return None
+    radius = max(1, round(HAIR_NEAR * face_width))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    near = cv2.dilate(mask8(classes == C.HAIR), kernel).view(bool)
     skin_p, hair_p, clothes_p = posteriors
-    hairy = (classes == C.TORSO) & (hair_p > skin_p) & (hair_p > clothes_p)
-    return np.count_nonzero(hairy) / face_area
+    hairy = near & (classes == C.TORSO) & (hair_p > skin_p) & (hair_p > clothes_p)
+    return np.count_nonzero(hairy) / (face_width * face_height)

@@ -26,6 +26,7 @@ import numpy as np
 
 from talkprep import __version__
 from talkprep.errors import OutputError
+from talkprep.geometry.parsing_defects import DEFECT_FRAME_LIMITS, DEFECT_WORDS
 from talkprep.io.atomic import write_text
 from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
@@ -145,6 +146,8 @@ class _Measured:
     clipped: float | None
     waveform: tuple[np.ndarray, np.ndarray, float, float] | None
     """aud.wav's per-column min and max, their rate per second, and the file's seconds."""
+    parsing: tuple[np.ndarray, list[str]] | None = None
+    """Per frame, the worst parsing-defect figure over its per-frame limit, and which one."""
 
 
 def _strings(value: Any) -> list[str]:
@@ -176,6 +179,28 @@ def recorded_mask_jumps(manifest: dict[str, Any], n: int) -> np.ndarray | None:
     return np.array([np.nan if v is None else float(v) for v in series], dtype=np.float64)
 
 
+def recorded_defects(manifest: dict[str, Any], n: int) -> tuple[np.ndarray, list[str]] | None:
+    """Per frame, the largest of task 5's defect figures as a multiple of its per-frame limit
+    (NaN where none was measured) and the figure's key, from the series in task 5's info."""
+    info = _dict(_record(manifest, "parsing").get("info"))
+    ratios = np.full((len(DEFECT_FRAME_LIMITS), n), np.nan)
+    for row, (key, limit) in enumerate(DEFECT_FRAME_LIMITS.items()):
+        series = info.get(key)
+        if not isinstance(series, list) or len(series) != n:
+            continue
+        ratios[row] = [
+            v / limit if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+            for v in series
+        ]
+    if n == 0 or not np.isfinite(ratios).any():
+        return None
+    filled = np.where(np.isfinite(ratios), ratios, -np.inf)
+    keys = list(DEFECT_FRAME_LIMITS)
+    worst = filled.argmax(axis=0)
+    values = np.where(np.isfinite(ratios).any(axis=0), filled.max(axis=0), np.nan)
+    return values, [keys[k] for k in worst]
+
+
 def _measure(view: FolderView, manifest: dict[str, Any], n: int, progress: Progress) -> _Measured:
     jumps = np.full(n, np.nan)
     if view.classes is not None:
@@ -199,7 +224,7 @@ def _measure(view: FolderView, manifest: dict[str, Any], n: int, progress: Progr
             clipped = clipped_share(samples)
             low, high = envelope(samples)
             waveform = (low, high, envelope_rate(len(samples), rate), len(samples) / rate)
-    return _Measured(jumps, reproj, clipped, waveform)
+    return _Measured(jumps, reproj, clipped, waveform, recorded_defects(manifest, n))
 
 
 def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
@@ -427,6 +452,20 @@ def _worst_section(view: FolderView, measured: _Measured) -> str:
             pair = [view.frame(int(i) - 1, PAIR_SIDE), view.frame(int(i), PAIR_SIDE)]
             if pair[0].shape == pair[1].shape:
                 pairs.append(_img(np.hstack(pair), f"{view.label(int(i) - 1)} and next"))
+    defects = []
+    if measured.parsing is not None:
+        ratios, kinds = measured.parsing
+        for i in worst_frames(ratios):
+            if ratios[i] <= 1.0:
+                break
+            rows.append(
+                f"<tr><td>parsing: {_e(DEFECT_WORDS[kinds[i]])}</td><td>{i}</td>"
+                f"<td>{i / view.fps:.2f} s</td><td>{ratios[i]:.1f} x its limit</td></tr>"
+            )
+            torso = view.torso(int(i), PAIR_SIDE) if view.has_frame(int(i)) else None
+            if torso is not None:
+                pair = np.hstack([view.frame(int(i), PAIR_SIDE), torso])
+                defects.append(_img(pair, f"parsing {view.label(int(i))}"))
     if len(rows) == 1:
         return _missing("No tracking errors or class maps yet (tasks 4 and 5).")
     parts.append(f"<table>{''.join(rows)}</table>")
@@ -436,6 +475,12 @@ def _worst_section(view: FolderView, measured: _Measured) -> str:
         parts.append(
             "<p>Largest mask jumps, each frame beside the one before it:</p>"
             f'<div class="sheet">{"".join(pairs)}</div>'
+        )
+    if defects:
+        parts.append(
+            "<p>Worst parsing frames (the figure furthest past its per-frame limit), each with "
+            "its classes and beside its torso image:</p>"
+            f'<div class="sheet">{"".join(defects)}</div>'
         )
     return "".join(parts)
 

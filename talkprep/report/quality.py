@@ -91,6 +91,25 @@ THRESHOLDS: dict[str, Threshold] = {
     "head_misses_face_share": Threshold(
         "frames whose head mask misses part of the face", " %", 0.5, 5.0, False, "face cut off"
     ),
+    "hair_in_torso_share": Threshold(
+        "frames with hair-coloured torso against the hair", " %", 5.0, 20.0, False,
+        "hair ends in the torso images: the avatar's hair detaches and flickers",
+    ),
+    "torso_beside_face_share": Threshold(
+        "frames with torso beside the face above the mouth", " %", 1.0, 5.0, False,
+        "hair or head labelled torso",
+    ),
+    "chin_hole_share": Threshold(
+        "frames with a hole under the chin", " %", 1.0, 5.0, False,
+        "a gap at the head-neck seam of the torso images",
+    ),
+    "other_touching_share": Threshold(
+        "frames with hands or objects against the person", " %", 2.0, 10.0, False,
+        "check that they are labelled background in the worst frames",
+    ),
+    "hand_over_face_share": Threshold(
+        "frames with a hand over the face", " %", 1.0, 5.0, False, "the face is hidden",
+    ),
     "background_unseen_share": Threshold(
         "background never seen (inpainted)", " %", 20.0, 60.0, False, "blurry background plate"
     ),
@@ -112,6 +131,16 @@ THRESHOLDS: dict[str, Threshold] = {
         "the reference datasets have 4000-8000 frames (3-5 minutes)",
     ),
 }  # fmt: skip
+
+
+PARSING_DEFECTS: dict[str, str] = {
+    "hair_in_torso_share": "hair_in_torso",
+    "torso_beside_face_share": "torso_above_chin",
+    "chin_hole_share": "chin_hole",
+    "other_touching_share": "other_touching",
+    "hand_over_face_share": "hand_over_face",
+}
+"""Graded share of frames -> task 5's figure whose `frames_over` counts them."""
 
 
 def _figures(manifest: dict[str, Any], name: str) -> dict[str, Any]:
@@ -153,6 +182,11 @@ def collect_values(
         "repeated_share": _share(_figures(manifest, "frames").get("repeated_frames"), n_frames),
         "audio_mismatch_s": None,
     }
+    parsing = _figures(manifest, "parsing")
+    for key, name in PARSING_DEFECTS.items():
+        figure = parsing.get(name)
+        if isinstance(figure, dict):
+            values[key] = _share(figure.get("frames_over"), n_frames)
     never_seen = _number(_figures(manifest, "background").get("background_never_seen_fraction"))
     values["background_unseen_share"] = None if never_seen is None else 100.0 * never_seen
     coverage = _number(_figures(manifest, "depth").get("face_coverage_median"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -47,7 +47,12 @@ from talkprep.geometry.masks import (
     skin_hsv,
     split_person,
 )
-from talkprep.geometry.parsing_defects import frame_defects, hair_like_torso
+from talkprep.geometry.parsing_defects import (
+    DEFECT_FRAME_LIMITS,
+    DEFECT_WORDS,
+    frame_defects,
+    hair_like_torso,
+)
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import read_ahead
@@ -98,24 +103,8 @@ LOOK_AHEAD = 8
 enough to hold memory to a few dozen frames."""
 LAYOUT_CACHE = 8 * LOOK_AHEAD
 """Face layouts kept: the frames between the first and the last step that asks for one."""
-DEFECT_FRAME_LIMITS: dict[str, float] = {
-    "hair_in_torso": 0.03,
-    "torso_above_chin": 0.03,
-    "chin_hole": 0.25,
-    "other_touching": 0.05,
-    "hand_over_face": 0.05,
-}
-"""Per frame, the value of each parsing-defect figure above which the frame counts as showing
-that defect (shares; see talkprep.geometry.parsing_defects)."""
 DEFECT_WARN_SHARE = 0.02
 """Task 5 warns about a defect shown by more than this share of the frames."""
-DEFECT_WORDS: dict[str, str] = {
-    "hair_in_torso": "hair-coloured pixels left in the torso",
-    "torso_above_chin": "torso labelled beside the face, above the mouth",
-    "chin_hole": "a hole (hair or background) under the chin",
-    "other_touching": "hands, objects or other people against the person's outline",
-    "hand_over_face": "a hand over the face",
-}
 CHECK_SAMPLES = 3
 LABEL_NAMES = ("background", "head", "neck", "torso")
 
@@ -278,6 +267,11 @@ class ParsingStats:
         out["frames_head_misses_face"] = len(self.uncovered_frames)
         out["first_frames_head_misses_face"] = self.uncovered_frames[:10]
         out["face_coverage_min"] = round(min(self.coverage), 4) if self.coverage else None
+        return out | self.figures_of_defects()
+
+    def figures_of_defects(self) -> dict[str, Any]:
+        """Each parsing-defect figure's median, 95th percentile and frames over its limit."""
+        out: dict[str, Any] = {}
         for key, limit in DEFECT_FRAME_LIMITS.items():
             values = np.array([np.nan if v is None else v for v in self.defects[key]], np.float64)
             measured = values[np.isfinite(values)]
@@ -308,6 +302,20 @@ def defect_warnings(figures: dict[str, Any], n_frames: int) -> list[str]:
                 f"per frame); see the report's worst parsing frames"
             )
     return lines
+
+
+def parsing_figures_out_of_range(root: Path, n_frames: int) -> list[str]:
+    """The parsing-defect figures of a folder's manifest that the report grades amber or red,
+    in its words (empty for a folder without them)."""
+    from talkprep.manifest import read_manifest
+    from talkprep.report.quality import PARSING_DEFECTS, collect_values, grade_all
+
+    graded = grade_all(collect_values(read_manifest(root), n_frames, {}))
+    return [
+        f"{g.threshold.label} {g.shown} ({g.status}; {g.threshold.stated()})"
+        for g in graded
+        if g.key in PARSING_DEFECTS and g.status != "green"
+    ]
 
 
 class ParsingTask(Task):
@@ -485,6 +493,14 @@ class ParsingTask(Task):
     def _check_semantics(self, facts: FolderFacts, result: CheckResult) -> CheckResult:
         if not result.ok:
             return result
+        result = self._check_samples(facts, result)
+        if result.ok:
+            figures = parsing_figures_out_of_range(facts.root, result.count)
+            if figures:
+                return replace(result, note="parsing figures out of range: " + "; ".join(figures))
+        return result
+
+    def _check_samples(self, facts: FolderFacts, result: CheckResult) -> CheckResult:
         for index in sorted({0, result.count // 2, result.count - 1})[:CHECK_SAMPLES]:
             path = facts.root / SEMANTICS_DIR / f"{index}.png"
             try:
@@ -586,7 +602,7 @@ def _frame_classes(
     whole = full_resolution(
         coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
     )
-    hair_like = hair_like_torso(coarse, maps[1:], small.width * small.height)
+    hair_like = hair_like_torso(coarse, maps[1:], small.width, small.height)
     return ParsedFrame(label_hands(whole, hands), hair_like)
 
 
