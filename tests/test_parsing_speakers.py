@@ -301,3 +301,17 @@ def test_report_and_check_grade_parsing_defects(tmp_path) -> None:
     manifest["tasks"]["parsing"]["figures"] = stats.figures_of_defects()
     manifest_path(tmp_path).write_text(json.dumps(manifest))
     assert parsing_figures_out_of_range(tmp_path, n) == []
+
+
+def test_a_moving_camera_shows_against_the_plate() -> None:
+    from talkprep.geometry.masks import background_mismatch
+
+    rng = np.random.default_rng(3)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (200, 260, 3), np.uint8), (0, 0), 3)
+    plate = scene[:, :200].copy()
+    person = np.zeros((200, 200), bool)
+    person[60:, 70:130] = True
+    assert background_mismatch(plate, person, plate, 10.0) == 0.0
+    panned = scene[:, 12:212]  # the camera turned by 12 px
+    assert background_mismatch(panned, person, plate, 10.0) > 6.0
+    assert background_mismatch(plate, np.ones_like(person), plate, 10.0) is None

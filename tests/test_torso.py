@@ -21,6 +21,7 @@ from talkprep.geometry.masks import (
     labels_to_bgr,
 )
 from talkprep.io.images import frame_indices, read_image
+from talkprep.tasks.background import margin_for
 
 CLIP_NAMES = ("anchor", "hdtf", "obama", "selfie", "headturn")
 
@@ -127,6 +128,19 @@ def test_torso_alpha_and_extension() -> None:
     assert (torso[alpha == 0] == 0).all()
 
 
+def test_gt_keeps_the_frame_next_to_the_person() -> None:
+    image, labels, plate = synthetic_scene()
+    plain, torso = gt_and_torso(image, labels, plate)
+    banded, banded_torso = gt_and_torso(image, labels, plate, keep_band=4)
+    person = (labels != BACKGROUND).astype(np.uint8)
+    distance = cv2.distanceTransform(1 - person, cv2.DIST_L2, 5)
+    near = (distance > 0) & (distance <= 3)
+    far = distance > 5
+    assert (banded[near] == image[near]).all() and (plain[near] == plate[near]).all()
+    assert (banded[far] == plate[far]).all()
+    assert (banded_torso == torso).all()
+
+
 def test_no_head_means_no_extension() -> None:
     image, labels, plate = synthetic_scene()
     labels[labels == HEAD] = BACKGROUND
@@ -157,7 +171,13 @@ def test_gt_and_torso_on_real_clip(processed, clip: str) -> None:
         assert torso.shape == (*labels.shape, 4)
         person = labels != BACKGROUND
         assert np.abs(gt[person] - frame[person]).mean() < 4
-        assert np.abs(gt[~person] - plate[~person]).mean() < 4
+        # background far from the person is the plate; within the plate's margin, the frame
+        band = margin_for(*labels.shape)
+        distance = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 5)
+        far, near = distance > band + 1.5, ~person & (distance < band - 1.5)
+        assert np.abs(gt[far] - plate[far]).mean() < 4
+        if near.any():
+            assert np.abs(gt[near] - frame[near]).mean() < 4
         alpha = torso[..., 3]
         assert np.isin(alpha, (0, 255)).all()
         body = (labels == NECK) | (labels == TORSO)

@@ -839,6 +839,24 @@ class BackgroundPlate:
         return _push_pull(self.colour, seen)
 
 
+def background_mismatch(
+    image_bgr: np.ndarray, person: np.ndarray, plate: np.ndarray, margin: float
+) -> float | None:
+    """Mean absolute difference (grey levels) between a frame and the plate over the frame's
+    background farther than `margin` from the person (`person`: what the plate excludes); None
+    when too little background shows. A static camera gives a few levels (noise, compression);
+    a moving camera or scene tens."""
+    free = mask8(~person)
+    distance = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    far = mask8(distance > margin)
+    count = cv2.countNonZero(far)
+    if count < MISMATCH_MIN_PIXELS:
+        return None
+    difference = cv2.absdiff(image_bgr, plate)
+    return float(np.mean(cv2.mean(difference, far)[:3]))
+
+
+MISMATCH_MIN_PIXELS = 100
 TORSO_EXTEND = 9
 """Rows the torso colour is carried up under the head (RAD-NeRF: L = 8 + 1)."""
 NECK_PUSH_DOWN = 4
@@ -909,7 +927,7 @@ def _blur_where(image: np.ndarray, mask: np.ndarray) -> None:
 
 
 def gt_and_torso(
-    image_bgr: np.ndarray, labels: np.ndarray, plate: np.ndarray
+    image_bgr: np.ndarray, labels: np.ndarray, plate: np.ndarray, keep_band: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gt image (background replaced by the plate) and the BGRA torso image, as RAD-NeRF's
     extract_torso_and_gt, vectorised over columns. `labels` are the four AD-NeRF labels (see
@@ -919,6 +937,10 @@ def gt_and_torso(
     head sits right above the torso; the neck (dilated vertically) is carried NECK_EXTEND rows up
     from a little below its top where the head sits above it, and that carried area is blurred.
     Alpha is 255 on neck, torso and the carried areas, 0 elsewhere (colour 0 there too).
+
+    With `keep_band` > 0 the gt image keeps the frame's own pixels in the background within
+    that many pixels of the person: the plate is filled in (guessed) next to a person who never
+    moves away, and the guess would show as a pale strip along the hair (RAD-NeRF pastes it).
     """
     head = labels == HEAD
     torso = labels == TORSO
@@ -941,4 +963,10 @@ def gt_and_torso(
 
     keep = mask8(neck | torso | neck_carried | torso_carried)
     rgba = cv2.cvtColor(out, cv2.COLOR_BGR2BGRA)  # alpha 255 everywhere ...
-    return gt, cv2.bitwise_and(rgba, rgba, mask=keep)  # ... then colour and alpha 0 off `keep`
+    torso_image = cv2.bitwise_and(rgba, rgba, mask=keep)  # ... then colour and alpha 0 off `keep`
+    if keep_band > 0:  # after the torso image, which stays RAD-NeRF's exactly
+        side = 2 * keep_band + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+        near = cv2.dilate(mask8(labels != BACKGROUND), kernel)
+        cv2.copyTo(image_bgr, cv2.bitwise_and(near, mask8(labels == BACKGROUND)), gt)
+    return gt, torso_image

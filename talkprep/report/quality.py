@@ -113,6 +113,10 @@ THRESHOLDS: dict[str, Threshold] = {
     "background_unseen_share": Threshold(
         "background never seen (inpainted)", " %", 20.0, 60.0, False, "blurry background plate"
     ),
+    "background_mismatch_levels": Threshold(
+        "background of the frames against bc.jpg, median difference", " levels", 6.0, 10.0,
+        False, "the camera or the scene moves: one plate cannot match every frame",
+    ),
     "depth_face_coverage": Threshold(
         "depth coverage of the face, median", " %", 90.0, 70.0, True, "holes in the depth maps"
     ),
@@ -189,6 +193,9 @@ def collect_values(
             values[key] = _share(figure.get("frames_over"), n_frames)
     never_seen = _number(_figures(manifest, "background").get("background_never_seen_fraction"))
     values["background_unseen_share"] = None if never_seen is None else 100.0 * never_seen
+    values["background_mismatch_levels"] = _number(
+        _figures(manifest, "background").get("background_mismatch_levels")
+    )
     coverage = _number(_figures(manifest, "depth").get("face_coverage_median"))
     values["depth_face_coverage"] = None if coverage is None else 100.0 * coverage
     mismatch = _number(_figures(manifest, "audio").get("padded_or_trimmed_s"))

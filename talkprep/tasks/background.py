@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.geometry.masks import BackgroundPlate
+from talkprep.geometry.masks import BackgroundPlate, background_mismatch
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.prefetch import read_ahead
 from talkprep.semantics import NOT_PLATE_CLASSES, SEMANTICS_DIR, class_mask
@@ -32,6 +32,12 @@ MARGIN_AT_512 = 10.0
 """A pixel enters the plate only from frames where it lies more than this many pixels (in a
 512-pixel frame; scaled with size) from every person class. RAD-NeRF uses 5; twice that keeps
 the segmenter's soft hair edge out of the plate."""
+MISMATCH_SAMPLES = 24
+"""Frames (evenly spread over the sampled ones) compared with the finished plate."""
+MOVING_LEVELS = 6.0
+"""Median difference (grey levels) between frames and the plate above which the camera or
+the scene moves (the report's amber limit): 1-3 on the shared clips from fixed cameras, 11-40
+on the two that pan."""
 UNSEEN_WARN = 0.005
 """Warn when the plate is filled (never seen) more than a margin away from anything seen, over
 more than this fraction of the pixels that gt_imgs show as background in some frame: only
@@ -88,7 +94,16 @@ class BackgroundTask(Task):
             raise TaskError(
                 "the person covers the whole frame in every sampled frame; no background to recover"
             )
-        write_jpeg(ctx.out / PLATE_FILE, plate.plate(margin))
+        image = plate.plate(margin)
+        write_jpeg(ctx.out / PLATE_FILE, image)
+        picks = pairs[:: max(1, len(pairs) // MISMATCH_SAMPLES)][:MISMATCH_SAMPLES]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            mismatch = [
+                background_mismatch(frame, person, image, margin)
+                for frame, person in read_ahead(pool, load_pair, picks)
+            ]
+        measured = [m for m in mismatch if m is not None]
+        moving = float(np.median(measured)) if measured else None
         filled_shown = plate.filled_in_view(margin)
         shown = max(1, int(np.count_nonzero(plate.shown)))
         filled_fraction = np.count_nonzero(filled_shown) / shown
@@ -99,7 +114,15 @@ class BackgroundTask(Task):
                 f"{np.count_nonzero(filled_shown)} px that gt_imgs show as background "
                 f"({100 * filled_fraction:.1f}% of them); those pixels of gt_imgs are guessed"
             )
+        if moving is not None and moving > MOVING_LEVELS:
+            warnings.append(
+                f"the background differs from bc.jpg by {moving:.0f} grey levels (median over "
+                f"{len(measured)} frames; a static camera gives a few): the camera or the scene "
+                "moves, and the trainers composite every frame over this one plate, so gt_imgs' "
+                "background will not match the frames; a clip from a fixed camera trains better"
+            )
         figures = {
+            "background_mismatch_levels": None if moving is None else round(moving, 2),
             "frames_sampled": len(indices),
             "margin_px": round(margin, 2),
             "background_pixels_never_seen": int(unseen.sum()),

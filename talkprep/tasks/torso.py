@@ -1,5 +1,6 @@
-"""Task 7: gt_imgs/{i}.jpg (background replaced by bc.jpg) and torso_imgs/{i}.png (BGRA torso and
-neck with the head removed and the neck carried up under it), as RAD-NeRF's extract_torso_and_gt.
+"""Task 7: gt_imgs/{i}.jpg (background replaced by bc.jpg, except within task 6's margin of the
+person) and torso_imgs/{i}.png (BGRA torso and neck with the head removed and the neck carried up
+under it), as RAD-NeRF's extract_torso_and_gt.
 
 Reads the class map `semantics/{i}.png`: the head is face skin, hair, ears and earrings, mouth
 and teeth (so long hair never lands in the torso images); other people and objects are
@@ -19,6 +20,7 @@ from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
 from talkprep.semantics import SEMANTICS_DIR
+from talkprep.tasks.background import margin_for
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -32,6 +34,10 @@ FRAMES_DIR = "ori_imgs"
 PLATE_FILE = "bc.jpg"
 GT_DIR = "gt_imgs"
 TORSO_DIR = "torso_imgs"
+KEEP_BAND = 1.0
+"""gt_imgs keep the frame's own background within this share of task 6's margin of the person:
+the plate takes no pixel that close to the person, so there it is filled in wherever the person
+never moved away (see gt_and_torso)."""
 CHECK_SAMPLES = 3
 
 
@@ -46,7 +52,7 @@ class TorsoTask(Task):
     title = "gt and torso images -> gt_imgs/, torso_imgs/"
     needs = ("frames", "parsing", "background")
     makes = (f"{GT_DIR}/*.jpg", f"{TORSO_DIR}/*.png")
-    version = 2
+    version = 3
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
@@ -61,6 +67,7 @@ class TorsoTask(Task):
         (ctx.out / GT_DIR).mkdir(parents=True, exist_ok=True)
         (ctx.out / TORSO_DIR).mkdir(parents=True, exist_ok=True)
         torso_fraction = np.zeros(n_frames, np.float32)
+        band = round(margin_for(*plate.shape[:2]) * KEEP_BAND)
         with ThreadPoolExecutor(max_workers=2) as pool:
             writer = WriteBehind(pool)
             loaded = read_ahead(pool, load_pair, pairs)
@@ -70,7 +77,7 @@ class TorsoTask(Task):
                     raise TaskError(
                         f"frame {index}, its parsing and bc.jpg differ in size; rerun tasks 5-6"
                     )
-                gt, torso = gt_and_torso(frame, labels, plate)
+                gt, torso = gt_and_torso(frame, labels, plate, band)
                 torso_fraction[index] = np.count_nonzero(torso[..., 3]) / labels.size
                 writer.submit(write_jpeg, ctx.out / GT_DIR / f"{index}.jpg", gt)
                 writer.submit(write_png_fast, ctx.out / TORSO_DIR / f"{index}.png", torso)
