@@ -163,7 +163,7 @@ def test_an_earring_the_segmenter_half_sees_is_ear_whole() -> None:
     person = coarse != C.BACKGROUND
     ear_x, ear_y = layout.points[EAR_POINTS[1]]
     faint = np.zeros_like(person)
-    hoop = (slice(int(ear_y) + 5, int(ear_y) + 30), slice(int(ear_x) + 1, int(ear_x) + 5))
+    hoop = (slice(int(ear_y), int(ear_y) + 30), slice(int(ear_x) + 1, int(ear_x) + 5))
     faint[hoop] = True
     image = np.full((200, 200, 3), 128, np.uint8)
     plain = full_resolution(coarse, person, image, layout, (100.0, 150.0))
@@ -171,8 +171,13 @@ def test_an_earring_the_segmenter_half_sees_is_ear_whole() -> None:
     assert (plain[hoop] == C.BACKGROUND).all()
     assert (whole[hoop] == C.EARS).all()
     far = np.zeros_like(faint)
-    far[190:, :20] = True  # faint person far from the ears stays background
+    far[190:, :20] = True  # faint person far from the ears stays background ...
     assert (full_resolution(coarse, person, image, layout, (100.0, 150.0), far)[far] == 0).all()
+    loose = np.zeros_like(faint)
+    loose[int(ear_y) + 10 : int(ear_y) + 30, int(ear_x) + 8 : int(ear_x) + 12] = True
+    # ... and so does a piece in the ear zone that hangs from nothing (a raised shoulder)
+    detached = full_resolution(coarse, person, image, layout, (100.0, 150.0), loose)
+    assert not (detached[loose] == C.EARS).any()
 
 
 def test_a_class_without_samples_loses_to_the_known_ones() -> None:

@@ -536,10 +536,15 @@ def split_person(
     )
     hair = np.where(low, top_runs(rest & ~under_chin & ~core, hair_odds, start), hair)
     skin = np.where(low, under_chin | (skin & ~core), skin)
-    ears = rest & ~hair & ~is_hair & ear_zone(height, width, layout)  # thin strands too
     head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
+    # an ear (and what hangs from it) is attached to the head: ear-zone pixels that are not hair
+    # (thin strands included) and reach the face's rim; a shoulder raised into the zone is not
+    ears = rest & ~hair & ~is_hair & ear_zone(height, width, layout)
+    ears = _components_touching(ears | head_seed, head_seed) & ears
     neck = skin & ~upper & ~ears & (np.abs(dx) < NECK_HALF_WIDTH)
-    neck_seed = head_seed & ~face & ~upper
+    # the neck is one piece hanging from the chin: skin patches on the clothes beside the jaw
+    # are torso (they would stand as slivers in the torso images)
+    neck_seed = head_seed & ~face & ~upper & (np.abs(dx) < NECK_CORE)
     neck = _components_touching(neck | neck_seed, neck_seed) & neck
     # hair hangs from the crown: it must connect to the head above the ears, not only to the
     # jaw (a dark collar beside the chin is not hair)
@@ -551,6 +556,10 @@ def split_person(
         forehead = upper & _fill(np.concatenate([layout.points, raised]), height, width)
     upper_skin = head & skin & forehead & ~ears
     hair = head & (hair | skin) & ~upper_skin & ~ears & ~face
+    if hair_differs:  # a shadow or a crease on the forehead is skin, not an island of hair
+        islands = hair & forehead & ~_components_touching(hair, hair & ~forehead)
+        upper_skin |= islands
+        hair &= ~islands
     torso = body & ~(hair | upper_skin | neck | ears | face)
     islands = _small_parts(torso, ISLAND_AREA * layout.width * layout.height)
     beside_hair = cv2.dilate(mask8(hair), np.ones((3, 3), np.uint8)).view(bool)
@@ -615,9 +624,10 @@ def full_resolution(
     out[~inside] = C.BACKGROUND
     if faint_person is not None:
         loose = np.zeros(256, bool)
-        loose[[C.BACKGROUND, C.TORSO]] = True
+        loose[[C.BACKGROUND, C.NECK, C.TORSO]] = True
         jewels = ear_zone(height, width, layout) & (faint_person | inside) & loose[out]
-        out[jewels] = C.EARS
+        attached = (out == C.EARS) | face  # hanging from the ear, not lying on a shoulder
+        out[_components_touching(jewels | attached, attached) & jewels] = C.EARS
     out[face] = C.FACE_SKIN
     mouth, teeth = mouth_classes(image_bgr, layout, skin_hsv)
     out[mouth & face] = C.MOUTH_INTERIOR
