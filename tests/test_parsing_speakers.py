@@ -14,10 +14,11 @@ from talkprep.geometry.appearance import CLOTHES, N_BINS, fit_colour_models
 from talkprep.geometry.masks import (
     EAR_POINTS,
     FaceLayout,
+    face_under_hands,
     full_resolution,
     hand_regions,
     label_hands,
-    plausible_hands,
+    sort_hands,
     split_person,
     top_runs,
 )
@@ -150,10 +151,18 @@ def test_hands_on_the_head_or_not_skin_coloured_are_not_labelled() -> None:
     layout = FaceLayout.from_points(face_points((100, 70), 60, 80))
     skin_p = np.zeros((200, 200), np.float32)
     skin_p[150:190, 20:60] = 0.9  # a real hand's colour, low in the frame
+    skin_p[50:90, 80:120] = 0.9  # the face
     hands = np.stack([hand_at(40, 170), hand_at(100, 70), hand_at(160, 170)])
-    kept = plausible_hands(hands, skin_p, layout)
-    assert len(kept) == 1 and np.allclose(kept[0], hands[0])
-    assert len(plausible_hands(hands[:0], skin_p, layout)) == 0
+    labelled, on_head = sort_hands(hands, skin_p, layout)
+    assert len(labelled) == 1 and np.allclose(labelled[0], hands[0])
+    assert len(on_head) == 1 and np.allclose(on_head[0], hands[1])
+    assert [len(h) for h in sort_hands(hands[:0], skin_p, layout)] == [0, 0]
+    # a hand on the head is not labelled, but a large one counts as covering the face
+    face = np.zeros((200, 200), bool)
+    face[40:100, 70:130] = True
+    assert face_under_hands([hand_at(100, 70, 40)], face) > 0.3
+    assert face_under_hands([hand_at(130, 70, 12)], face) == 0.0  # an ear's edge: too little
+    assert face_under_hands([], face) == 0.0
 
 
 def test_an_earring_the_segmenter_half_sees_is_ear_whole() -> None:

@@ -141,6 +141,8 @@ edge without the stair steps of neighbouring columns that disagree by chance."""
 HAND_REACH = 0.15
 """Around a hand's hull, the person (or OTHER) pixels within this share of the hand's size are
 the hand's: fingers wider than their joints, and what the hand holds."""
+HAND_FACE_MIN = 0.15
+"""A hand on the head covers the face from this share of the face polygon up."""
 HAND_SKIN_MIN = 0.35
 """Mean skin posterior a detected hand's hull needs to count as a hand."""
 LOG_FLOOR = -12.0
@@ -652,25 +654,43 @@ def hand_regions(
     return tight.view(bool), reach.view(bool)
 
 
-def plausible_hands(hands: np.ndarray, skin_p: np.ndarray, layout: FaceLayout) -> np.ndarray:
-    """The detected hands (landmarks [K, 21, 2], pixels of skin_p's image) to label: those whose
-    hull is mostly skin by the per-video colour models (mean skin posterior >= HAND_SKIN_MIN;
-    the detector now and then finds a hand in a lock of hair or a knit pattern) and whose centre
-    lies outside the head (the detector also finds hands in ears and cheeks, and labelling a
-    head pixel as a hand cuts it out of the training images, which is far worse than missing a
-    hand there)."""
-    keep = []
+def sort_hands(
+    hands: np.ndarray, skin_p: np.ndarray, layout: FaceLayout
+) -> tuple[np.ndarray, np.ndarray]:
+    """The detected hands (landmarks [K, 21, 2], pixels of skin_p's image) to label, and those
+    over the head (not labelled).
+
+    A hand counts only when its hull is mostly skin by the per-video colour models (mean skin
+    posterior >= HAND_SKIN_MIN; the detector now and then finds a hand in a lock of hair or a knit
+    pattern). One whose centre lies on the head (inside the head ellipse) is not labelled: the
+    detector also finds hands in ears and cheeks, and cutting a head pixel out of the training
+    images is far worse than missing a hand there; it only counts towards covering the face.
+    """
     height, width = skin_p.shape
     head = head_ellipse(height, width, layout)
+    skin, on_head = [], []
     for points in hands:
         hull = np.zeros(skin_p.shape, np.uint8)
         cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points).astype(np.int32)), 1)
-        centre = np.round(points.mean(axis=0)).astype(int)
-        inside = 0 <= centre[0] < width and 0 <= centre[1] < height
-        on_head = inside and bool(head[centre[1], centre[0]])
-        skin = cv2.countNonZero(hull) > 0 and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN
-        keep.append(skin and not on_head)
-    return hands[np.asarray(keep, bool)] if len(hands) else hands
+        x, y = np.round(points.mean(axis=0)).astype(int)
+        on_head.append(0 <= x < width and 0 <= y < height and bool(head[y, x]))
+        skin.append(cv2.countNonZero(hull) > 0 and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN)
+    skin_hand, head_hand = np.asarray(skin, bool), np.asarray(on_head, bool)
+    if not len(hands):
+        return hands, hands
+    return hands[skin_hand & ~head_hand], hands[skin_hand & head_hand]
+
+
+def face_under_hands(hands: Sequence[np.ndarray], face: np.ndarray) -> float:
+    """Share of the face polygon (bool [H, W]) under the hulls of these hands (pixels), counted
+    only from HAND_FACE_MIN up: a real hand over the face hides much of it, a detection in an ear
+    or on a cheek's edge little."""
+    area = np.count_nonzero(face)
+    if not len(hands) or not area:
+        return 0.0
+    tight, _ = hand_regions(hands, *face.shape)
+    share = np.count_nonzero(tight & face) / area
+    return share if share >= HAND_FACE_MIN else 0.0
 
 
 def label_hands(classes: np.ndarray, hands: Sequence[np.ndarray]) -> np.ndarray:

@@ -39,12 +39,13 @@ from talkprep.geometry.masks import (
     classes_to_bgr,
     classes_to_labels,
     face_mask,
+    face_under_hands,
     full_resolution,
     label_hands,
     mask8,
-    plausible_hands,
     region_jump,
     skin_hsv,
+    sort_hands,
     split_person,
 )
 from talkprep.geometry.parsing_defects import (
@@ -158,11 +159,21 @@ def weighted_mean(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     return total.reshape(shape)
 
 
+class Hands(NamedTuple):
+    """Hands found in a frame (landmarks [21, 2] each, pixels): those labelled HAND and those
+    over the head (which only count towards covering the face)."""
+
+    labelled: Sequence[np.ndarray]
+    on_head: Sequence[np.ndarray]
+
+
 class ParsedFrame(NamedTuple):
-    """A frame's class map and the share of its torso that looks like hair (None when unknown)."""
+    """A frame's class map, the share of its torso that looks like hair (None when unknown) and
+    the share of its face under a hand (None without a face)."""
 
     classes: np.ndarray
     hair_in_torso: float | None
+    hand_over_face: float | None = None
 
 
 class FrameStats(NamedTuple):
@@ -192,6 +203,8 @@ def frame_stats(parsed: ParsedFrame, face_xy: np.ndarray | None) -> FrameStats:
         if area:
             coverage = cv2.countNonZero(cv2.bitwise_and(face, head)) / area
     defects = asdict(frame_defects(classes, face_xy)) | {"hair_in_torso": parsed.hair_in_torso}
+    if parsed.hand_over_face is not None and defects["hand_over_face"] is not None:
+        defects["hand_over_face"] = max(defects["hand_over_face"], parsed.hand_over_face)
     return FrameStats(class_counts(classes), head, coverage, regions, defects)
 
 
@@ -409,32 +422,37 @@ class ParsingTask(Task):
             pending: deque[np.ndarray] = deque()  # frames read but not yet labelled
             prepare = partial(_colour_posteriors, paths, segmenter.shrink, layouts, models)
 
-            def probabilities() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+            def probabilities() -> Iterator[tuple[np.ndarray, Hands | None]]:
                 loaded = read_ahead(pool, prepare, range(len(paths)), LOOK_AHEAD)
                 for index, (frame, small, posteriors) in enumerate(loaded):
                     pending.append(frame)
                     person = segmenter.segment(small)[None]
                     hands = None
                     if index % HAND_STRIDE == 0:
-                        scale = (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
+                        scale = np.float32(
+                            (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
+                        )
                         layout = layouts.get(index, small.shape[:2], frame.shape[:2])
-                        found = plausible_hands(hand_detector.detect(small), posteriors[0], layout)
-                        hands = found * np.float32(scale)
+                        found = hand_detector.detect(small)
+                        labelled, on_head = sort_hands(found, posteriors[0], layout)
+                        hands = Hands(labelled * scale, on_head * scale)
                     yield np.concatenate([person, posteriors]), hands
 
             for index, (window, weights) in enumerate(time_windows(probabilities())):
-                maps = [item[0] for item in window]
-                hands = [hand for item in window if item[1] is not None for hand in item[1]]
+                found = [item[1] for item in window if item[1] is not None]
                 yield partial(
                     _frame_classes,
                     pending.popleft(),
-                    maps,
+                    [item[0] for item in window],
                     weights,
                     layouts,
                     index,
                     models,
                     skin,
-                    hands,
+                    Hands(
+                        [hand for hands in found for hand in hands.labelled],
+                        [hand for hands in found for hand in hands.on_head],
+                    ),
                 )
 
     def _fit_appearance(
@@ -587,7 +605,7 @@ def _frame_classes(
     index: int,
     models: ColourModels,
     skin: tuple[float, float],
-    hands: Sequence[np.ndarray],
+    hands: Hands,
 ) -> ParsedFrame:
     """Frame `index`'s class map from the person and class probabilities of the frames around
     it (`window`, see time_windows) and the hands found in them (full-resolution pixels)."""
@@ -603,7 +621,8 @@ def _frame_classes(
         coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
     )
     hair_like = hair_like_torso(coarse, maps[1:], small.width, small.height)
-    return ParsedFrame(label_hands(whole, hands), hair_like)
+    covered = face_under_hands(hands.on_head, face_mask(layout.points, height, width))
+    return ParsedFrame(label_hands(whole, hands.labelled), hair_like, covered)
 
 
 def _bisenet_frame_classes(
