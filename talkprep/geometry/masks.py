@@ -123,6 +123,9 @@ the ears, so that skin below the jaw is neck."""
 NECK_CORE = 0.2
 """Below the chin, within this many face widths of the chin point, nothing is hair: the neck,
 its shadow under the chin and its creases run from the chin to the clothes."""
+NECK_SIDE = 0.4
+"""The neck reaches at most this many face widths to either side of the chin point (a neck is
+about two thirds of a face wide): hair as fair as skin beside it stays hair."""
 NECK_FREE = 0.35
 """The neck runs down from the chin this many face heights freely ..."""
 NECK_LENGTH_COST = 10.0
@@ -447,10 +450,11 @@ def _neck_run(
     chin_row = layout.points[CHIN_POINT][1]
     length = np.maximum((rows - chin_row) / layout.height - NECK_FREE, 0.0) * NECK_LENGTH_COST
     down_odds = cv2.log(skin_p + hair_p + tiny) - cv2.log(clothes_p + tiny) - length
-    band = candidate & (np.abs(dx) < NECK_HALF_WIDTH)
+    axis = layout.points[CHIN_POINT][0]
+    columns = np.abs(np.arange(width, dtype=np.float32) - axis) < NECK_SIDE * layout.width
+    band = candidate & columns[None, :]
     down = top_runs(band, down_odds, start, round(NECK_EDGE_SMOOTH * layout.width))
     side_odds = cv2.log(skin_p + tiny) - cv2.log(hair_p + clothes_p + tiny)
-    axis = layout.points[CHIN_POINT][0]
     half_core = NECK_CORE * layout.width
     right = int(np.clip(np.ceil(axis + half_core), 0, width))
     left = int(np.clip(np.floor(axis - half_core), 0, width))

@@ -611,11 +611,15 @@ def _frame_classes(
     it (`window`, see time_windows) and the hands found in them (full-resolution pixels)."""
     maps = weighted_mean(window, weights)
     height, width = frame.shape[:2]
-    small = layouts.get(index, maps.shape[1:], (height, width))
-    coarse = split_person(maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin)
     # bytes upsample several times faster than floats; 1/255 is plenty here
     prob = cv2.convertScaleAbs(maps[0], alpha=255.0)
     person = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+    if not layouts.has_face(index):  # no face to place: the person is torso, nothing is drawn
+        coarse = split_person(maps[0] > 0.5, maps[1:], None)
+        whole = full_resolution(coarse, person > PERSON_THRESHOLD, frame, None, skin)
+        return ParsedFrame(label_hands(whole, hands.labelled), None, None)
+    small = layouts.get(index, maps.shape[1:], (height, width))
+    coarse = split_person(maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin)
     layout = layouts.get(index, (height, width), (height, width))
     whole = full_resolution(
         coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
@@ -648,6 +652,10 @@ class _Layouts:
         self._landmarks = landmarks
         self._nearest = nearest
         self.get = lru_cache(maxsize=LAYOUT_CACHE)(self._layout)
+
+    def has_face(self, index: int) -> bool:
+        """Whether frame `index` has a face of its own (not only a nearest frame's)."""
+        return bool(self._nearest[index] == index)
 
     def _layout(self, index: int, size: tuple[int, int], frame_size: tuple[int, int]) -> FaceLayout:
         points = self._landmarks[int(self._nearest[index])][:, :2]
