@@ -189,22 +189,43 @@ def _process(args: argparse.Namespace, console: Console) -> int:
         return EXIT_TASKS_FAILED
     if result.view_error:
         return EXIT_TASKS_FAILED
-    console.result(
-        f"\nDataset in {config.out}; validate it with: "
-        f"talkprep check {config.out} --target {config.target}"
-    )
+    console.result("\n" + closing_lines(config.out, config.target))
     return EXIT_OK
+
+
+def closing_lines(out: Path, target: str) -> str:
+    """Where the dataset is, which trainers can train on it (and what each other one needs),
+    and the check to run."""
+    from talkprep.hints import check_words, shell
+    from talkprep.targets.ready import format_readiness, readiness
+
+    return (
+        f"Dataset in {out}\n{format_readiness(readiness(out))}\n"
+        f"Validate it with: {shell(check_words(out, target))}"
+    )
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
     from talkprep.process import write_view_safely
+    from talkprep.targets import format_report, get_target
+    from talkprep.targets.check import check_target
     from talkprep.targets.view import require_folder
 
     if write_view_safely(require_folder(args.folder), args.target, console, args.out):
         return EXIT_TASKS_FAILED
     out = args.out or args.folder
-    console.result(f"{args.target} view in {out}")
-    console.result(f"check it with: talkprep check {out} --target {args.target}")
+    report = check_target(out, get_target(args.target))
+    if report.problems:
+        console.result(format_report(report))
+        console.result(
+            f"\n{args.target} view in {out}, but {report.target.trainer} cannot train on it yet: "
+            f"{len(report.problems)} problem(s), each with its fix above"
+        )
+        return EXIT_TASKS_FAILED
+    console.result(f"{args.target} view in {out}, ready for {report.target.trainer}")
+    flags = " ".join(report.flags)
+    if flags:
+        console.result(f"{report.target.trainer} flags: {flags}")
     return EXIT_OK
 
 
@@ -250,7 +271,9 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check(args: argparse.Namespace, console: Console) -> int:
-    from talkprep.check import check_folder, format_table
+    from talkprep.check import check_folder, format_table, repairs
+    from talkprep.manifest import read_manifest
+    from talkprep.targets.ready import format_readiness, readiness
 
     target = args.target or _view_target(args.folder)
     if target is not None:
@@ -260,17 +283,19 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     bad = [r for r in results if not r.ok]
     if bad:
         print(f"\n{args.folder}: {len(bad)} problem(s); first: {bad[0].group}: {bad[0].problem}")
-        if bad[0].fix:
-            print(f"to repair it: {bad[0].fix}")
+        for fix in repairs(results):
+            print(f"to repair: {fix}")
         return EXIT_USAGE
     print(f"\n{args.folder}: all {len(results)} file groups are consistent")
+    if read_manifest(args.folder):
+        print(format_readiness(readiness(args.folder)))
     return EXIT_OK
 
 
 def _view_target(folder: Path) -> str | None:
     """The trainer whose view was written into the folder, when it is not the default's."""
     from talkprep.targets import DEFAULT_TARGET
-    from talkprep.targets.view import view_target
+    from talkprep.targets.record import view_target
 
     name = view_target(folder)
     return name if name not in (None, DEFAULT_TARGET) else None

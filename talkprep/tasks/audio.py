@@ -12,6 +12,8 @@ from talkprep.io.audio import SAMPLE_RATE, decode_audio, fit_to_span, read_wav, 
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 
 WAV_NAME = "aud.wav"
+NO_AUDIO_TRACK = "has no audio track"
+"""How task 1 says that the video has no sound (check then offers no rerun)."""
 FULL_SCALE = 0.999
 """Samples at or beyond this magnitude are at full scale: the recording clipped there."""
 CLIPPED_SHARE_TO_FIX = 0.001
@@ -37,7 +39,7 @@ class AudioTask(Task):
         except InputError as exc:
             if ctx.config.audio is None and not ctx.input.get("has_audio"):
                 raise TaskError(
-                    f"{source.name} has no audio track; give one with --audio PATH "
+                    f"{source.name} {NO_AUDIO_TRACK}; give one with --audio PATH "
                     "(the video tasks still run)"
                 ) from None
             raise TaskError(str(exc)) from None
