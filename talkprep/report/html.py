@@ -38,9 +38,11 @@ from talkprep.report.quality import (
     CLIP_LEVEL,
     THRESHOLDS,
     Graded,
+    Threshold,
     clipped_share,
     collect_values,
     grade_all,
+    length_threshold,
     mask_jumps,
     worst_frames,
 )
@@ -202,6 +204,15 @@ def _measure(view: FolderView, manifest: dict[str, Any], n: int, progress: Progr
     return _Measured(jumps, reproj, clipped, waveform)
 
 
+def _length(manifest: dict[str, Any], fps: float) -> Threshold:
+    """The clip length advised for the trainer the folder was made for (`--target`)."""
+    from talkprep.targets import DEFAULT_TARGET, TARGETS
+
+    name = _dict(manifest.get("config")).get("target")
+    target = TARGETS.get(name if isinstance(name, str) else "", TARGETS[DEFAULT_TARGET])
+    return length_threshold(target.trainer, target.advised_seconds, fps)
+
+
 def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
     """The verdict line, then what the tasks said, then the figures beyond their limits."""
     warnings: list[str] = []
@@ -240,6 +251,24 @@ def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
     if not warnings and not beyond:
         parts.append("<p>No warnings.</p>")
     return "".join(parts)
+
+
+def _trainers(root: Path, manifest: dict[str, Any]) -> str:
+    """Which trainers can train on the folder, and the command each other one needs: the same
+    lines as `talkprep process` and `talkprep check` print."""
+    if not manifest:
+        return ""
+    from talkprep.targets.ready import readiness
+
+    standings = readiness(root)
+    ready = sum(s.ready for s in standings)
+    items = "".join(
+        f"<li>{_e(s.target.trainer)}: {'ready' if s.ready else 'not yet'}, "
+        f"<code>{_e(s.how)}</code></li>"
+        for s in sorted(standings, key=lambda s: not s.ready)
+    )
+    heading = f"Trainers that can train on it now ({ready} of {len(standings)})"
+    return f'<h3>{heading}</h3><ul class="warnings">{items}</ul>'
 
 
 def _figures_table(graded: list[Graded]) -> str:
@@ -609,10 +638,10 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
         values["mask_jump_p95"] = float(np.nanpercentile(measured.mask_jump, 95))
     if measured.clipped is not None:
         values["clipped_share"] = measured.clipped
-    graded = grade_all(collect_values(manifest, n, values))
+    graded = grade_all(collect_values(manifest, n, values), _length(manifest, fps))
     title = _e(Path(str(_dict(manifest.get("input")).get("path", root))).name)
     content = {
-        "verdict": _verdict(manifest, graded),
+        "verdict": _verdict(manifest, graded) + _trainers(root, manifest),
         "figures": _figures_table(graded),
         "config": _config_section(manifest),
         "tasks": _task_table(manifest),

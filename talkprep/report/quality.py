@@ -107,11 +107,17 @@ THRESHOLDS: dict[str, Threshold] = {
         "repeated frames (source slower than the dataset fps)", " %", 1.0, 10.0, False,
         "frozen frames under moving audio",
     ),
-    "frames": Threshold(
-        "frames in the dataset", "", 2500.0, 1000.0, True,
-        "the reference datasets have 4000-8000 frames (3-5 minutes)",
-    ),
 }  # fmt: skip
+"""Every graded figure but the clip's length, which `length_threshold` judges per trainer."""
+
+
+def length_threshold(trainer: str, advised_seconds: float, fps: float) -> Threshold:
+    """The clip's length in frames against what `trainer` is usually given: amber below, never
+    red (a short clip is an advice about the footage, not a defect of the dataset)."""
+    return Threshold(
+        f"frames in the dataset (for {trainer})", "", advised_seconds * fps, 0.0, True,
+        f"{trainer} is usually trained on {advised_seconds:g} s or more",
+    )  # fmt: skip
 
 
 def _figures(manifest: dict[str, Any], name: str) -> dict[str, Any]:
@@ -163,10 +169,11 @@ def collect_values(
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
 
-def grade_all(values: dict[str, float]) -> list[Graded]:
-    """Every known figure graded, worst first (red, amber, green), in THRESHOLDS order within."""
+def grade_all(values: dict[str, float], length: Threshold) -> list[Graded]:
+    """Every known figure graded, worst first (red, amber, green), in THRESHOLDS order within,
+    the clip's length against `length` (length_threshold)."""
     graded = []
-    for key, threshold in THRESHOLDS.items():
+    for key, threshold in {**THRESHOLDS, "frames": length}.items():
         if key not in values:
             continue
         value = values[key]
