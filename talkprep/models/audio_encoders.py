@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from talkprep.audio_features import (
+from talkprep.audio_math import (
     CHUNK_SAMPLES,
     RECEPTIVE_SAMPLES,
     SAMPLE_RATE,
