@@ -17,7 +17,7 @@ from talkprep.cli import closing_lines, main
 from talkprep.manifest import manifest_path
 from talkprep.models.audio_encoders import fetch_hint
 from talkprep.targets import get_target
-from talkprep.targets.check import check_target
+from talkprep.targets.check import check_target, train_command
 from talkprep.targets.ready import readiness
 
 HOSTILE = "clip$(touch PWNED).mp4"
@@ -173,3 +173,28 @@ def test_export_exits_non_zero_when_the_trainer_cannot_train(complete, tmp_path,
     printed = capsys.readouterr().out
     assert code == 3
     assert "AD-NeRF cannot train on it yet" in printed and "extract_ds_features.py" in printed
+
+
+def test_check_target_prints_the_whole_train_command(complete, capsys):
+    assert main(["check", str(complete), "--target", "synctalk"]) == 1  # its view is not written
+    printed = capsys.readouterr().out
+    data = str(complete.resolve())
+    command = shlex.join(
+        ["python", "main.py", data, "--workspace", "trial_anchor", "-O", "--iters", "60000"]
+    )
+    flags = "--portrait --asr_model ave --au45"
+    assert f"train it (from SyncTalk's checkout): {command} {flags}\n" in printed
+    assert [x.split(" ")[0] for x in printed.splitlines()].count("au.csv") == 1, "one row a group"
+    tg = check_target(complete, get_target("talkinggaussian"))
+    steps = tg.train.split(" && ")
+    assert [shlex.split(s)[1] for s in steps] == [
+        "train_mouth.py",
+        "train_face.py",
+        "train_fuse.py",
+    ]
+    assert all(shlex.split(s)[2:6] == ["-s", data, "-m", "trial_anchor"] for s in steps)
+    ad = train_command(complete, get_target("adnerf"), ["--near 0.300 --far 0.900"])
+    assert shlex.split(ad) == [
+        "python", "NeRFs/HeadNeRF/run_nerf.py", "--expname", "anchor_head", "--datadir", data,
+        "--basedir", f"{data}/logs", "--near", "0.300", "--far", "0.900",
+    ]  # fmt: skip

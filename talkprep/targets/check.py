@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ MASK_SAMPLES = 24
 """Frames (evenly spaced) whose masks are derived as the trainer derives them."""
 MIN_MOUTH_PIXELS = 20
 """TalkingGaussian's train_mouth.py line 118 waits for a frame with this many mouth pixels."""
+AU_CSV = "au.csv"
 GENERIC_AUDIO = "audio features"
 """talkprep check's audio group; the contract's audio choices replace it."""
 
@@ -57,6 +59,9 @@ class TargetReport:
     findings: list[Finding]
     flags: list[str]
     notes: list[str]
+
+    train: str = ""
+    """The trainer's own training command(s) for this folder, with the flags above."""
 
     @property
     def problems(self) -> list[Finding]:
@@ -96,7 +101,32 @@ def check_target(root: Path, target: Target) -> TargetReport:
         findings.append(_check_last_seconds(root, target, ids, notes))
     if target.face_rect == "adnerf":
         findings.append(_check_adnerf(root, target, flags))
-    return TargetReport(target, findings, flags, notes)
+    return TargetReport(target, findings, flags, notes, train_command(root, target, flags))
+
+
+def train_command(root: Path, target: Target, flags: list[str]) -> str:
+    """The trainer's training command(s) for `root`, to run from the trainer's checkout (empty
+    when the contract names none)."""
+    words = [w for flag in flags for w in shlex.split(flag)]
+    data = root.resolve()
+    fill = {
+        "{data}": str(data),
+        "{workspace}": f"trial_{data.name}",
+        "{name}": data.name,
+        "{logs}": str(data / "logs"),
+    }
+    commands = []
+    for template in target.train:
+        command: list[str] = []
+        for word in template:
+            if word == "{flags}":
+                command += words
+            else:
+                for key, value in fill.items():
+                    word = word.replace(key, value)
+                command.append(word)
+        commands.append(command)
+    return hints.shell(*commands) if commands else ""
 
 
 def _process(root: Path, tasks: list[int] | None = None, force: bool = False, **option: Any) -> str:
@@ -161,6 +191,8 @@ def _check_reads(root: Path, target: Target, ids: dict[str, np.ndarray]) -> list
     used = np.union1d(ids["train"], ids["val"])
     findings = []
     for pattern in target.reads:
+        if pattern == AU_CSV and target.au_columns:
+            continue  # _check_au reads it, columns and all: one row in the table
         if "*" not in pattern:
             ok = (root / pattern).is_file()
             problem = None if ok else "missing"
