@@ -186,8 +186,13 @@ def _process(args: argparse.Namespace, console: Console) -> int:
             f"\n{len(result.failed_tasks)} task(s) did not finish; see above. "
             "Outputs of the others are kept."
         )
+        if console.quiet:  # -q hides progress, never why the run failed
+            for o in result.failed_tasks:
+                console.problem(f"talkprep: task {o.number} {o.name} {o.status}: {o.message}")
         return EXIT_TASKS_FAILED
     if result.view_error:
+        if console.quiet:
+            console.problem(f"talkprep: {result.view_error}")
         return EXIT_TASKS_FAILED
     console.result("\n" + closing_lines(config.out, config.target))
     return EXIT_OK
@@ -356,5 +361,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
-        print(f"talkprep: {how}; rerun the same command to resume", file=sys.stderr)
+        # through tqdm, which clears the progress bars first instead of writing over them
+        Console().problem(f"talkprep: {how}; rerun the same command to resume")
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

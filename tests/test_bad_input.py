@@ -211,3 +211,14 @@ def test_frames_below_512_px_get_a_resolution_warning(tmp_path):
     from talkprep.tasks.frames import resolution_warning
 
     assert resolution_warning(512, 512) is None and resolution_warning(1280, 720) is None
+
+
+def test_quiet_still_says_why_tasks_failed(tmp_path):
+    video = write_video(tmp_path / "silent.mp4", moving_square_frames(5), fps=25)
+    result = _run(["process", str(video), "-o", str(tmp_path / "o"), "--tasks", "1", "-q"])
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "talkprep: task 1 audio failed: silent.mp4 has no audio track; give one with --audio "
+        "PATH (the video tasks still run)"
+    )
