@@ -78,6 +78,8 @@ def test_report_has_every_section_with_its_pictures(hdtf_page):
     assert samples.count("<img") == 8, "gt and torso image of four frames"
     worst = _section(page, "worst")
     assert worst.count("tracking error") >= 6 and worst.count("mask jump") >= 6
+    # a frame's median error in its own pixels, not the figures' percentile of all points
+    assert worst.count("tracking error (the frame's median point, px of this frame)") == 6
     assert worst.count("<img") >= 12
 
 

@@ -439,7 +439,8 @@ def _worst_section(view: FolderView, measured: _Measured) -> str:
     if measured.reproj is not None and np.isfinite(measured.reproj).any():
         for i in worst_frames(measured.reproj):
             rows.append(
-                f"<tr><td>tracking error</td><td>{i}</td><td>{i / view.fps:.2f} s</td>"
+                f"<tr><td>tracking error (the frame's median point, px of this frame)</td>"
+                f"<td>{i}</td><td>{i / view.fps:.2f} s</td>"
                 f"<td>{measured.reproj[i]:.2f} px</td></tr>"
             )
             if view.has_frame(int(i)):

@@ -70,10 +70,12 @@ THRESHOLDS: dict[str, Threshold] = {
         "frames with more than one face", " %", 0.0, 5.0, False, "a second person may be labelled"
     ),
     "reproj_median_px_512": Threshold(
-        "tracking error, median (at 512 px)", " px", 1.5, 3.0, False, "pose does not fit the mesh"
+        "tracking error, median over all points (at 512 px)", " px", 1.5, 3.0, False,
+        "pose does not fit the mesh",
     ),
     "reproj_p95_px_512": Threshold(
-        "tracking error, 95th percentile (at 512 px)", " px", 3.0, 6.0, False, "bad frames"
+        "tracking error, 95th percentile over all points (at 512 px)", " px", 3.0, 6.0, False,
+        "bad frames",
     ),
     "high_error_share": Threshold(
         "frames with high tracking error", " %", 1.0, 5.0, False, "wrong face, blur, occlusion"
