@@ -28,7 +28,8 @@ EXIT_TERMINATED = 143
 PROCESS_EPILOG = """\
 tasks (--tasks all, or numbers: 4, 1,3-5; a task whose inputs are unchanged is skipped):
   1 audio           aud.wav: the audio track, 16 kHz mono
-  2 audio_features  aud_hu.npy (HuBERT) or the other --audio-features asked for
+  2 audio_features  aud_hu.npy (HuBERT) or the other --audio-features asked for; the
+                    closing lines say which trainers the folder serves and what others need
   3 frames          ori_imgs/{i}.jpg at --fps; --crop auto frames head and shoulders
   4 landmarks       landmarks.npy, ori_imgs/{i}.lms, track_params.pt (face mesh, head pose)
   5 parsing         semantics/{i}.png, parsing/{i}.png (head, neck, torso, background)
@@ -128,7 +129,10 @@ def _add_process_options(process: argparse.ArgumentParser) -> None:
     process.add_argument("--crop", help="none (default) or auto: one square box around the head")
     process.add_argument("--audio", type=Path, help="audio file to use instead of the video's")
     process.add_argument(
-        "--audio-features", help="hubert (default), mel, wav2vec2, deepspeech; comma-separated"
+        "--audio-features",
+        help="hubert (default: ER-NeRF, TalkingGaussian, SyncTalk, InsTaG read it), mel (no "
+        "download; no trainer reads it: only SyncTalk and InsTaG train, from aud.wav), wav2vec2 "
+        "(RAD-NeRF), deepspeech; comma-separated",
     )
     process.add_argument("--hubert-model", help="HuBERT Hugging Face id or local folder")
     process.add_argument("--wav2vec2-model", help="wav2vec2 CTC Hugging Face id or local folder")
