@@ -162,10 +162,14 @@ def test_closing_lines_say_which_trainers_can_train(complete, tmp_path):
     )
 
 
-def test_plain_check_lists_the_trainers(complete, capsys):
+def test_plain_check_lists_the_trainers(complete, capsys, monkeypatch):
     assert main(["check", str(complete)]) == 0
     printed = capsys.readouterr().out
     assert "Trainers that can train on it now (2 of 7):" in printed
+    monkeypatch.chdir(complete)
+    assert main(["check", "."]) == 0
+    export = f"talkprep export . --target synctalk -o {complete.resolve()}-synctalk"
+    assert export in capsys.readouterr().out
 
 
 def test_export_exits_non_zero_when_the_trainer_cannot_train(complete, tmp_path, capsys):

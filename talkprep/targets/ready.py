@@ -68,7 +68,8 @@ def readiness(root: Path) -> list[Readiness]:
         pass_flags = f"; pass {flags}" if flags else ""
         needs_view = bool(target.renders or target.aliases) or not own_name
         if needs_view and in_view != target.name:
-            dest = root.with_name(f"{root.name}-{target.name}")
+            named = root if root.name else root.resolve()  # `check .` has no name to extend
+            dest = named.with_name(f"{named.name}-{target.name}")
             export = hints.shell(hints.export_words(root, target.name, dest))
             standings.append(Readiness(target, True, f"after {export}{pass_flags}"))
         else:
