@@ -26,6 +26,7 @@ import numpy as np
 
 from talkprep import __version__
 from talkprep.errors import OutputError
+from talkprep.hints import shell
 from talkprep.io.atomic import write_text
 from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
@@ -599,7 +600,8 @@ def _preview_section(root: Path) -> str:
             "image, with the audio, to check lip sync and masks by eye and ear.</p>"
             f'<video controls preload="metadata" width="880" src="{PREVIEW_NAME}"></video>'
         )
-    return _missing(f"No {PREVIEW_NAME} yet: make it with `talkprep preview {root}`.")
+    command = shell(["talkprep", "preview", root])
+    return _missing(f"No {PREVIEW_NAME} yet: make it with `{command}`.")
 
 
 def _section(key: str, heading: str, content: str) -> str:
