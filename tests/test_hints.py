@@ -197,6 +197,8 @@ def test_check_target_prints_the_whole_train_command(complete, capsys):
         "train_fuse.py",
     ]
     assert all(shlex.split(s)[2:6] == ["-s", data, "-m", "trial_anchor"] for s in steps)
+    gt = check_target(complete, get_target("gaussiantalker")).train
+    assert shlex.split(gt)[:6] == ["python", "train.py", "-s", data, "--model_path", "trial_anchor"]
     ad = train_command(complete, get_target("adnerf"), ["--near 0.300 --far 0.900"])
     assert shlex.split(ad) == [
         "python", "NeRFs/HeadNeRF/run_nerf.py", "--expname", "anchor_head", "--datadir", data,
