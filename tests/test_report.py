@@ -186,7 +186,7 @@ def test_report_escapes_every_value_of_a_crafted_manifest(tmp_path):
     assert "script-src" not in page or "default-src 'none'" in page
 
 
-def test_report_renders_in_a_headlessbrowser(hdtf_folder, tmp_path):
+def test_report_renders_in_a_headless_browser(hdtf_folder, tmp_path):
     shot = tmp_path / "report.png"
     browser(hdtf_folder / REPORT_NAME, "--window-size=1150,9000", f"--screenshot={shot}")
     image = cv2.imread(str(shot))
@@ -202,7 +202,7 @@ def test_report_renders_in_a_headlessbrowser(hdtf_folder, tmp_path):
         assert f'<section id="{key}"><h2>{heading}</h2>' in dom
 
 
-def test_crafted_manifest_runs_no_script_in_abrowser(tmp_path):
+def test_crafted_manifest_runs_no_script_in_a_browser(tmp_path):
     build_report(_crafted_folder(tmp_path))
     dom = browser(tmp_path / REPORT_NAME, "--dump-dom").stdout
     assert "<body" in dom and "data-pwned=" not in dom.replace("&#x27;data-pwned&#x27;", "")
