@@ -204,3 +204,19 @@ def test_check_target_prints_the_whole_train_command(complete, capsys):
         "python", "NeRFs/HeadNeRF/run_nerf.py", "--expname", "anchor_head", "--datadir", data,
         "--basedir", f"{data}/logs", "--near", "0.300", "--far", "0.900",
     ]  # fmt: skip
+
+
+def test_process_ends_with_the_trainers_and_a_quoted_check(tmp_path, monkeypatch, capsys):
+    import talkprep.process
+    from talkprep.process import ProcessResult
+
+    monkeypatch.setattr(
+        talkprep.process, "process_video", lambda config, console: ProcessResult([])
+    )
+    out = tmp_path / HOSTILE
+    assert main(["process", str(tmp_path / "v.mp4"), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Dataset in {out}\nTrainers that can train on it now (0 of 7):" in printed
+    assert printed.rstrip().endswith(
+        f"Validate it with: talkprep check {shlex.quote(str(out))} --target ernerf"
+    )
