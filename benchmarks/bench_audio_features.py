@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from talkprep.audio_features import SAMPLE_RATE, log_mel, pair_steps
+from talkprep.audio_math import SAMPLE_RATE, log_mel, pair_steps
 
 HUBERT_LARGE = {
     "hidden_size": 1024,

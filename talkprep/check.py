@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from talkprep import hints
 from talkprep.io.atomic import TEMP_MARK
 from talkprep.io.images import frame_indices, image_size
 from talkprep.io.outputs import count_outputs, inspect_group
 from talkprep.manifest import read_manifest
 from talkprep.tasks import ALL_TASKS
+from talkprep.tasks.audio import NO_AUDIO_TRACK
 from talkprep.tasks.audio_features import FEATURES
 from talkprep.tasks.base import CheckResult, FolderFacts, Task
 
@@ -85,11 +89,9 @@ def check_folder(root: Path) -> list[CheckResult]:
     temps = [p for p in root.rglob(f"*{TEMP_MARK}*") if p.is_file()]
     if temps:
         name = temps[0].relative_to(root)
-        problem = (
-            f"{len(temps)} left by a killed run (e.g. {name}); a rerun of process removes them"
-        )
+        problem = f"{len(temps)} left by a killed run (e.g. {name}); a rerun removes them"
         results.append(CheckResult(TEMP_GROUP, len(temps), problem))
-    return [_with_repair(r, root, manifest) for r in results]
+    return _with_repairs(results, root, manifest)
 
 
 def _patterns(manifest: dict[str, Any]) -> set[str]:
@@ -160,16 +162,85 @@ def _task_for(group: str) -> Task | None:
     return None
 
 
-def _with_repair(result: CheckResult, root: Path, manifest: dict[str, Any]) -> CheckResult:
-    """Name the command that rebuilds a failing group."""
-    if result.ok or result.group == TEMP_GROUP:
-        return result
-    task = _task_for(result.group)
-    if task is None:
-        return result
-    video = (manifest.get("input") or {}).get("path") or "VIDEO"
-    command = f"talkprep process {video} -o {root} --tasks {task.number} --force"
-    return dataclasses.replace(result, fix=command)
+def _with_repairs(
+    results: list[CheckResult], root: Path, manifest: dict[str, Any]
+) -> list[CheckResult]:
+    """Name the command that repairs each problem, never one that would fail the same way.
+
+    Tasks that did not finish (failed, interrupted, blocked, never run) are repaired together
+    by the command that made the folder, again (it resumes; tasks it did not ask for, and what
+    they need, are added to its --tasks; a model a failure named is fetched first). Files of
+    finished tasks that are damaged or gone are rebuilt in one `--force` run of those tasks. A
+    video without audio gets no command: its problem already says to give `--audio`.
+    """
+    records = manifest.get("tasks") or {}
+    owners = {r.group: _task_for(r.group) for r in results if not r.ok}
+    if _no_audio_track(records):
+        owners = {g: t for g, t in owners.items() if t is None or t.name not in AUDIO_TASKS}
+    damaged = {t.number for t in owners.values() if t and _status(records, t) == "done"}
+    unfinished = {t for t in owners.values() if t and _status(records, t) != "done"}
+    fixes = {}
+    if damaged:
+        fixes["done"] = hints.process_hint(manifest, root, tasks=damaged, force=True)
+    if unfinished or any(r.group == TEMP_GROUP and not r.ok for r in results):
+        fixes["rerun"] = _rerun(manifest, root, unfinished, records)
+    repaired = []
+    for result in results:
+        task = owners.get(result.group)
+        if result.group == TEMP_GROUP and not result.ok:
+            result = dataclasses.replace(result, fix=fixes["rerun"])
+        elif task is not None:
+            kind = "done" if task.number in damaged else "rerun"
+            result = dataclasses.replace(result, fix=fixes[kind])
+        repaired.append(result)
+    return repaired
+
+
+AUDIO_TASKS = ("audio", "audio_features")
+
+
+def _status(records: dict[str, Any], task: Task) -> str | None:
+    return (records.get(task.name) or {}).get("status")
+
+
+def _rerun(
+    manifest: dict[str, Any], root: Path, unfinished: set[Task], records: dict[str, Any]
+) -> str:
+    """The folder's own command again, with the unfinished tasks it did not ask for (and the
+    unfinished tasks they need) added, after fetching any model a failure named."""
+    config = hints.recorded_config(manifest) or {}
+    asked = set(config.get("tasks") or [])
+    by_name = {t.name: t for t in ALL_TASKS}
+    todo = {t.number for t in unfinished}
+    pending = list(unfinished)
+    while pending:
+        for need in pending.pop().needs:
+            task = by_name[need]
+            if task.number not in todo and _status(records, task) != "done":
+                todo.add(task.number)
+                pending.append(task)
+    before = [
+        shlex.split(match.group(1))
+        for record in records.values()
+        if record.get("status") == "failed"
+        for match in [MODEL_FETCH.search(str(record.get("error") or ""))]
+        if match
+    ]
+    tasks = None if todo <= asked else asked | todo
+    return hints.process_hint(manifest, root, tasks=tasks, before=before)
+
+
+MODEL_FETCH = re.compile(r"`(hf download [^`]+)`")
+"""A task's error that names the model to fetch (talkprep.models.audio_encoders.fetch_hint)."""
+
+
+def _no_audio_track(records: dict[str, Any]) -> bool:
+    return NO_AUDIO_TRACK in str((records.get("audio") or {}).get("error") or "")
+
+
+def repairs(results: list[CheckResult]) -> list[str]:
+    """Each distinct repair once, in the order of the problems."""
+    return list(dict.fromkeys(r.fix for r in results if not r.ok and r.fix))
 
 
 def format_table(results: list[CheckResult]) -> str:
@@ -182,9 +253,12 @@ def format_table(results: list[CheckResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     indent = " " * (sum(widths) + 6)
+    shown: set[str] = set()
     for row, result in zip(rows, [None, *results], strict=True):
         cells = f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}"
         lines.append(cells.rstrip())
         if result is not None and result.fix:
-            lines.append(f"{indent}fix: {result.fix}")
+            fix = "the same as above" if result.fix in shown else result.fix
+            lines.append(f"{indent}fix: {fix}")
+            shown.add(result.fix)
     return "\n".join(lines)

@@ -28,7 +28,8 @@ EXIT_TERMINATED = 143
 PROCESS_EPILOG = """\
 tasks (--tasks all, or numbers: 4, 1,3-5; a task whose inputs are unchanged is skipped):
   1 audio           aud.wav: the audio track, 16 kHz mono
-  2 audio_features  aud_hu.npy (HuBERT) or the other --audio-features asked for
+  2 audio_features  aud_hu.npy (HuBERT) or the other --audio-features asked for; the
+                    closing lines say which trainers the folder serves and what others need
   3 frames          ori_imgs/{i}.jpg at --fps; --crop auto frames head and shoulders
   4 landmarks       landmarks.npy, ori_imgs/{i}.lms, track_params.pt (face mesh, head pose)
   5 parsing         semantics/{i}.png, parsing/{i}.png (head, neck, torso, background)
@@ -128,7 +129,10 @@ def _add_process_options(process: argparse.ArgumentParser) -> None:
     process.add_argument("--crop", help="none (default) or auto: one square box around the head")
     process.add_argument("--audio", type=Path, help="audio file to use instead of the video's")
     process.add_argument(
-        "--audio-features", help="hubert (default), mel, wav2vec2, deepspeech; comma-separated"
+        "--audio-features",
+        help="hubert (default: ER-NeRF, TalkingGaussian, SyncTalk, InsTaG read it), mel (no "
+        "download; no trainer reads it: only SyncTalk and InsTaG train, from aud.wav), wav2vec2 "
+        "(RAD-NeRF), deepspeech; comma-separated",
     )
     process.add_argument("--hubert-model", help="HuBERT Hugging Face id or local folder")
     process.add_argument("--wav2vec2-model", help="wav2vec2 CTC Hugging Face id or local folder")
@@ -186,25 +190,51 @@ def _process(args: argparse.Namespace, console: Console) -> int:
             f"\n{len(result.failed_tasks)} task(s) did not finish; see above. "
             "Outputs of the others are kept."
         )
+        if console.quiet:  # -q hides progress, never why the run failed
+            for o in result.failed_tasks:
+                console.problem(f"talkprep: task {o.number} {o.name} {o.status}: {o.message}")
         return EXIT_TASKS_FAILED
     if result.view_error:
+        if console.quiet:
+            console.problem(f"talkprep: {result.view_error}")
         return EXIT_TASKS_FAILED
-    console.result(
-        f"\nDataset in {config.out}; validate it with: "
-        f"talkprep check {config.out} --target {config.target}"
-    )
+    console.result("\n" + closing_lines(config.out, config.target))
     return EXIT_OK
+
+
+def closing_lines(out: Path, target: str) -> str:
+    """Where the dataset is, which trainers can train on it (and what each other one needs),
+    and the check to run."""
+    from talkprep.hints import check_words, shell
+    from talkprep.targets.ready import format_readiness, readiness
+
+    return (
+        f"Dataset in {out}\n{format_readiness(readiness(out))}\n"
+        f"Validate it with: {shell(check_words(out, target))}"
+    )
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
     from talkprep.process import write_view_safely
+    from talkprep.targets import format_report, get_target
+    from talkprep.targets.check import check_target
     from talkprep.targets.view import require_folder
 
     if write_view_safely(require_folder(args.folder), args.target, console, args.out):
         return EXIT_TASKS_FAILED
     out = args.out or args.folder
-    console.result(f"{args.target} view in {out}")
-    console.result(f"check it with: talkprep check {out} --target {args.target}")
+    report = check_target(out, get_target(args.target))
+    if report.problems:
+        console.result(format_report(report))
+        console.result(
+            f"\n{args.target} view in {out}, but {report.target.trainer} cannot train on it yet: "
+            f"{len(report.problems)} problem(s), each with its fix above"
+        )
+        return EXIT_TASKS_FAILED
+    console.result(f"{args.target} view in {out}, ready for {report.target.trainer}")
+    flags = " ".join(report.flags)
+    if flags:
+        console.result(f"{report.target.trainer} flags: {flags}")
     return EXIT_OK
 
 
@@ -250,7 +280,9 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check(args: argparse.Namespace, console: Console) -> int:
-    from talkprep.check import check_folder, format_table
+    from talkprep.check import check_folder, format_table, repairs
+    from talkprep.manifest import read_manifest
+    from talkprep.targets.ready import format_readiness, readiness
 
     target = args.target or _view_target(args.folder)
     if target is not None:
@@ -260,17 +292,19 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     bad = [r for r in results if not r.ok]
     if bad:
         print(f"\n{args.folder}: {len(bad)} problem(s); first: {bad[0].group}: {bad[0].problem}")
-        if bad[0].fix:
-            print(f"to repair it: {bad[0].fix}")
+        for fix in repairs(results):
+            print(f"to repair: {fix}")
         return EXIT_USAGE
     print(f"\n{args.folder}: all {len(results)} file groups are consistent")
+    if read_manifest(args.folder):
+        print(format_readiness(readiness(args.folder)))
     return EXIT_OK
 
 
 def _view_target(folder: Path) -> str | None:
     """The trainer whose view was written into the folder, when it is not the default's."""
     from talkprep.targets import DEFAULT_TARGET
-    from talkprep.targets.view import view_target
+    from talkprep.targets.record import view_target
 
     name = view_target(folder)
     return name if name not in (None, DEFAULT_TARGET) else None
@@ -331,5 +365,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
-        print(f"talkprep: {how}; rerun the same command to resume", file=sys.stderr)
+        # through tqdm, which clears the progress bars first instead of writing over them
+        Console().problem(f"talkprep: {how}; rerun the same command to resume")
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

@@ -141,9 +141,11 @@ def parse_task_spec(spec: str | int | list[Any] | tuple[Any, ...]) -> tuple[int,
         hi = int(match.group(2) or lo)
         if hi < lo:
             raise UsageError(f"--tasks: range {part!r} runs backwards")
-        out_of_range = [n for n in (lo, hi) if n not in ALL_TASK_NUMBERS]
+        out_of_range = [n for n in dict.fromkeys((lo, hi)) if n not in ALL_TASK_NUMBERS]
         if out_of_range:  # checked before the range is expanded: '1-99999999999' allocates nothing
-            raise UsageError(f"--tasks: unknown task number(s) {out_of_range}; tasks are 1-9")
+            listed = " and ".join(map(str, out_of_range))
+            where = "" if part == listed else f" in {part!r}"
+            raise UsageError(f"--tasks: unknown task number {listed}{where}; tasks are 1-9")
         numbers.update(range(lo, hi + 1))
     bad = sorted(n for n in numbers if n not in ALL_TASK_NUMBERS)
     if bad:

@@ -27,6 +27,11 @@ class Console:
             tqdm.write(text, file=self.stream)
             self.stream.flush()
 
+    def problem(self, text: str) -> None:
+        """A line saying what went wrong, on stderr above any progress bars, even when quiet."""
+        tqdm.write(text, file=self.stream)
+        self.stream.flush()
+
     def result(self, text: str = "") -> None:
         """A result line (summary table, output paths) on stdout."""
         if not self.quiet:

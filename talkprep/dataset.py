@@ -88,12 +88,21 @@ AUDIO_OPTION = {"hu": "hubert", "eo": "wav2vec2", "ds": "deepspeech", "mel": "me
 """The `--audio-features` value that writes each `aud_{name}.npy`."""
 
 
-def _task_hint(root: Path, field: str, audio: str = "hu") -> str:
+def _task_hint(root: Path, field: str, audio: str = "hu", force: bool = False) -> str:
+    """Which task writes a field's file, and the command that (re)makes it in `root`."""
     task = MAKER_TASK.get(field)
     if task is None:
         return ""
-    extra = f" --audio-features {AUDIO_OPTION[audio]}" if field == "audio" else ""
-    return f" (written by task {task}: talkprep process VIDEO -o {root} --tasks {task}{extra})"
+    from talkprep.hints import feature_hint, process_hint
+    from talkprep.manifest import read_manifest
+
+    manifest = read_manifest(root)
+    if force:
+        return f" (written by task {task}: {process_hint(manifest, root, [task], force)})"
+    if field == "audio" and AUDIO_OPTION[audio] != "mel":
+        return f" (written by task {task}: {feature_hint(manifest, root, AUDIO_OPTION[audio])})"
+    extra = {"audio_features": [AUDIO_OPTION[audio]]} if field == "audio" else {}
+    return f" (written by task {task}: {process_hint(manifest, root, [task], **extra)})"
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -563,7 +572,7 @@ class TalkingFaceDataset(Dataset):
                 f"{self._field_file('audio')} has {rows.shape[0]} frame rows but frame "
                 f"{self.frame_ids[self.aud_ids.argmax()]} needs row {self.aud_ids.max()}: audio "
                 f"features and frames do not match"
-                f"{_task_hint(self.root, 'audio', self.audio_name)[:-1]} --force)"
+                f"{_task_hint(self.root, 'audio', self.audio_name, force=True)}"
             )
 
     # ---------------------------------------------------------------- per-process arrays

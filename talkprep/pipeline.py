@@ -39,6 +39,7 @@ from talkprep.io.video import probe_video
 from talkprep.manifest import Manifest, file_fingerprint
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import Task, TaskContext
+from talkprep.tasks.frames import require_frames
 
 LOCK_NAME = ".talkprep.lock"
 CLAIM_CLOCK_SLACK_S = 1.0
@@ -168,6 +169,7 @@ class Pipeline:
         """Validate the input, lock OUT and run; raises TalkprepError before any work is done."""
         config = self.config
         info = probe_video(config.video)
+        require_frames(info, config.fps)
         if config.audio is not None:
             probe_audio(config.audio)
         if config.device == "cuda":

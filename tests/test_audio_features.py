@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkprep.audio_features import (
+from talkprep.audio_math import (
     CHUNK_SAMPLES,
     MEL_BINS,
     MEL_FLOOR,

@@ -192,3 +192,33 @@ def test_bad_config_file(tmp_path):
     config.write_text("colour = 'blue'\n")
     result = _run(["process", str(video), "-o", str(tmp_path / "o"), "--config", str(config)])
     _one_clear_line(result, "unknown option", "colour")
+
+
+def test_a_one_frame_video_is_refused_before_any_work(tmp_path):
+    video = write_video(tmp_path / "one.mp4", moving_square_frames(1), fps=25)
+    out = tmp_path / "o"
+    result = _run(["process", str(video), "-o", str(out)])
+    _one_clear_line(result, "gives 1 frame at 25 fps", "at least 2")
+    assert not out.exists()
+
+
+def test_frames_below_512_px_get_a_resolution_warning(tmp_path):
+    video = write_video(tmp_path / "small.mp4", moving_square_frames(5, size=64), fps=25)
+    out = tmp_path / "o"
+    result = _run(["process", str(video), "-o", str(out), "--tasks", "3"])
+    assert result.returncode == 0, result.stderr
+    assert "frames are 64x64: low resolution for the 512 px trainers" in result.stderr
+    from talkprep.tasks.frames import resolution_warning
+
+    assert resolution_warning(512, 512) is None and resolution_warning(1280, 720) is None
+
+
+def test_quiet_still_says_why_tasks_failed(tmp_path):
+    video = write_video(tmp_path / "silent.mp4", moving_square_frames(5), fps=25)
+    result = _run(["process", str(video), "-o", str(tmp_path / "o"), "--tasks", "1", "-q"])
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "talkprep: task 1 audio failed: silent.mp4 has no audio track; give one with --audio "
+        "PATH (the video tasks still run)"
+    )

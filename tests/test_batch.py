@@ -455,3 +455,40 @@ def test_a_busy_root_or_a_foreign_summary_stops_the_batch(tmp_path: Path) -> Non
     code, printed = _batch(video, "-o", root)
     assert code == 1 and "was not written by talkprep" in printed
     assert (root / BATCH_JSON).read_text() == "my notes\n"
+
+
+def _talkprep_version(job: VideoJob) -> VideoResult:
+    """A Ray task's body that reports which talkprep its worker imported, and where it runs."""
+    import talkprep
+
+    return VideoResult(str(job.video), job.name, "done", failures=(talkprep.__file__, os.getcwd()))
+
+
+def test_ray_workers_import_the_installed_talkprep_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray puts the driver's working folder on its workers' path: a `talkprep/` there (a clone's
+    root, a dataset folder of that name) must not hide the installed package."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install talkprep[ray]")
+    from ray import cloudpickle
+
+    import talkprep
+    from talkprep.batch.ray_engine import RayPlan, connect, run_ray
+
+    here = tmp_path / "clone-parent"
+    (here / "talkprep").mkdir(parents=True)  # a clone's root, or any other talkprep/
+    (here / "talkprep" / "__init__.py").write_text("raise ImportError('not talkprep')\n")
+    monkeypatch.chdir(here)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests
+    job = VideoJob(tmp_path / "v.mp4", "v", tmp_path, tmp_path / "v.log", {}, "run")
+    events = _Recorder()
+    connect(ray, None, 1)
+    try:
+        run_ray([job], ray, RayPlan(cpus=1, gpus=0, slots=1), events, work=_talkprep_version)
+    finally:
+        ray.shutdown()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    [result] = events.results
+    assert result.status == "done", result.failures
+    assert result.failures == (talkprep.__file__, str(here))  # relative paths keep their meaning
+    assert Path.cwd() == here

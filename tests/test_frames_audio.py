@@ -19,6 +19,7 @@ from talkprep.io.audio import decode_audio, read_wav, write_wav
 from talkprep.io.images import frame_indices, read_image
 from talkprep.io.video import DecodedFrame, output_frame_count, resample_by_time
 from talkprep.manifest import manifest_path
+from talkprep.report.quality import clipped_share as report_clipped_share
 
 EXPECTED_FRAMES = {
     "anchor": {500},
@@ -177,4 +178,28 @@ def test_a_few_clipped_peaks_are_named_as_such(tmp_path):
     out = tmp_path / "out"
     assert main(["process", str(video), "-o", str(out), "--tasks", "1", "--audio", str(wav)]) == 0
     (warning,) = [w for w in _manifest(out)["tasks"]["audio"]["warnings"] if "clipped" in w]
-    assert warning.startswith("audio is clipped: 0.03% of the samples") and "isolated" in warning
+    assert warning.startswith("audio is clipped: 0.025% of the samples") and "isolated" in warning
+    written, _ = read_wav(out / "aud.wav")
+    assert _manifest(out)["tasks"]["audio"]["figures"]["clipped_share"] * 100 == pytest.approx(
+        report_clipped_share(written)
+    ), "the report's figure and task 1's are one number"
+
+
+def test_one_clipped_peak_is_below_the_reports_limit_and_not_a_warning(tmp_path):
+    rate = 16000
+    t = np.arange(20 * rate) / rate
+    speech = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    speech[1000] = 1.0  # one sample in 320,000: 0.0003%, green in the report
+    wav = tmp_path / "peak.wav"
+    write_wav(wav, speech, rate)
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(500), fps=25)
+    out = tmp_path / "out"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1", "--audio", str(wav)]) == 0
+    assert not [w for w in _manifest(out)["tasks"]["audio"]["warnings"] if "clipped" in w]
+
+
+def test_wav_round_trip_keeps_16_bit_values(tmp_path):
+    samples = np.array([-32768, -32767, -1, 0, 1, 32766, 32767], np.float32) / 32768.0
+    write_wav(tmp_path / "a.wav", samples, 16000)
+    back, rate = read_wav(tmp_path / "a.wav")
+    assert rate == 16000 and np.array_equal(back, samples)

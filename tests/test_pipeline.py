@@ -41,6 +41,10 @@ def test_task_spec_parsing():
     assert parse_task_spec([1, "4-5"]) == (1, 4, 5)
     with pytest.raises(UsageError, match="unknown task"):
         parse_task_spec("0")
+    with pytest.raises(UsageError, match=r"unknown task number 10; tasks are 1-9$"):
+        parse_task_spec("10")  # not "[10, 10]"
+    with pytest.raises(UsageError, match=r"number 10 and 12 in '10-12'"):
+        parse_task_spec("10-12")
     with pytest.raises(UsageError):
         parse_task_spec("1,,x")
 

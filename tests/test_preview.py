@@ -10,12 +10,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from browser import browser
 
 from talkprep.cli import main
 from talkprep.io.audio import write_wav
 from talkprep.io.images import write_jpeg
 from talkprep.manifest import manifest_path
-from talkprep.report.html import REPORT_NAME
+from talkprep.report.html import REPORT_NAME, build_report
 from talkprep.report.preview import (
     PREVIEW_NAME,
     PREVIEW_TITLE,
@@ -133,3 +134,27 @@ def test_preview_of_a_real_clip(hdtf_preview):
     assert np.abs(left - right).mean() > 5, "the overlays make the two panels differ"
     page = (hdtf_preview / REPORT_NAME).read_text()
     assert f'href="{PREVIEW_NAME}"' in page and f'src="{PREVIEW_NAME}"' in page
+
+
+PROBE = """<!doctype html><html><body><video id="v" src="{src}" muted></video><script>
+const v = document.getElementById("v");
+v.addEventListener("loadeddata", () => {{
+  document.body.dataset.duration = v.duration;
+  document.body.dataset.size = v.videoWidth + "x" + v.videoHeight;
+}});
+v.addEventListener("error", () => {{ document.body.dataset.error = v.error && v.error.code; }});
+</script></body></html>
+"""
+"""A page that records what the browser's own decoder makes of the video (first frame decoded)."""
+
+
+def test_the_preview_plays_in_a_browser_and_the_report_links_it(tmp_path):
+    folder = _synthetic_folder(tmp_path, 25, "25", 1.0)
+    write_preview(folder)
+    build_report(folder)
+    assert f'href="{PREVIEW_NAME}"' in (folder / REPORT_NAME).read_text()
+    probe = folder / "probe.html"
+    probe.write_text(PROBE.format(src=PREVIEW_NAME))
+    dom = browser(probe, "--virtual-time-budget=10000", "--dump-dom").stdout
+    assert "data-error" not in dom, dom[:300]
+    assert 'data-duration="1"' in dom and 'data-size="512x342"' in dom, dom[:300]

@@ -28,6 +28,7 @@ from talkprep.targets import (
     talkinggaussian,
 )
 from talkprep.targets.check import AABB_TRAIN, SCALE, check_target, face_points_ngp, tg_masks
+from talkprep.targets.record import view_target
 from talkprep.targets.render import (
     adnerf_face_rects,
     face_vertices_dm,
@@ -36,7 +37,7 @@ from talkprep.targets.render import (
     synctalk_face,
     tg_palette,
 )
-from talkprep.targets.view import view_target, write_view
+from talkprep.targets.view import write_view
 
 S = SemanticClass
 
@@ -298,10 +299,10 @@ def test_missing_semantics_and_audio_name_the_fix(real: Path, tmp_path: Path) ->
         write_view(folder, get_target("talkinggaussian"), tmp_path / "tg")
     report = check_target(folder, get_target("gaussiantalker"))
     audio = next(f for f in report.problems if f.group == "audio")
-    assert "--deepspeech-model" in audio.fix and "--tasks 2" in audio.fix
+    assert "extract_ds_features.py" in audio.fix and str(folder.resolve() / "aud.wav") in audio.fix
     report = check_target(folder, get_target("ernerf"))
     audio = next(f for f in report.problems if f.group == "audio")
-    assert "huggingface-cli download facebook/hubert-large-ls960-ft" in audio.fix
+    assert "--tasks 2 --audio-features mel,hubert" in audio.fix and "VIDEO" not in audio.fix
 
     view = tmp_path / "tg-view"
     write_view(real, get_target("talkinggaussian"), view)

@@ -7,10 +7,13 @@ never a retry.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, Work, crashed
@@ -56,13 +59,28 @@ def connect(ray: Any, address: str | None, local_cpus: int | None) -> None:
             "start the cluster (ray start --head) or check the address"
         )
     try:
-        if address:
-            ray.init(address=address, **common)
-        else:
-            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **common)
+        with _neutral_folder():
+            if address:
+                ray.init(address=address, **common)
+            else:
+                ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise UsageError(f"cannot start or reach {where}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _neutral_folder() -> Iterator[None]:
+    """Run `ray.init` from the folder that holds this talkprep package: Ray puts the driver's
+    working folder first on every worker's import path (and starts a local instance's workers
+    there), where a `talkprep/` of the user's (the clone's root, a dataset folder of that name)
+    would hide the installed package. Tasks go back to the user's folder (`run_on_ray`)."""
+    here = os.getcwd()
+    os.chdir(Path(__file__).resolve().parents[2])
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def reachable(address: str) -> bool:
@@ -110,8 +128,11 @@ def plan(ray: Any, threads: int | None, gpus: float | None, device: str) -> RayP
     return RayPlan(cpus, gpus, max(1, slots))
 
 
-def run_on_ray(job: VideoJob, threads: int, use_gpu: bool, work: Work) -> VideoResult:
-    """The body of one Ray task: a video runs on the CPU unless its task reserved a GPU."""
+def run_on_ray(job: VideoJob, threads: int, use_gpu: bool, work: Work, folder: str) -> VideoResult:
+    """The body of one Ray task: a video runs on the CPU unless its task reserved a GPU; relative
+    paths mean what they meant in the folder `talkprep batch` ran in, where that folder exists."""
+    with contextlib.suppress(OSError):
+        os.chdir(folder)
     limit_threads(threads)
     if not use_gpu and job.values.get("device", "auto") == "auto":
         job = replace(job, values={**job.values, "device": "cpu"})
@@ -131,12 +152,13 @@ def run_ray(
     )
     waiting = list(jobs)
     window = sizing.slots * QUEUE_PER_SLOT
+    here = os.getcwd()
     refs: dict[Any, VideoJob] = {}
     try:
         while waiting or refs:
             while waiting and len(refs) < window:
                 job = waiting.pop(0)
-                refs[remote.remote(job, sizing.cpus, sizing.gpus > 0, work)] = job
+                refs[remote.remote(job, sizing.cpus, sizing.gpus > 0, work, here)] = job
                 events.started(job)
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=WAIT_S)
             for ref in ready:

@@ -101,8 +101,9 @@ def fit_to_span(samples: np.ndarray, rate: int, start: float, span: float) -> np
 
 
 def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
-    """Write mono float samples as 16-bit PCM WAV, atomically."""
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    """Write mono float samples as 16-bit PCM WAV, atomically: the inverse of read_wav (k / 32768
+    back to k), so a 16-bit source's samples, full-scale ones included, keep their values."""
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
     with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from talkprep.audio_features import (
+from talkprep.audio_math import (
     CHUNK_SAMPLES,
     RECEPTIVE_SAMPLES,
     SAMPLE_RATE,
@@ -31,6 +30,7 @@ from talkprep.audio_features import (
     run_chunked,
 )
 from talkprep.errors import MissingWeightsError, TaskError
+from talkprep.hints import fetch_words, shell
 from talkprep.manifest import file_fingerprint
 from talkprep.models.closing import ClosingModel
 
@@ -67,7 +67,7 @@ def fetch_hint(spec: str, option: str) -> str:
     """The one-line instruction that provides a missing model."""
     if _looks_like_path(spec):
         return f"give a model folder with {option} DIR"
-    return f"fetch it with `hf download {spec}` or give a local folder with {option} DIR"
+    return f"fetch it with `{shell(fetch_words(spec))}` or give a local folder with {option} DIR"
 
 
 def resolve_model(spec: str, option: str, offline: bool = False) -> ModelSource:
@@ -190,17 +190,6 @@ def _folder_hash(folder: Path) -> str:
     ):
         digest.update(f"{shard.name}={file_fingerprint(shard)};".encode())
     return digest.hexdigest()[:16]
-
-
-def conv_front_end(config: Any) -> tuple[int, int]:
-    """(stride, receptive field) in samples of a wav2vec2-family conv front end."""
-    strides = list(config.conv_stride)
-    kernels = list(config.conv_kernel)
-    receptive, jump = 1, 1
-    for kernel, stride in zip(kernels, strides, strict=True):
-        receptive += (kernel - 1) * jump
-        jump *= stride
-    return math.prod(strides), receptive
 
 
 @contextlib.contextmanager
@@ -328,6 +317,8 @@ class SpeechEncoder(ClosingModel):
 def _check_front_end(config: Any, spec: str) -> None:
     if not hasattr(config, "conv_stride") or not hasattr(config, "conv_kernel"):
         raise TaskError(f"{spec} is not a wav2vec2-family speech model (no conv front end)")
+    from talkprep.models.front_end import conv_front_end
+
     stride, receptive = conv_front_end(config)
     if (stride, receptive) != (STEP_SAMPLES, RECEPTIVE_SAMPLES):
         raise TaskError(

@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from talkprep.errors import MissingWeightsError
+from talkprep.hints import shell
 from talkprep.io.atomic import atomic_path
 
 BUNDLE_NAME = "face_landmarker.task"
@@ -51,11 +52,11 @@ def bundle_problem(path: Path) -> str | None:
 
 
 def fetch_hint() -> str:
+    """The shell line that fetches the bundle into talkprep's cache (quoted: paths may hold
+    spaces), or why none can be printed."""
     url = os.environ.get(URL_ENV) or BUNDLE_URL
-    return (
-        f"fetch it once with: mkdir -p {cache_path().parent} && curl -L -o {cache_path()} {url}"
-        " (or give a copy with --blendshape-model PATH)"
-    )
+    command = shell(["mkdir", "-p", cache_path().parent], ["curl", "-L", "-o", cache_path(), url])
+    return f"fetch it once with: {command} (or give a copy with --blendshape-model PATH)"
 
 
 def face_landmarker_bundle(offline: bool = False) -> Path:

@@ -10,14 +10,24 @@ made a segment at a time and joined: the same numbers in a quarter of the memory
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from talkprep.models.audio_encoders import conv_front_end
-
 SEGMENT_STEPS = 250
 """Output steps (5 s at 50 Hz) made at once."""
+
+
+def conv_front_end(config: Any) -> tuple[int, int]:
+    """(stride, receptive field) in samples of a wav2vec2-family conv front end."""
+    strides = list(config.conv_stride)
+    kernels = list(config.conv_kernel)
+    receptive, jump = 1, 1
+    for kernel, stride in zip(kernels, strides, strict=True):
+        receptive += (kernel - 1) * jump
+        jump *= stride
+    return math.prod(strides), receptive
 
 
 class SegmentedFrontEnd(torch.nn.Module):

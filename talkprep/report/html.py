@@ -27,6 +27,7 @@ import numpy as np
 from talkprep import __version__
 from talkprep.errors import OutputError
 from talkprep.geometry.parsing_defects import DEFECT_FRAME_LIMITS, DEFECT_WORDS
+from talkprep.hints import shell
 from talkprep.io.atomic import write_text
 from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
@@ -39,9 +40,11 @@ from talkprep.report.quality import (
     CLIP_LEVEL,
     THRESHOLDS,
     Graded,
+    Threshold,
     clipped_share,
     collect_values,
     grade_all,
+    length_threshold,
     mask_jumps,
     worst_frames,
 )
@@ -227,6 +230,15 @@ def _measure(view: FolderView, manifest: dict[str, Any], n: int, progress: Progr
     return _Measured(jumps, reproj, clipped, waveform, recorded_defects(manifest, n))
 
 
+def _length(manifest: dict[str, Any], fps: float) -> Threshold:
+    """The clip length advised for the trainer the folder was made for (`--target`)."""
+    from talkprep.targets import DEFAULT_TARGET, TARGETS
+
+    name = _dict(manifest.get("config")).get("target")
+    target = TARGETS.get(name if isinstance(name, str) else "", TARGETS[DEFAULT_TARGET])
+    return length_threshold(target.trainer, target.advised_seconds, fps)
+
+
 def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
     """The verdict line, then what the tasks said, then the figures beyond their limits."""
     warnings: list[str] = []
@@ -265,6 +277,24 @@ def _verdict(manifest: dict[str, Any], graded: list[Graded]) -> str:
     if not warnings and not beyond:
         parts.append("<p>No warnings.</p>")
     return "".join(parts)
+
+
+def _trainers(root: Path, manifest: dict[str, Any]) -> str:
+    """Which trainers can train on the folder, and the command each other one needs: the same
+    lines as `talkprep process` and `talkprep check` print."""
+    if not manifest:
+        return ""
+    from talkprep.targets.ready import readiness
+
+    standings = readiness(root)
+    ready = sum(s.ready for s in standings)
+    items = "".join(
+        f"<li>{_e(s.target.trainer)}: {'ready' if s.ready else 'not yet'}, "
+        f"<code>{_e(s.how)}</code></li>"
+        for s in sorted(standings, key=lambda s: not s.ready)
+    )
+    heading = f"Trainers that can train on it now ({ready} of {len(standings)})"
+    return f'<h3>{heading}</h3><ul class="warnings">{items}</ul>'
 
 
 def _figures_table(graded: list[Graded]) -> str:
@@ -435,7 +465,8 @@ def _worst_section(view: FolderView, measured: _Measured) -> str:
     if measured.reproj is not None and np.isfinite(measured.reproj).any():
         for i in worst_frames(measured.reproj):
             rows.append(
-                f"<tr><td>tracking error</td><td>{i}</td><td>{i / view.fps:.2f} s</td>"
+                f"<tr><td>tracking error (the frame's median point, px of this frame)</td>"
+                f"<td>{i}</td><td>{i / view.fps:.2f} s</td>"
                 f"<td>{measured.reproj[i]:.2f} px</td></tr>"
             )
             if view.has_frame(int(i)):
@@ -614,7 +645,8 @@ def _preview_section(root: Path) -> str:
             "image, with the audio, to check lip sync and masks by eye and ear.</p>"
             f'<video controls preload="metadata" width="880" src="{PREVIEW_NAME}"></video>'
         )
-    return _missing(f"No {PREVIEW_NAME} yet: make it with `talkprep preview {root}`.")
+    command = shell(["talkprep", "preview", root])
+    return _missing(f"No {PREVIEW_NAME} yet: make it with `{command}`.")
 
 
 def _section(key: str, heading: str, content: str) -> str:
@@ -654,10 +686,10 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
         values["mask_jump_p95"] = float(np.nanpercentile(measured.mask_jump, 95))
     if measured.clipped is not None:
         values["clipped_share"] = measured.clipped
-    graded = grade_all(collect_values(manifest, n, values))
+    graded = grade_all(collect_values(manifest, n, values), _length(manifest, fps))
     title = _e(Path(str(_dict(manifest.get("input")).get("path", root))).name)
     content = {
-        "verdict": _verdict(manifest, graded),
+        "verdict": _verdict(manifest, graded) + _trainers(root, manifest),
         "figures": _figures_table(graded),
         "config": _config_section(manifest),
         "tasks": _task_table(manifest),

@@ -70,10 +70,12 @@ THRESHOLDS: dict[str, Threshold] = {
         "frames with more than one face", " %", 0.0, 5.0, False, "a second person may be labelled"
     ),
     "reproj_median_px_512": Threshold(
-        "tracking error, median (at 512 px)", " px", 1.5, 3.0, False, "pose does not fit the mesh"
+        "tracking error, median over all points (at 512 px)", " px", 1.5, 3.0, False,
+        "pose does not fit the mesh",
     ),
     "reproj_p95_px_512": Threshold(
-        "tracking error, 95th percentile (at 512 px)", " px", 3.0, 6.0, False, "bad frames"
+        "tracking error, 95th percentile over all points (at 512 px)", " px", 3.0, 6.0, False,
+        "bad frames",
     ),
     "high_error_share": Threshold(
         "frames with high tracking error", " %", 1.0, 5.0, False, "wrong face, blur, occlusion"
@@ -130,11 +132,17 @@ THRESHOLDS: dict[str, Threshold] = {
         "repeated frames (source slower than the dataset fps)", " %", 1.0, 10.0, False,
         "frozen frames under moving audio",
     ),
-    "frames": Threshold(
-        "frames in the dataset", "", 2500.0, 1000.0, True,
-        "the reference datasets have 4000-8000 frames (3-5 minutes)",
-    ),
 }  # fmt: skip
+"""Every graded figure but the clip's length, which `length_threshold` judges per trainer."""
+
+
+def length_threshold(trainer: str, advised_seconds: float, fps: float) -> Threshold:
+    """The clip's length in frames against what `trainer` is usually given: amber below, never
+    red (a short clip is an advice about the footage, not a defect of the dataset)."""
+    return Threshold(
+        f"frames in the dataset (for {trainer})", "", advised_seconds * fps, 0.0, True,
+        f"{trainer} is usually trained on {advised_seconds:g} s or more",
+    )  # fmt: skip
 
 
 PARSING_DEFECTS: dict[str, str] = {
@@ -204,10 +212,11 @@ def collect_values(
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
 
-def grade_all(values: dict[str, float]) -> list[Graded]:
-    """Every known figure graded, worst first (red, amber, green), in THRESHOLDS order within."""
+def grade_all(values: dict[str, float], length: Threshold) -> list[Graded]:
+    """Every known figure graded, worst first (red, amber, green), in THRESHOLDS order within,
+    the clip's length against `length` (length_threshold)."""
     graded = []
-    for key, threshold in THRESHOLDS.items():
+    for key, threshold in {**THRESHOLDS, "frames": length}.items():
         if key not in values:
             continue
         value = values[key]

@@ -52,4 +52,6 @@ def format_report(report: TargetReport) -> str:
     lines += [f"note: {n}" for n in report.notes]
     flags = " ".join(report.flags)
     lines.append(f"{report.target.trainer} flags: {flags}" if flags else "")
+    if report.train:
+        lines.append(f"train it (from {report.target.trainer}'s checkout): {report.train}")
     return "\n".join(lines).rstrip()

@@ -35,4 +35,17 @@ TARGET = Target(
     aliases=(("com_imgs/*.jpg", "gt_imgs/*.jpg"),),
     face_rect="adnerf",
     notes=("pass the near/far that `talkprep check --target adnerf` prints (--near, --far)",),
+    train=(
+        (
+            "python",
+            "NeRFs/HeadNeRF/run_nerf.py",
+            "--expname",
+            "{name}_head",
+            "--datadir",
+            "{data}",
+            "--basedir",
+            "{logs}",
+            "{flags}",
+        ),
+    ),  # the HeadNeRF_config.txt of process_data.py lines 247-256, as flags (configargparse)
 )

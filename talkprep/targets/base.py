@@ -59,5 +59,13 @@ class Target:
     """When set, the last this many seconds validate (else talkprep's 10:1 split is kept)."""
     face_rect: FaceRectLayout = "radnerf"
     """Layout of transforms_*.json's `face_rect` that the loader reads."""
+    train: tuple[tuple[str, ...], ...] = ()
+    """The trainer's own training commands, run from its checkout: words, where `{data}` is the
+    dataset folder, `{name}` its name, `{workspace}` the trainer's output folder (`{logs}`: the
+    dataset's logs/) and `{flags}` the flags check names (the audio choice's, AD-NeRF's near and
+    far, ...)."""
+    advised_seconds: float = 100.0
+    """Clip length below which the report advises more footage (an advice, never a defect):
+    the NeRF and Gaussian trainers' reference clips run 3-5 minutes (4,000-8,000 frames)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
     """What the user should know that no check can tell (shown by check and in the README)."""

@@ -9,14 +9,18 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from talkprep import hints
+from talkprep.manifest import read_manifest
 from talkprep.targets.base import AudioChoice, Target
+from talkprep.targets.record import dataset_fps, view_source
 from talkprep.targets.render import RENDERERS, adnerf_face_rects, last_seconds_split
-from talkprep.targets.view import dataset_fps, view_source
 
 BOUND = 1.0
 SCALE = 4.0
@@ -28,17 +32,7 @@ MASK_SAMPLES = 24
 """Frames (evenly spaced) whose masks are derived as the trainer derives them."""
 MIN_MOUTH_PIXELS = 20
 """TalkingGaussian's train_mouth.py line 118 waits for a frame with this many mouth pixels."""
-MODEL_HINTS = {
-    "deepspeech": "--tasks 2 --audio-features deepspeech --deepspeech-model DIR (a "
-    "DeepSpeech-compatible 29-character CTC model folder, fetched by hand)",
-    "hubert": "--tasks 2 --audio-features hubert --hubert-model facebook/hubert-large-ls960-ft "
-    "(fetch: huggingface-cli download facebook/hubert-large-ls960-ft)",
-    "wav2vec2": "--tasks 2 --audio-features wav2vec2 --wav2vec2-model "
-    "cpierse/wav2vec2-large-xlsr-53-esperanto "
-    "(fetch: huggingface-cli download cpierse/wav2vec2-large-xlsr-53-esperanto)",
-    "wav": "--tasks 1",
-}
-"""The talkprep option that makes each feature, and what to fetch for it."""
+AU_CSV = "au.csv"
 GENERIC_AUDIO = "audio features"
 """talkprep check's audio group; the contract's audio choices replace it."""
 
@@ -66,6 +60,9 @@ class TargetReport:
     flags: list[str]
     notes: list[str]
 
+    train: str = ""
+    """The trainer's own training command(s) for this folder, with the flags above."""
+
     @property
     def problems(self) -> list[Finding]:
         return [f for f in self.findings if not f.ok]
@@ -78,7 +75,7 @@ def check_target(root: Path, target: Target) -> TargetReport:
     flags: list[str] = list(target.flags)
     notes: list[str] = list(target.notes)
     findings = [
-        Finding(r.group, r.problem, r.fix or f"talkprep check {root}")
+        Finding(r.group, r.problem, r.fix or hints.shell(hints.check_words(root)))
         for r in check_folder(root)
         if not r.ok and not _own_layout(target, r.group, r.problem)
     ]
@@ -104,13 +101,39 @@ def check_target(root: Path, target: Target) -> TargetReport:
         findings.append(_check_last_seconds(root, target, ids, notes))
     if target.face_rect == "adnerf":
         findings.append(_check_adnerf(root, target, flags))
-    return TargetReport(target, findings, flags, notes)
+    return TargetReport(target, findings, flags, notes, train_command(root, target, flags))
 
 
-def _process(root: Path) -> str:
-    """`talkprep process` on the folder the view came from (then export the view again)."""
-    source = view_source(root)
-    return f"talkprep process VIDEO -o {source or root}"
+def train_command(root: Path, target: Target, flags: list[str]) -> str:
+    """The trainer's training command(s) for `root`, to run from the trainer's checkout (empty
+    when the contract names none)."""
+    words = [w for flag in flags for w in shlex.split(flag)]
+    data = root.resolve()
+    fill = {
+        "{data}": str(data),
+        "{workspace}": f"trial_{data.name}",
+        "{name}": data.name,
+        "{logs}": str(data / "logs"),
+    }
+    commands = []
+    for template in target.train:
+        command: list[str] = []
+        for word in template:
+            if word == "{flags}":
+                command += words
+            else:
+                for key, value in fill.items():
+                    word = word.replace(key, value)
+                command.append(word)
+        commands.append(command)
+    return hints.shell(*commands) if commands else ""
+
+
+def _process(root: Path, tasks: list[int] | None = None, force: bool = False, **option: Any) -> str:
+    """`talkprep process` of the folder the view came from (then export the view again), with
+    the video and options its manifest records."""
+    source = view_source(root) or root
+    return hints.process_hint(read_manifest(source), source, tasks, force, **option)
 
 
 def _own_layout(target: Target, group: str, problem: str | None) -> bool:
@@ -126,10 +149,12 @@ def _own_layout(target: Target, group: str, problem: str | None) -> bool:
 
 
 def _export(root: Path, target: Target) -> str:
-    source = view_source(root)
-    if source is not None:
-        return f"talkprep export {source} --target {target.name} -o {root}"
-    return f"talkprep export {root} --target {target.name}"
+    return hints.shell(hints.export_words(view_source(root) or root, target.name, _dest(root)))
+
+
+def _dest(root: Path) -> Path | None:
+    """-o of the export that rewrites the view in `root` (None: the folder is its own)."""
+    return root if view_source(root) is not None else None
 
 
 def _split_ids(root: Path) -> dict[str, np.ndarray]:
@@ -150,7 +175,7 @@ def _fix_for(root: Path, target: Target, rel: str) -> str:
             missing = [p for p in renderer.reads if not any(root.glob(p))]
             fix = _export(root, target)
             if missing:
-                fix += f" (it reads {missing[0]}: {renderer.fix.replace('OUT', str(root))})"
+                fix += f" (it reads {missing[0]}: {_process(root, **renderer.fix)})"
             return fix
     if any(fnmatch.fnmatch(rel, theirs) for theirs, _ in target.aliases):
         return _export(root, target)
@@ -158,7 +183,7 @@ def _fix_for(root: Path, target: Target, rel: str) -> str:
 
     for task in ALL_TASKS:
         if any(fnmatch.fnmatch(rel, p) for p in task.makes):
-            return _process(root) + f" --tasks {task.number}"
+            return _process(root, [task.number], force=True)
     return _process(root)
 
 
@@ -166,6 +191,8 @@ def _check_reads(root: Path, target: Target, ids: dict[str, np.ndarray]) -> list
     used = np.union1d(ids["train"], ids["val"])
     findings = []
     for pattern in target.reads:
+        if pattern == AU_CSV and target.au_columns:
+            continue  # _check_au reads it, columns and all: one row in the table
         if "*" not in pattern:
             ok = (root / pattern).is_file()
             problem = None if ok else "missing"
@@ -191,7 +218,7 @@ def _check_reads(root: Path, target: Target, ids: dict[str, np.ndarray]) -> list
     return findings
 
 
-def _audio_rows(root: Path, choice: AudioChoice) -> str | None:
+def audio_problem(root: Path, choice: AudioChoice) -> str | None:
     """Why the file cannot serve (None when it can)."""
     path = root / choice.file
     if not path.is_file():
@@ -215,7 +242,7 @@ def _audio_rows(root: Path, choice: AudioChoice) -> str | None:
 def _check_audio(root: Path, target: Target, flags: list[str]) -> Finding:
     reasons = {}
     for choice in target.audio:
-        reason = _audio_rows(root, choice)
+        reason = audio_problem(root, choice)
         if reason is None:
             if choice.flag:
                 flags.append(choice.flag)
@@ -229,10 +256,11 @@ def _check_audio(root: Path, target: Target, flags: list[str]) -> Finding:
             )
     first = target.audio[0]
     listed = "; ".join(f"{k}: {v}" for k, v in reasons.items())
+    source = view_source(root) or root
     return Finding(
         "audio",
         f"no audio features {target.trainer} can read ({listed})",
-        f"{_process(root)} {MODEL_HINTS[first.feature]}",
+        hints.feature_hint(read_manifest(source), source, first.feature),
     )
 
 
@@ -246,7 +274,7 @@ def _au_header(root: Path) -> list[str] | None:
 
 def _check_au(root: Path, target: Target) -> Finding:
     header = _au_header(root)
-    fix = _process(root) + " --tasks 9 --force"
+    fix = _process(root, [9], force=True)
     if header is None:
         return Finding("au.csv", "missing or unreadable", fix)
     lacking = [c for c in target.au_columns if c not in header]
@@ -306,7 +334,7 @@ def _check_synctalk_bs(root: Path, target: Target, flags: list[str], notes: list
         flags.append("--au45")
         notes.append(
             "no bs.npy: SyncTalk reads au.csv's AU45 with --au45; for blendshapes run "
-            f"{_process(root)} --tasks 4 --force --blendshapes, then talkprep export"
+            f"{_process(root, [4], force=True, blendshapes=True)}, then {_export(root, target)}"
         )
         return Finding("bs.npy (--au45 instead)")
     try:
@@ -377,7 +405,7 @@ def _check_box(root: Path, ids: dict[str, np.ndarray]) -> Finding:
             group,
             f"{int(outside.sum())} face points of {int(outside.any(axis=1).sum())} frames lie "
             f"outside the box at --scale {SCALE:g} (first frame {frame})",
-            _process(root) + " --tasks 4,9 --force",
+            _process(root, [4, 9], force=True),
         )
     return Finding(group)
 

@@ -41,4 +41,17 @@ TARGET = Target(
     ),
     au_columns=(" AU45_r",),
     box_check=True,
+    train=(
+        (
+            "python",
+            "main.py",
+            "{data}",
+            "--workspace",
+            "{workspace}",
+            "-O",
+            "--iters",
+            "100000",
+            "{flags}",
+        ),
+    ),  # README "Training": head, then --finetune_lips, then --torso
 )

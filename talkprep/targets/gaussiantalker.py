@@ -34,4 +34,17 @@ TARGET = Target(
     au_columns=(" AU45_r",),
     renders=("gt_vertices",),
     forbidden=("fused.ply",),
+    train=(
+        (
+            "python",
+            "train.py",
+            "-s",
+            "{data}",
+            "--model_path",
+            "{workspace}",
+            "--configs",
+            "arguments/64_dim_1_transformer.py",
+            "{flags}",
+        ),
+    ),  # README "Training"
 )

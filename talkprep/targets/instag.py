@@ -9,8 +9,10 @@ Follows `scene/dataset_readers.py` of that commit (TalkingGaussian's reader with
 * lines 179, 203, 226-227: `ori_imgs/{i}.lms`, `gt_imgs/{i}.jpg`, `torso_imgs/{i}.png`, `bc.jpg`;
 * lines 239-240: `teeth_mask/{i}.npy` and `parsing/{i}.png` in TalkingGaussian's palette;
 * lines 285-290: with `--N_views` > 0, Sapiens normals and depth (not written by talkprep).
-The README (lines 106 and 204) keeps at least the last 12 s of a new identity for evaluation:
-the view's `transforms_val.json` holds the last 12 s, `transforms_train.json` the rest.
+InsTaG adapts a pre-trained identity space to a new person from a few seconds of video, so the
+report advises more footage only below 10 s. The README (lines 106 and 204) keeps at least the
+last 12 s of a new identity for evaluation: the view's `transforms_val.json` holds the last 12 s,
+`transforms_train.json` the rest.
 """
 
 from talkprep.targets.base import AudioChoice, Target
@@ -41,5 +43,6 @@ TARGET = Target(
     au_columns=TG_AU_COLUMNS,
     renders=("tg_parsing", "instag_split"),
     val_seconds=VAL_SECONDS,
+    advised_seconds=10.0,
     notes=("leave --N_views at -1: talkprep writes no Sapiens normals or depth",),
 )

@@ -31,4 +31,17 @@ TARGET = Target(
     ),
     au_columns=(),
     box_check=True,
+    train=(
+        (
+            "python",
+            "main.py",
+            "{data}",
+            "--workspace",
+            "{workspace}",
+            "-O",
+            "--iters",
+            "200000",
+            "{flags}",
+        ),
+    ),  # README "Train"
 )

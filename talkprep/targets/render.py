@@ -1,5 +1,6 @@
 """Trainer renderings of talkprep's canonical files: pure functions on arrays, then the renderers
-that stream a folder's frames through them into a view (`talkprep.targets.view.ViewWriter`).
+that stream a folder's frames through them into a view (a `ViewOut`, in practice
+`talkprep.targets.view.ViewWriter`, which imports this module).
 
 Every mask comes from the class maps `semantics/{i}.png` (talkprep.semantics); geometry comes
 from `landmarks.npy` and `track_params.pt` through the same head-frame alignment as au.csv.
@@ -11,22 +12,37 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from talkprep.errors import TaskError
 from talkprep.geometry.camera import DECIMETRES_PER_METRE
+from talkprep.hints import process_hint
 from talkprep.io.images import frame_indices, read_image
+from talkprep.manifest import read_manifest
 from talkprep.semantics import SEMANTICS_DIR, SemanticClass, class_mask
+from talkprep.targets.record import dataset_fps
 from talkprep.tasks.frames import FRAMES_DIR
 from talkprep.tasks.landmarks import BLENDSHAPES_NAME, LANDMARKS_NAME, TRACK_NAME
 from talkprep.tasks.transforms import TRAIN_FRACTION, head_frame_mesh
 
-if TYPE_CHECKING:
-    from talkprep.targets.view import ViewWriter
-
 Progress = Callable[..., Iterator[Any]]
+
+
+class ViewOut(Protocol):
+    """Where a renderer writes a view's files, by path relative to the view's root."""
+
+    def png(self, rel: str, image: np.ndarray) -> None: ...
+
+    def jpeg(self, rel: str, image: np.ndarray) -> None: ...
+
+    def npy(self, rel: str, array: np.ndarray) -> None: ...
+
+    def json(self, rel: str, document: Any) -> None: ...
+
+    def torch(self, rel: str, obj: Any) -> None: ...
+
 
 ERNERF_BGR = {"head": (255, 0, 0), "neck": (0, 255, 0), "torso": (0, 0, 255)}
 WHITE = (255, 255, 255)
@@ -167,7 +183,7 @@ def _nearest_valid(valid: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# renderers: read the canonical folder, write through the ViewWriter
+# renderers: read the canonical folder, write through a ViewOut
 
 
 @dataclass(frozen=True)
@@ -177,9 +193,9 @@ class Renderer:
     name: str
     writes: tuple[str, ...]
     reads: tuple[str, ...]
-    fix: str
-    """The talkprep command that makes what it reads."""
-    run: Callable[[Path, ViewWriter, Progress], int]
+    fix: dict[str, Any]
+    """How `talkprep process` makes what it reads (talkprep.hints.process_hint's arguments)."""
+    run: Callable[[Path, ViewOut, Progress], int]
 
 
 def _classes(root: Path) -> list[int]:
@@ -187,7 +203,7 @@ def _classes(root: Path) -> list[int]:
     if not indices:
         raise TaskError(
             f"{SEMANTICS_DIR}/ is missing; the class maps come from task 5: "
-            f"talkprep process VIDEO -o {root} --tasks 5 --force"
+            f"{_process(root, **SEMANTICS_FIX)}"
         )
     return indices
 
@@ -198,7 +214,7 @@ def _read_classes(root: Path, index: int) -> np.ndarray:
     return read_image(root / SEMANTICS_DIR / f"{index}.png", cv2.IMREAD_UNCHANGED)
 
 
-def _render_tg(src: Path, out: ViewWriter, progress: Progress) -> int:
+def _render_tg(src: Path, out: ViewOut, progress: Progress) -> int:
     indices = _classes(src)
     for i in progress(indices, total=len(indices), desc="TalkingGaussian masks"):
         image, teeth = tg_palette(_read_classes(src, i))
@@ -207,14 +223,14 @@ def _render_tg(src: Path, out: ViewWriter, progress: Progress) -> int:
     return len(indices)
 
 
-def _render_synctalk_face(src: Path, out: ViewWriter, progress: Progress) -> int:
+def _render_synctalk_face(src: Path, out: ViewOut, progress: Progress) -> int:
     indices = _classes(src)
     for i in progress(indices, total=len(indices), desc="SyncTalk face masks"):
         out.png(f"parsing/{i}_face.png", synctalk_face(_read_classes(src, i)))
     return len(indices)
 
 
-def _render_synctalk_bs(src: Path, out: ViewWriter, progress: Progress) -> int:
+def _render_synctalk_bs(src: Path, out: ViewOut, progress: Progress) -> int:
     path = src / BLENDSHAPES_NAME
     if not path.is_file():  # SyncTalk then reads au.csv's AU45 (--au45); check says so
         return 0
@@ -223,7 +239,7 @@ def _render_synctalk_bs(src: Path, out: ViewWriter, progress: Progress) -> int:
     return len(scores)
 
 
-def _render_vertices(src: Path, out: ViewWriter, progress: Progress) -> int:
+def _render_vertices(src: Path, out: ViewOut, progress: Progress) -> int:
     import torch
 
     try:
@@ -233,7 +249,7 @@ def _render_vertices(src: Path, out: ViewWriter, progress: Progress) -> int:
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise TaskError(
             f"cannot read {TRACK_NAME} / {LANDMARKS_NAME} ({exc}): "
-            f"talkprep process VIDEO -o {src} --tasks 4 --force"
+            f"{_process(src, tasks=[4], force=True)}"
         ) from None
     params = dict(params)
     params["vertices"] = torch.from_numpy(face_vertices_dm(landmarks, shape, rigid))
@@ -241,7 +257,7 @@ def _render_vertices(src: Path, out: ViewWriter, progress: Progress) -> int:
     return len(landmarks)
 
 
-def _render_adnerf_head(src: Path, out: ViewWriter, progress: Progress) -> int:
+def _render_adnerf_head(src: Path, out: ViewOut, progress: Progress) -> int:
     indices = _classes(src)
     plate = read_image(src / "bc.jpg")
     for i in progress(indices, total=len(indices), desc="AD-NeRF head images"):
@@ -255,11 +271,11 @@ def _split_documents(src: Path) -> dict[str, dict[str, Any]]:
         return {s: json.loads((src / f"transforms_{s}.json").read_text()) for s in ("train", "val")}
     except (OSError, ValueError) as exc:
         raise TaskError(
-            f"cannot read transforms_*.json ({exc}): talkprep process VIDEO -o {src} --tasks 9"
+            f"cannot read transforms_*.json ({exc}): {_process(src, tasks=[9], force=True)}"
         ) from None
 
 
-def _render_adnerf_transforms(src: Path, out: ViewWriter, progress: Progress) -> int:
+def _render_adnerf_transforms(src: Path, out: ViewOut, progress: Progress) -> int:
     docs = _split_documents(src)
     lms = np.load(src / LANDMARKS_NAME, mmap_mode="r", allow_pickle=False)
     from talkprep.geometry.jaw_contour import landmarks68
@@ -273,8 +289,7 @@ def _render_adnerf_transforms(src: Path, out: ViewWriter, progress: Progress) ->
     return sum(len(d["frames"]) for d in docs.values())
 
 
-def _render_instag_split(src: Path, out: ViewWriter, progress: Progress) -> int:
-    from talkprep.targets.view import dataset_fps
+def _render_instag_split(src: Path, out: ViewOut, progress: Progress) -> int:
 
     docs = _split_documents(src)
     frames = docs["train"]["frames"] + docs["val"]["frames"]
@@ -291,7 +306,12 @@ def _render_instag_split(src: Path, out: ViewWriter, progress: Progress) -> int:
     return len(ids)
 
 
-SEMANTICS_FIX = "talkprep process VIDEO -o OUT --tasks 5 --force"
+def _process(src: Path, **fix: Any) -> str:
+    """The `talkprep process` line that remakes what a renderer reads from `src`."""
+    return process_hint(read_manifest(src), src, **fix)
+
+
+SEMANTICS_FIX: dict[str, Any] = {"tasks": [5], "force": True}
 RENDERERS: dict[str, Renderer] = {
     r.name: r
     for r in (
@@ -313,14 +333,14 @@ RENDERERS: dict[str, Renderer] = {
             "synctalk_bs",
             ("bs.npy",),
             (BLENDSHAPES_NAME,),
-            "talkprep process VIDEO -o OUT --tasks 4 --force --blendshapes",
+            {"tasks": [4], "force": True, "blendshapes": True},
             _render_synctalk_bs,
         ),
         Renderer(
             "gt_vertices",
             (TRACK_NAME,),
             (TRACK_NAME, LANDMARKS_NAME),
-            "talkprep process VIDEO -o OUT --tasks 4 --force",
+            {"tasks": [4], "force": True},
             _render_vertices,
         ),
         Renderer(
@@ -334,14 +354,14 @@ RENDERERS: dict[str, Renderer] = {
             "adnerf_transforms",
             ("transforms_train.json", "transforms_val.json"),
             ("transforms_train.json", "transforms_val.json", LANDMARKS_NAME),
-            "talkprep process VIDEO -o OUT --tasks 9",
+            {"tasks": [9], "force": True},
             _render_adnerf_transforms,
         ),
         Renderer(
             "instag_split",
             ("transforms_train.json", "transforms_val.json"),
             ("transforms_train.json", "transforms_val.json"),
-            "talkprep process VIDEO -o OUT --tasks 9",
+            {"tasks": [9], "force": True},
             _render_instag_split,
         ),
     )

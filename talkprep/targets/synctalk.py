@@ -48,4 +48,17 @@ TARGET = Target(
     flags=("--portrait",),
     box_check=True,
     notes=("--asr_model ave encodes aud.wav with SyncTalk's audio_visual_encoder.pth (git LFS)",),
+    train=(
+        (
+            "python",
+            "main.py",
+            "{data}",
+            "--workspace",
+            "{workspace}",
+            "-O",
+            "--iters",
+            "60000",
+            "{flags}",
+        ),
+    ),  # README "Train"
 )

@@ -44,4 +44,31 @@ TARGET = Target(
     ),
     au_columns=TG_AU_COLUMNS,
     renders=("tg_parsing",),
+    train=(
+        ("python", "train_mouth.py", "-s", "{data}", "-m", "{workspace}", "{flags}"),
+        (
+            "python",
+            "train_face.py",
+            "-s",
+            "{data}",
+            "-m",
+            "{workspace}",
+            "--init_num",
+            "2000",
+            "--densify_grad_threshold",
+            "0.0005",
+            "{flags}",
+        ),
+        (
+            "python",
+            "train_fuse.py",
+            "-s",
+            "{data}",
+            "-m",
+            "{workspace}",
+            "--opacity_lr",
+            "0.001",
+            "{flags}",
+        ),
+    ),  # scripts/train_xx.sh, whose audio_extractor line the flags replace
 )

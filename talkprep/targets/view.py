@@ -10,7 +10,6 @@ Either way a file that talkprep did not write is never overwritten: the view's o
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -25,12 +24,11 @@ from talkprep.io.atomic import atomic_path, write_bytes, write_json, write_npy, 
 from talkprep.io.images import encode_jpeg, write_png
 from talkprep.manifest import STATE_DIR, read_manifest
 from talkprep.targets.base import Target
+from talkprep.targets.record import VIEW_RECORD, dataset_fps, read_record
 from talkprep.targets.render import RENDERERS, Progress
 
-VIEW_RECORD = "view.json"
 CANONICAL_DIR = f"{STATE_DIR}/canonical"
 """Where an in-place view keeps the canonical files it re-rendered."""
-DEFAULT_FPS = 25.0
 SUPPORT_FILES = ("landmarks.npy", "track_params.pt", "au.csv")
 """Exported with every view: what `check --target` reads besides the trainer's own files (the
 face points of the box check, AD-NeRF's near/far) and what `talkprep check` expects of any
@@ -68,7 +66,7 @@ class ViewWriter:
 
     @classmethod
     def open(cls, root: Path, in_place: bool) -> ViewWriter:
-        record = _read_record(root)
+        record = read_record(root)
         return cls(
             root,
             set(record.get("files", [])),
@@ -164,41 +162,12 @@ def restore_canonical(root: Path) -> None:
     """Put back the canonical files an in-place view replaced (TalkingGaussian's parsing colours,
     AD-NeRF's transforms, GaussianTalker's track_params.pt), so that a rerun verifies and reads
     talkprep's own outputs instead of rebuilding them; the view is written again after the run."""
-    record = _read_record(root)
+    record = read_record(root)
     if not record.get("replaced"):
         return
     writer = ViewWriter.open(root, in_place=True)
     writer.restore()
     write_json(root / STATE_DIR / VIEW_RECORD, {**record, "replaced": writer.replaced})
-
-
-def _read_record(root: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((root / STATE_DIR / VIEW_RECORD).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def dataset_fps(root: Path) -> float:
-    """Frame rate of a processed folder or a view of one (the trainers' 25 when unknown)."""
-    info = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
-    fps = info.get("fps", _read_record(root).get("fps", DEFAULT_FPS))
-    return float(fps)
-
-
-def view_source(root: Path) -> Path | None:
-    """The processed folder an exported view came from (None for a folder that is its own)."""
-    source = _read_record(root).get("source")
-    if not isinstance(source, str) or Path(source) == Path(root).resolve():
-        return None
-    return Path(source)
-
-
-def view_target(root: Path) -> str | None:
-    """Name of the target whose view was last written into `root` (None if none)."""
-    name = _read_record(root).get("target")
-    return name if isinstance(name, str) else None
 
 
 def _matches(root: Path, pattern: str) -> Iterator[str]:

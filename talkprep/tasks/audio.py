@@ -9,14 +9,15 @@ import numpy as np
 from talkprep.config import Config
 from talkprep.errors import InputError, TaskError
 from talkprep.io.audio import SAMPLE_RATE, decode_audio, fit_to_span, read_wav, write_wav
+from talkprep.report.quality import THRESHOLDS, clipped_share
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 
 WAV_NAME = "aud.wav"
-FULL_SCALE = 0.999
-"""Samples at or beyond this magnitude are at full scale: the recording clipped there."""
-CLIPPED_SHARE_TO_FIX = 0.001
-"""From this clipped share (one sample in a thousand) the warning asks for a quieter recording;
-below it the clipping is a few isolated peaks."""
+NO_AUDIO_TRACK = "has no audio track"
+"""How task 1 says that the video has no sound (check then offers no rerun)."""
+CLIPPED = THRESHOLDS["clipped_share"]
+"""The report's grading of the clipped share (percent): task 1 warns from its amber limit, and
+from its red limit asks for a quieter recording; below amber a peak or two is not worth a word."""
 
 
 class AudioTask(Task):
@@ -37,7 +38,7 @@ class AudioTask(Task):
         except InputError as exc:
             if ctx.config.audio is None and not ctx.input.get("has_audio"):
                 raise TaskError(
-                    f"{source.name} has no audio track; give one with --audio PATH "
+                    f"{source.name} {NO_AUDIO_TRACK}; give one with --audio PATH "
                     "(the video tasks still run)"
                 ) from None
             raise TaskError(str(exc)) from None
@@ -47,6 +48,8 @@ class AudioTask(Task):
         span = float(ctx.input["duration_s"])
         samples = fit_to_span(track.samples, SAMPLE_RATE, start, span)
         write_wav(ctx.out / WAV_NAME, samples, SAMPLE_RATE)
+        written, _ = read_wav(ctx.out / WAV_NAME)  # clipping as the report measures it: the PCM
+        clipped_percent = clipped_share(written)
         offset = start - video_start
         info = {
             "source": str(source),
@@ -65,7 +68,7 @@ class AudioTask(Task):
             "peak": round(float(np.abs(samples).max(initial=0.0)), 4),
             "rms_db": round(_rms_db(samples), 2),
             "padded_or_trimmed_s": round(span - track.duration - start, 4),
-            "clipped_share": round(clipped_share(samples), 6),
+            "clipped_share": round(clipped_percent / 100.0, 8),
         }
         if abs(offset) > 1e-3:
             result.warnings.append(
@@ -81,15 +84,15 @@ class AudioTask(Task):
             )
         if result.figures["peak"] < 1e-4:
             result.warnings.append("audio is silent")
-        if result.figures["peak"] >= FULL_SCALE:
-            share = result.figures["clipped_share"]
+        if CLIPPED.grade(clipped_percent) != "green":
             effect = (
                 "loud syllables are flattened (record at a lower level if you can)"
-                if share >= CLIPPED_SHARE_TO_FIX
+                if CLIPPED.grade(clipped_percent) == "red"
                 else "a few isolated peaks"
             )
             result.warnings.append(
-                f"audio is clipped: {share:.2%} of the samples are at full scale; {effect}"
+                f"audio is clipped: {clipped_percent:.3g}% of the samples are at full scale "
+                f"(the report's limits: {CLIPPED.stated()}); {effect}"
             )
         return result
 
@@ -116,13 +119,6 @@ class AudioTask(Task):
                     )
                 ]
         return [CheckResult(WAV_NAME, 1)]
-
-
-def clipped_share(samples: np.ndarray) -> float:
-    """Fraction of samples at full scale (0 for empty audio)."""
-    if len(samples) == 0:
-        return 0.0
-    return float(np.count_nonzero(np.abs(samples) >= FULL_SCALE)) / len(samples)
 
 
 def _rms_db(samples: np.ndarray) -> float:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from talkprep.audio_features import (
+from talkprep.audio_math import (
     DEEPSPEECH_CLASSES,
     MEL_BINS,
     PAIR_RATE,

@@ -7,11 +7,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from talkprep.errors import TaskError
+from talkprep.errors import InputError, TaskError
 from talkprep.geometry.crop import CropChoice, choose_crop_box, crop_square, largest_box
 from talkprep.io.images import image_size, write_jpeg
 from talkprep.io.prefetch import WriteBehind
-from talkprep.io.video import iter_frames, output_frame_count, resample_by_time
+from talkprep.io.video import VideoInfo, iter_frames, output_frame_count, resample_by_time
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -27,6 +27,34 @@ MAX_DETECTIONS = 150
 """The crop's face-detection pass samples this often, at most this many frames per video."""
 UPSCALE_NOTE = 1.5
 """Enlarging the crop by more than this to reach --size gets a warning (soft frames)."""
+
+
+MIN_FRAMES = 2
+"""The fewest frames a dataset can have: one to train on and one to validate."""
+TRAINER_SIDE = 512
+"""The frame side the NeRF and Gaussian trainers are usually given (their reference clips)."""
+
+
+def require_frames(info: VideoInfo, fps: float) -> None:
+    """Refuse, before any work, a video too short to give a dataset at `fps`."""
+    planned = output_frame_count(info.duration, Fraction(fps).limit_denominator(1001))
+    if planned < MIN_FRAMES:
+        raise InputError(
+            f"{info.path} gives {planned} frame at {fps:g} fps ({info.duration:.3f} s); a dataset "
+            f"needs at least {MIN_FRAMES} (to train and to validate): give a longer video"
+        )
+
+
+def resolution_warning(width: int, height: int) -> str | None:
+    """A warning for frames smaller than the trainers' usual 512 px (None when they are not)."""
+    side = min(width, height)
+    if side >= TRAINER_SIDE:
+        return None
+    return (
+        f"frames are {width}x{height}: low resolution for the {TRAINER_SIDE} px trainers (ER-NeRF, "
+        f"RAD-NeRF, TalkingGaussian, ...), whose renders will be soft; a source of {TRAINER_SIDE} "
+        "px or more is better"
+    )
 
 
 REPEAT_WARN_FRACTION = 0.05
@@ -83,6 +111,9 @@ class FramesTask(Task):
         box = choice.box if choice is not None else None
         warnings: list[str] = []
         width, height = int(ctx.input["width"]), int(ctx.input["height"])
+        low = resolution_warning(*((config.size,) * 2 if box is not None else (width, height)))
+        if low is not None:
+            warnings.append(low)
         if box is None and width != height:
             warnings.append(
                 f"frames are {width}x{height}, not square; the reference NeRF trainers expect "

@@ -1,0 +1,43 @@
+"""A view's own record, `.talkprep/view.json`: which trainer's view a folder holds, where it came
+from and its frame rate. Read by the writer, the renderers and `check --target` alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from talkprep.manifest import STATE_DIR, read_manifest
+
+VIEW_RECORD = "view.json"
+DEFAULT_FPS = 25.0
+
+
+def read_record(root: Path) -> dict[str, Any]:
+    """The view record of `root` ({} when there is none or it is unreadable)."""
+    try:
+        data = json.loads((root / STATE_DIR / VIEW_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def dataset_fps(root: Path) -> float:
+    """Frame rate of a processed folder or a view of one (the trainers' 25 when unknown)."""
+    info = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
+    fps = info.get("fps", read_record(root).get("fps", DEFAULT_FPS))
+    return float(fps)
+
+
+def view_source(root: Path) -> Path | None:
+    """The processed folder an exported view came from (None for a folder that is its own)."""
+    source = read_record(root).get("source")
+    if not isinstance(source, str) or Path(source) == Path(root).resolve():
+        return None
+    return Path(source)
+
+
+def view_target(root: Path) -> str | None:
+    """Name of the target whose view was last written into `root` (None if none)."""
+    name = read_record(root).get("target")
+    return name if isinstance(name, str) else None
