@@ -11,10 +11,9 @@ import cv2
 import numpy as np
 import pytest
 from synth_face import SyntheticPortrait, synthetic_portrait
+from task_context import task_context
 
 from talkprep.check import check_folder
-from talkprep.config import build_config
-from talkprep.console import Console
 from talkprep.geometry.appearance import fit_colour_models
 from talkprep.geometry.masks import (
     BACKGROUND,
@@ -46,7 +45,6 @@ from talkprep.geometry.masks import (
 from talkprep.io.images import frame_indices, read_image, write_jpeg
 from talkprep.manifest import manifest_path
 from talkprep.semantics import PERSON_CLASSES, SemanticClass, class_mask
-from talkprep.tasks.base import TaskContext
 from talkprep.tasks.parsing import ParsingTask, nearest_valid, time_windows, weighted_mean
 
 C = SemanticClass
@@ -273,16 +271,7 @@ def test_task_labels_other_people_background_for_any_parser(
         monkeypatch.setattr(bisenet, "parse_classes", parse_classes)
     else:
         monkeypatch.setattr(selfie_segmenter.SelfieSegmenter, "segment", segment)
-    config = build_config(
-        {"video": tmp_path / "unused.mp4", "out": tmp_path, "tasks": "5"} | options
-    )
-    ctx = TaskContext(
-        out=tmp_path,
-        config=config,
-        input={},
-        records={"frames": {"info": {"n_frames": len(scenes)}}},
-        progress=Console(quiet=True).progress,
-    )
+    ctx = task_context(tmp_path, len(scenes), "5", **options)
     result = ParsingTask().run(ctx)
     for i, scene in enumerate(scenes):
         classes = read_classes(tmp_path, i)

@@ -11,14 +11,12 @@ import cv2
 import numpy as np
 import pytest
 from synth_face import synthetic_portrait
+from task_context import task_context
 
-from talkprep.config import build_config
-from talkprep.console import Console
 from talkprep.geometry.masks import iou
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.semantics import SemanticClass
 from talkprep.tasks import parsing
-from talkprep.tasks.base import TaskContext
 from talkprep.tasks.parsing import ParsingTask, time_windows, weighted_mean
 
 SIZE = 256
@@ -105,14 +103,7 @@ def run_task(
         return np.zeros(image.shape[:2], np.float32)
 
     monkeypatch.setattr(selfie_segmenter.SelfieSegmenter, "segment", segment)
-    config = build_config({"video": folder / "unused.mp4", "out": folder, "tasks": "5"})
-    ctx = TaskContext(
-        out=folder,
-        config=config,
-        input={},
-        records={"frames": {"info": {"n_frames": N_FRAMES}}},
-        progress=Console(quiet=True).progress,
-    )
+    ctx = task_context(folder, N_FRAMES, "5")
     figures = ParsingTask().run(ctx).figures
     assert calls["n"] == colour_model_calls + N_FRAMES
     return figures

@@ -334,20 +334,14 @@ def test_a_moving_camera_shows_against_the_plate() -> None:
 def test_a_frame_without_a_face_gets_no_borrowed_face(tmp_path, monkeypatch) -> None:
     """A frame where task 4 found no face is person (torso) where the segmenter says so: no face,
     mouth or hair drawn from a neighbour's mesh."""
-    from synth_face import synthetic_portrait
+    from task_context import task_context
+    from test_parsing import synthetic_folder
 
-    from talkprep.config import build_config
-    from talkprep.console import Console
-    from talkprep.io.images import write_jpeg
     from talkprep.models import selfie_segmenter
-    from talkprep.tasks.base import TaskContext
     from talkprep.tasks.parsing import ParsingTask
 
-    scenes = [synthetic_portrait(seed=i) for i in range(4)]
-    (tmp_path / "ori_imgs").mkdir()
-    for i, scene in enumerate(scenes):
-        write_jpeg(tmp_path / "ori_imgs" / f"{i}.jpg", scene.image)
-    landmarks = np.stack([s.landmarks for s in scenes]).astype(np.float32)
+    scenes = synthetic_folder(tmp_path)
+    landmarks = np.load(tmp_path / "landmarks.npy")
     landmarks[2] = np.nan  # no face found in frame 2
     np.save(tmp_path / "landmarks.npy", landmarks)
 
@@ -356,14 +350,7 @@ def test_a_frame_without_a_face_gets_no_borrowed_face(tmp_path, monkeypatch) -> 
         return cv2.resize(scenes[0].person.astype(np.float32), size, interpolation=cv2.INTER_AREA)
 
     monkeypatch.setattr(selfie_segmenter.SelfieSegmenter, "segment", segment)
-    config = build_config({"video": tmp_path / "unused.mp4", "out": tmp_path, "tasks": "5"})
-    ctx = TaskContext(
-        out=tmp_path,
-        config=config,
-        input={},
-        records={"frames": {"info": {"n_frames": len(scenes)}}},
-        progress=Console(quiet=True).progress,
-    )
+    ctx = task_context(tmp_path, len(scenes), "5")
     result = ParsingTask().run(ctx)
     no_face = read_image(tmp_path / "semantics" / "2.png", cv2.IMREAD_UNCHANGED)
     drawn = (C.FACE_SKIN, C.HAIR, C.EARS, C.MOUTH_INTERIOR, C.TEETH, C.NECK)
