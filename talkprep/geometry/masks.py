@@ -19,10 +19,15 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   colour is ambiguous. Posteriors rather than a graph cut: a graph cut per frame (cv2.grabCut)
   costs tens of milliseconds and flickers; lightly blurred posteriors averaged over five frames
   give smooth, stable regions at a fraction of that.
+- Below the mouth, where long hair, the neck and the clothes meet, a pixel-by-pixel vote gives a
+  mosaic: there hair hanging from the head is one run per column that ends where the colour
+  evidence turns (`top_runs`), and so is the neck, down from the chin while the pixels are not
+  clothes (the shadow under the chin is neck) and sideways while they are skin (`_neck_run`).
 - Connectivity settles the rest: hair-coloured (or blond, skin-coloured) pixels are hair only when
-  connected to the head above the ears, skin below the face is neck only when connected to it
-  near the neck's axis, ear-zone pixels that are not hair (ears, earrings) are ears, and small
-  torso islands inside the head region are hair. Anything else of the person is torso.
+  connected to the head above the ears, the neck is the one piece under the chin, ear-zone
+  pixels that are not hair and reach the face (ears, earrings) are ears, and small torso pieces
+  in the head region or against the hair are hair. Anything else of the person is torso.
+- Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person.
 - Classes are decided at the segmenter's resolution (256 px), where they cost a quarter; the
   person outline, the face and the mouth are drawn at full resolution.
 """
@@ -482,14 +487,21 @@ def top_runs(
     (a dark print, a shadow) stay what they are.
     """
     height, width = candidate.shape
-    rows = np.arange(height, dtype=np.int32)[:, None]
-    below = rows >= np.asarray(start, np.int32)[None, :]
-    gains = np.where(candidate & below, score, 0.0).astype(np.float32)
+    out = np.zeros((height, width), bool)
+    rows_of, cols_of = _window(candidate, pad=0)
+    if not candidate[rows_of, cols_of].any():
+        return out
+    top = rows_of.start
+    sub = candidate[rows_of, cols_of]
+    rows = np.arange(top, rows_of.stop, dtype=np.int32)[:, None]
+    below = rows >= np.asarray(start, np.int32)[None, cols_of]
+    gains = np.where(sub & below, score[rows_of, cols_of], 0.0).astype(np.float32)
     total = np.cumsum(gains, axis=0)
     end = np.argmax(total, axis=0)
-    end = np.where(total[end, np.arange(width)] > 0, end, -1)
+    end = np.where(total[end, np.arange(sub.shape[1])] > 0, end + top, -1)
     end = median_filter(end, size=max(1, smooth), mode="nearest")
-    return candidate & below & (rows <= end[None, :])
+    out[rows_of, cols_of] = sub & below & (rows <= end[None, :])
+    return out
 
 
 def split_person(
@@ -597,6 +609,11 @@ def _grow(classes: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
+_LOOSE = np.zeros(256, bool)
+_LOOSE[[C.BACKGROUND, C.NECK, C.TORSO]] = True
+"""Classes an earring's faint pixels may have before they are ears."""
+
+
 def full_resolution(
     classes: np.ndarray,
     person: np.ndarray,
@@ -629,11 +646,12 @@ def full_resolution(
     out[inside & (out == C.BACKGROUND)] = C.TORSO  # the coarse map had nothing near
     out[~inside] = C.BACKGROUND
     if faint_person is not None:
-        loose = np.zeros(256, bool)
-        loose[[C.BACKGROUND, C.NECK, C.TORSO]] = True
-        jewels = ear_zone(height, width, layout) & (faint_person | inside) & loose[out]
-        attached = (out == C.EARS) | face  # hanging from the ear, not lying on a shoulder
-        out[_components_touching(jewels | attached, attached) & jewels] = C.EARS
+        zone = ear_zone(height, width, layout)
+        rows, cols = _window(zone)
+        near = out[rows, cols]
+        jewels = zone[rows, cols] & (faint_person | inside)[rows, cols] & _LOOSE[near]
+        attached = (near == C.EARS) | face[rows, cols]  # hanging from an ear, not on a shoulder
+        near[_components_touching(jewels | attached, attached) & jewels] = C.EARS
     out[face] = C.FACE_SKIN
     mouth, teeth = mouth_classes(image_bgr, layout, skin_hsv)
     out[mouth & face] = C.MOUTH_INTERIOR
@@ -670,6 +688,8 @@ def sort_hands(
     detector also finds hands in ears and cheeks, and cutting a head pixel out of the training
     images is far worse than missing a hand there; it only counts towards covering the face.
     """
+    if not len(hands):
+        return hands, hands
     height, width = skin_p.shape
     head = head_ellipse(height, width, layout)
     skin, on_head = [], []
@@ -680,8 +700,6 @@ def sort_hands(
         on_head.append(0 <= x < width and 0 <= y < height and bool(head[y, x]))
         skin.append(cv2.countNonZero(hull) > 0 and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN)
     skin_hand, head_hand = np.asarray(skin, bool), np.asarray(on_head, bool)
-    if not len(hands):
-        return hands, hands
     return hands[skin_hand & ~head_hand], hands[skin_hand & head_hand]
 
 
@@ -873,6 +891,10 @@ class BackgroundPlate:
         return _push_pull(self.colour, seen)
 
 
+MISMATCH_MIN_PIXELS = 100
+"""A frame with fewer background pixels clear of the person is not compared with the plate."""
+
+
 def background_mismatch(
     image_bgr: np.ndarray, person: np.ndarray, plate: np.ndarray, margin: float
 ) -> float | None:
@@ -890,7 +912,6 @@ def background_mismatch(
     return float(np.mean(cv2.mean(difference, far)[:3]))
 
 
-MISMATCH_MIN_PIXELS = 100
 TORSO_EXTEND = 9
 """Rows the torso colour is carried up under the head (RAD-NeRF: L = 8 + 1)."""
 NECK_PUSH_DOWN = 4

@@ -44,6 +44,9 @@ DEFECT_WORDS: dict[str, str] = {
     "hand_over_face": "a hand over the face",
 }
 _TOUCH_KERNEL = np.ones((3, 3), np.uint8)
+_PERSON_LUT = class_mask(np.arange(256, dtype=np.uint8), PERSON_CLASSES).astype(np.uint8)
+_OTHER_LUT = class_mask(np.arange(256, dtype=np.uint8), (C.OTHER, C.HAND)).astype(np.uint8)
+"""uint8 0/1 tables for cv2.LUT: a fifth of the time of indexing a bool table with the map."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,16 @@ class FrameDefects:
 
 
 def frame_defects(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameDefects:
-    """The parsing figures of one class map (uint8 [H, W]) with its face mesh ([478, 2] pixels)."""
-    person = mask8(class_mask(classes, PERSON_CLASSES))
+    """The parsing figures of one class map (uint8 [H, W]) with its face mesh ([478, 2] pixels).
+
+    Measured on every second pixel of every second row: the figures are shares, which a quarter
+    of the pixels gives to well within their limits, at a quarter of the cost.
+    """
+    classes = np.ascontiguousarray(classes[::2, ::2])
+    face_xy = None if face_xy is None else face_xy / 2.0
+    person = cv2.LUT(classes, _PERSON_LUT)
     outline = cv2.subtract(person, cv2.erode(person, _TOUCH_KERNEL))
-    other = mask8(class_mask(classes, (C.OTHER, C.HAND)))
+    other = cv2.LUT(classes, _OTHER_LUT)
     touching = cv2.countNonZero(cv2.bitwise_and(outline, cv2.dilate(other, _TOUCH_KERNEL)))
     other_touching = touching / max(1, cv2.countNonZero(outline))
     if face_xy is None or not np.isfinite(face_xy).all():
@@ -91,9 +100,11 @@ def frame_defects(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameDefec
     if clipped.size >= SEAM_INSIDE_MIN * area:
         filled = class_mask(clipped, (C.NECK, C.TORSO, C.FACE_SKIN))
         chin_hole = 1.0 - np.count_nonzero(filled) / clipped.size
-    face = face_mask(face_xy, height, width)
-    face_area = np.count_nonzero(face)
-    hand_over_face = np.count_nonzero(face & (classes == C.HAND)) / face_area if face_area else None
+    face = mask8(face_mask(face_xy, height, width))
+    face_area = cv2.countNonZero(face)
+    hands = cv2.compare(classes, int(C.HAND), cv2.CMP_EQ)
+    covered = cv2.countNonZero(cv2.bitwise_and(hands, hands, mask=face))
+    hand_over_face = covered / face_area if face_area else None
     return FrameDefects(torso_above, chin_hole, other_touching, hand_over_face)
 
 
@@ -107,9 +118,11 @@ def hair_like_torso(
     jacket that merely looks like dark hair lies anywhere."""
     if face_width <= 0 or face_height <= 0:
         return None
-    radius = max(1, round(HAIR_NEAR * face_width))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    near = cv2.dilate(mask8(classes == C.HAIR), kernel).view(bool)
+    torso = cv2.compare(classes, int(C.TORSO), cv2.CMP_EQ)
+    if not cv2.countNonZero(torso):
+        return 0.0
+    not_hair = cv2.compare(classes, int(C.HAIR), cv2.CMP_NE)
+    near = cv2.distanceTransform(not_hair, cv2.DIST_L1, 3) <= HAIR_NEAR * face_width
     skin_p, hair_p, clothes_p = posteriors
-    hairy = near & (classes == C.TORSO) & (hair_p > skin_p) & (hair_p > clothes_p)
+    hairy = near & (torso > 0) & (hair_p > skin_p) & (hair_p > clothes_p)
     return np.count_nonzero(hairy) / (face_width * face_height)

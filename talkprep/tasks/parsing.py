@@ -91,9 +91,11 @@ APPEARANCE_FRAMES = 24
 OTHER_MIN_FRACTION = 0.002
 """A frame 'shows another person or object' when OTHER covers more than this fraction of it."""
 HAND_STRIDE = 2
-"""Hands are looked for in every second frame (the detector costs as much as the segmenter);
-each frame takes the hands found within the time window around it, so a hand is covered in
-the frames between."""
+HAND_STRIDE_IDLE = 4
+"""Hands are looked for in every fourth frame, and in every second one while the last look
+found any (the detector costs three times the segmenter); each frame takes the hands found
+within the time window around it (five frames: a look always falls inside), so a hand is
+covered in the frames between."""
 BISENET_BATCH = 4
 WORKERS = 2
 """Pool threads. Besides decoding and encoding they run each frame's stateless work (colour
@@ -321,14 +323,16 @@ def parsing_figures_out_of_range(root: Path, n_frames: int) -> list[str]:
     """The parsing-defect figures of a folder's manifest that the report grades amber or red,
     in its words (empty for a folder without them)."""
     from talkprep.manifest import read_manifest
-    from talkprep.report.quality import PARSING_DEFECTS, collect_values, grade_all
+    from talkprep.report.quality import PARSING_DEFECTS, THRESHOLDS, collect_values
 
-    graded = grade_all(collect_values(read_manifest(root), n_frames, {}))
-    return [
-        f"{g.threshold.label} {g.shown} ({g.status}; {g.threshold.stated()})"
-        for g in graded
-        if g.key in PARSING_DEFECTS and g.status != "green"
-    ]
+    values = collect_values(read_manifest(root), n_frames, {})
+    out = []
+    for key in PARSING_DEFECTS:
+        threshold = THRESHOLDS[key]
+        if key in values and (status := threshold.grade(values[key])) != "green":
+            shown = f"{values[key]:.3g}{threshold.unit}"
+            out.append(f"{threshold.label} {shown} ({status}; {threshold.stated()})")
+    return out
 
 
 class ParsingTask(Task):
@@ -424,11 +428,12 @@ class ParsingTask(Task):
 
             def probabilities() -> Iterator[tuple[np.ndarray, Hands | None]]:
                 loaded = read_ahead(pool, prepare, range(len(paths)), LOOK_AHEAD)
+                seen_hands = False
                 for index, (frame, small, posteriors) in enumerate(loaded):
                     pending.append(frame)
                     person = segmenter.segment(small)[None]
                     hands = None
-                    if index % HAND_STRIDE == 0:
+                    if index % (HAND_STRIDE if seen_hands else HAND_STRIDE_IDLE) == 0:
                         scale = np.float32(
                             (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
                         )
@@ -436,6 +441,7 @@ class ParsingTask(Task):
                         found = hand_detector.detect(small)
                         labelled, on_head = sort_hands(found, posteriors[0], layout)
                         hands = Hands(labelled * scale, on_head * scale)
+                        seen_hands = len(found) > 0
                     yield np.concatenate([person, posteriors]), hands
 
             for index, (window, weights) in enumerate(time_windows(probabilities())):
