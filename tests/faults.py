@@ -43,12 +43,13 @@ def _frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
 
 def fault_clip(
     source: Path, other: Path, target: Path, spans: dict[str, tuple[int, int]]
-) -> tuple[Path, int]:
+) -> tuple[Path, int, float]:
     """Write `target` (H.264, no audio): `source`'s frames with `spans` {kind: (first, stop)} of
     kind 'blur' (Gaussian, BLUR_SIGMA), 'black', or 'cut' (frames of `other` instead).
 
     Returns:
-        (target, number of frames). Frame k of the output is frame k of `source` (same rate).
+        (target, number of frames, frame rate). Frame k of the output, at k / rate seconds, is
+        frame k of `source`.
     """
     with av.open(str(source)) as probe:
         stream = probe.streams.video[0]
@@ -71,4 +72,10 @@ def fault_clip(
             out.mux(video.encode(frame))
             count += 1
         out.mux(video.encode(None))
-    return target, count
+    return target, count, float(rate)
+
+
+def dataset_frames(spans: dict[str, tuple[int, int]], rate: float, n: int) -> dict[str, list[int]]:
+    """Dataset frames (at 25 fps, picked by presentation time) that show each span's frames."""
+    shown = np.floor(np.arange(n) * rate / 25.0 + 1e-6).astype(int)
+    return {k: np.flatnonzero((shown >= a) & (shown < b)).tolist() for k, (a, b) in spans.items()}
