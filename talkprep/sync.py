@@ -40,6 +40,10 @@ PEAK_GUARD_FRAMES = 3
 CONFIDENT_MARGIN = 0.05
 """The best lag's correlation must beat every lag PEAK_GUARD_FRAMES or more away by this much
 (in-sync speech clips: 0.05-0.23; silence and noise give under 0.02)."""
+WINDOW_AGREE_FRAMES, WINDOW_AGREE_SHARE = 1.5, 0.5
+"""A clip's offset is confident only when at least this share of its confident windows lie within
+this many frames of it (a peak of the whole clip that no window shares is an accident of
+speech's rhythm)."""
 DRIFT_FRAMES = 2.0
 """A trend in the confident windows' offsets of more than this many frames over the clip is
 drift."""
@@ -212,7 +216,8 @@ def measure_offset(
     """Audio-video offset of a clip.
 
     Args:
-        opening: float [N] mouth opening per frame (`mouth_opening`), NaN where no face.
+        opening: float [N] mouth opening per frame (`mouth_opening`), NaN where no face or where
+            the frame should not count (another shot, a blurred face).
         samples: float mono audio on the video's clock (sample 0 at frame 0's time).
         rate: its sample rate; fps: the frames' rate.
     """
@@ -253,7 +258,10 @@ def measure_offset(
     if len(good) >= 3:
         t, o = np.array(good).T
         drift = float(np.polyfit(t, o, 1)[0] * (t.max() - t.min()))
-    return Offset(offset, margin, margin >= CONFIDENT_MARGIN, windows, drift, fps)
+    sure = [o for _, o, m in windows if o is not None and m >= CONFIDENT_MARGIN]
+    agree = np.mean(np.abs(np.array(sure) - offset) * fps <= WINDOW_AGREE_FRAMES) if sure else 1.0
+    confident = margin >= CONFIDENT_MARGIN and agree >= WINDOW_AGREE_SHARE
+    return Offset(offset, margin, bool(confident), windows, drift, fps)
 
 
 def speech_level(levels: np.ndarray) -> float:

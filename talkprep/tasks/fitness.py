@@ -43,8 +43,9 @@ def _series(values: Any, n: int) -> np.ndarray | None:
 
 
 def measure_sync(ctx: TaskContext, mesh: np.ndarray, valid: np.ndarray, fps: float) -> SyncResult:
-    """Offset, confidence and windows from aud.wav and the mouth; the shift --av-sync applies;
-    the silent closed-mouth share. Without a finished task 1 nothing is measured."""
+    """Offset, confidence and windows from aud.wav and the mouth of the `valid` frames (those
+    with a face that screening did not flag); the shift --av-sync applies; the silent
+    closed-mouth share. Without a finished task 1 nothing is measured."""
     n = len(mesh)
     result = SyncResult()
     forced = av_sync_seconds(ctx.config.av_sync)

@@ -400,8 +400,9 @@ class TransformsTask(Task):
         eyes[valid] = eye_ratios(lms68[valid], height, width)
 
         focal = float(params["focal"].reshape(-1)[0])
-        av = measure_sync(ctx, mesh, valid, fps)
         screened = screen_frames(ctx, mesh, valid, params, width, height)
+        fit = valid & ~np.any([screened.flags[k] for k in KINDS], axis=0)
+        av = measure_sync(ctx, mesh, fit, fps)
         aud_ids = np.arange(n) + av.shift_frames
         usable = screened.keep & (aud_ids >= 0) & (aud_ids < n)
         if usable.sum() < len(SPLITS):
