@@ -9,6 +9,7 @@ import numpy as np
 from talkprep.config import Config
 from talkprep.errors import InputError, TaskError
 from talkprep.io.audio import SAMPLE_RATE, decode_audio, fit_to_span, read_wav, write_wav
+from talkprep.sync import QUIET_SPEECH_DBFS, frame_levels, speech_level
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 
 WAV_NAME = "aud.wav"
@@ -17,6 +18,8 @@ FULL_SCALE = 0.999
 CLIPPED_SHARE_TO_FIX = 0.001
 """From this clipped share (one sample in a thousand) the warning asks for a quieter recording;
 below it the clipping is a few isolated peaks."""
+LEVEL_RATE = 25
+"""Speech level is measured over windows of 1 / LEVEL_RATE s."""
 
 
 class AudioTask(Task):
@@ -66,6 +69,7 @@ class AudioTask(Task):
             "rms_db": round(_rms_db(samples), 2),
             "padded_or_trimmed_s": round(span - track.duration - start, 4),
             "clipped_share": round(clipped_share(samples), 6),
+            "speech_level_dbfs": round(speech_level_dbfs(samples), 2),
         }
         if abs(offset) > 1e-3:
             result.warnings.append(
@@ -81,6 +85,12 @@ class AudioTask(Task):
             )
         if result.figures["peak"] < 1e-4:
             result.warnings.append("audio is silent")
+        elif result.figures["speech_level_dbfs"] < QUIET_SPEECH_DBFS:
+            result.warnings.append(
+                f"speech is very quiet ({result.figures['speech_level_dbfs']:.0f} dBFS at its "
+                f"loudest, want above {QUIET_SPEECH_DBFS:.0f}): the audio features will be mostly "
+                "noise; normalise the track or record closer to the microphone"
+            )
         if result.figures["peak"] >= FULL_SCALE:
             share = result.figures["clipped_share"]
             effect = (
@@ -116,6 +126,12 @@ class AudioTask(Task):
                     )
                 ]
         return [CheckResult(WAV_NAME, 1)]
+
+
+def speech_level_dbfs(samples: np.ndarray) -> float:
+    """The loud end of the speech: the 95th percentile of 40 ms levels (dBFS)."""
+    n = len(samples) // (SAMPLE_RATE // LEVEL_RATE)
+    return speech_level(frame_levels(samples, SAMPLE_RATE, LEVEL_RATE, n)) if n else -120.0
 
 
 def clipped_share(samples: np.ndarray) -> float:
