@@ -208,3 +208,30 @@ def test_a_silent_track_gets_one_warning_and_no_offset(tmp_path):
     assert tasks["transforms"]["figures"]["av_offset_s"] is None
     audio_lines = [w for w in tasks["warnings"] if "audio" in w or "silent" in w]
     assert audio_lines == ["audio is silent"]
+
+
+def test_views_for_loaders_that_index_audio_by_img_id_hear_the_shift(processed, tmp_path):
+    from talkprep.io.audio import read_wav
+    from talkprep.targets import TARGETS
+    from talkprep.targets.render import RENDERERS
+    from talkprep.targets.view import ViewWriter
+
+    src = tmp_path / "src"
+    shutil.copytree(processed("anchor", "1,3,4,9"), src)
+    for split in ("train", "val"):
+        path = src / f"transforms_{split}.json"
+        doc = json.loads(path.read_text())
+        frames = [{**f, "aud_id": f["img_id"] + 3} for f in doc["frames"] if f["img_id"] < 490]
+        path.write_text(json.dumps({**doc, "frames": frames}))
+    np.save(src / "aud_hu.npy", np.arange(499, dtype=np.float32)[:, None, None] * np.ones((2, 4)))
+    assert all("audio_by_frame" in TARGETS[t].renders for t in ("talkinggaussian", "instag"))
+    assert "audio_by_frame" not in TARGETS["ernerf"].renders  # ER-NeRF reads aud_id itself
+    dst = tmp_path / "view"
+    dst.mkdir()
+    RENDERERS["audio_by_frame"].run(src, ViewWriter.open(dst, False), lambda items, **_: items)
+    rows = np.load(dst / "aud_hu.npy")[:, 0, 0]
+    assert rows[:3].tolist() == [3.0, 4.0, 5.0] and rows[-1] == 498.0
+    original, rate = read_wav(src / "aud.wav")
+    moved, _ = read_wav(dst / "aud.wav")
+    k = 3 * rate // 25
+    assert np.allclose(moved[: len(moved) - k], original[k:], atol=1e-4)
