@@ -36,8 +36,11 @@ YAW_LIMIT_DEG, PITCH_LIMIT_DEG = 45.0, 30.0
 """Head turns beyond these (from facing the camera) are flagged: the trainers model a head seen
 from the front half (their training clips stay within about +-30 degrees of yaw), and past 45
 degrees the face mesh's far side and the 68-point jaw are guessed."""
-BLUR_SHARE = 0.4
-"""A face whose sharpness is below this share of the clip's median sharpness is blurred."""
+BLUR_SHARE = 0.45
+"""A face whose sharpness is below this share of the clip's median sharpness is blurred (shared
+clips: clean frames 0.6 and above, a Gaussian blur of sigma 1.5 px about 0.3, of 4 px 0.1)."""
+MIDFACE_POINTS = (33, 263, 145, 374, 0)
+"""Outer eye corners, lower eyelids, upper lip (mesh indices) bounding the mid-face."""
 SHARPNESS_SIDE = 96
 """The face box is resized to this width before measuring sharpness (scale-free)."""
 THUMB_SIDE = 8
@@ -56,11 +59,20 @@ SECOND_FACE_SHARE = 0.5
 """A second face at least this share of the tracked face's height flags a frame."""
 
 
-def face_box(points: np.ndarray) -> np.ndarray | None:
-    """x0, y0, x1, y1 of one frame's face mesh float [478, 2+], or None where it is NaN."""
-    if not np.isfinite(points).all():
+def midface_box(points: np.ndarray) -> np.ndarray | None:
+    """x0, y0, x1, y1 of one frame's mid-face (between the outer eye corners, from the lower
+    eyelids to the upper lip: nose, nostrils and cheeks) from its mesh float [478, 2+]; None where
+    the mesh is NaN or the box is empty. Eyes and mouth stay out, so blinks and a closed mouth do
+    not read as blur."""
+    if not np.isfinite(points[list(MIDFACE_POINTS)]).all():
         return None
-    return np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)])
+    corners, lids, lip = (
+        points[list(MIDFACE_POINTS[:2]), 0],
+        points[list(MIDFACE_POINTS[2:4]), 1],
+        points[MIDFACE_POINTS[4], 1],
+    )
+    box = np.array([corners.min(), lids.max(), corners.max(), lip])
+    return box if box[2] - box[0] >= 4 and box[3] - box[1] >= 4 else None
 
 
 def face_widths(mesh: np.ndarray) -> np.ndarray:
@@ -94,9 +106,9 @@ def frame_measures(image: np.ndarray, box: np.ndarray | None) -> tuple[float, np
 
     Args:
         image: uint8 BGR frame (any scale; `box` in its pixels).
-        box: float [4] x0, y0, x1, y1 of the face, or None (sharpness is then NaN).
+        box: float [4] x0, y0, x1, y1 of the mid-face (`midface_box`), or None (sharpness NaN).
     Returns:
-        The variance of the Laplacian of the face box resized to SHARPNESS_SIDE wide (grey,
+        The variance of the Laplacian of the box resized to SHARPNESS_SIDE wide (grey,
         bilinear: a fifth of the cost of an area resize, and the same for every frame), and
         float32 [THUMB_SIDE * THUMB_SIDE * 3] of the whole frame on 0-1.
     """

@@ -235,3 +235,13 @@ def test_views_for_loaders_that_index_audio_by_img_id_hear_the_shift(processed, 
     moved, _ = read_wav(dst / "aud.wav")
     k = 3 * rate // 25
     assert np.allclose(moved[: len(moved) - k], original[k:], atol=1e-4)
+
+
+def test_a_blink_is_not_blur(processed):
+    """The HDTF clip's speaker blinks with her mouth closed at frames 170-172 (fewer edges in the
+    whole face box): the mid-face sharpness stays well above the blur limit."""
+    folder = processed("hdtf", "3,4")
+    info = json.loads((folder / ".talkprep/manifest.json").read_text())["tasks"]["landmarks"]
+    sharpness = np.array(info["info"]["sharpness"], dtype=float)
+    blink = sharpness[169:174] / np.median(sharpness)
+    assert (blink > screening.BLUR_SHARE + 0.1).all(), blink

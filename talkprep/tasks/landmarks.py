@@ -273,7 +273,7 @@ def tracking_spans(n: int) -> list[range]:
 
 class FrameMeasures:
     """Per-frame image measures for screening, taken while the mesh has each frame decoded:
-    face sharpness float [N] (NaN where no face), a thumbnail float32 [N, T] and, where several
+    mid-face sharpness float [N] (NaN where no face), a thumbnail float32 [N, T] and, where several
     faces were sought, the largest other face's height over the tracked one's (NaN elsewhere)."""
 
     def __init__(self, n: int) -> None:
@@ -284,9 +284,9 @@ class FrameMeasures:
         self.second_face = np.full(n, np.nan)
 
     def take(self, index: int, image: np.ndarray, face: np.ndarray | None) -> None:
-        from talkprep.screening import face_box, frame_measures
+        from talkprep.screening import frame_measures, midface_box
 
-        box = None if face is None else face_box(face)
+        box = None if face is None else midface_box(face)
         self.sharpness[index], self.thumbs[index] = frame_measures(image, box)
 
     def info(self) -> dict[str, Any]:
