@@ -198,7 +198,9 @@ def test_check_accepts_a_radnerf_folder_without_optional_fields(processed, tmp_p
 
 
 def test_gaps_short_filled_long_left_out_of_splits(tmp_path: Path) -> None:
-    """Blank frames: a 3-frame gap is interpolated, an 8-frame gap leaves the splits; N rows."""
+    """Blank frames: a 3-frame gap is interpolated, an 8-frame gap leaves the splits; N rows.
+    Screening flags the interpolated blank frames too: both runs leave the splits with their
+    4-frame margins, and so do the 4 frames left between them (shorter than an audio window)."""
     frames = []
     with av.open(str(clip_path("anchor"))) as clip:
         for _, frame in zip(range(60), clip.decode(video=0), strict=False):
@@ -223,7 +225,9 @@ def test_gaps_short_filled_long_left_out_of_splits(tmp_path: Path) -> None:
         for split in ("train", "val")
         for f in json.loads((out / f"transforms_{split}.json").read_text())["frames"]
     ]
-    assert ids == [i for i in range(60) if i not in long]
+    assert ids == [i for i in range(60) if not short[0] - 4 <= i <= long[-1] + 4]
+    flags = _manifest(out)["tasks"]["transforms"]["info"]["flags"]
+    assert flags["no_face"] == [[35, 42]] and [20, 22] in flags["shot_change"] + flags["blur"]
     with (out / "au.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))[1:]
     success = [int(r[AU_COLUMNS.index(" success")]) for r in rows]
