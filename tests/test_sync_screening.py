@@ -245,3 +245,18 @@ def test_a_blink_is_not_blur(processed):
     sharpness = np.array(info["info"]["sharpness"], dtype=float)
     blink = sharpness[169:174] / np.median(sharpness)
     assert (blink > screening.BLUR_SHARE + 0.1).all(), blink
+
+
+def test_report_shows_the_offset_windows_and_the_flag_timeline(processed, tmp_path):
+    from talkprep.report.html import build_report
+
+    out = tmp_path / "anchor"
+    shutil.copytree(processed("anchor", "1,3,4,9"), out)
+    manifest = json.loads((out / ".talkprep/manifest.json").read_text())
+    manifest["tasks"]["transforms"]["info"]["flags"]["blur"] = [[100, 119]]
+    (out / ".talkprep/manifest.json").write_text(json.dumps(manifest))
+    page = build_report(out).read_text()
+    sync_part = page.split('<section id="sync">')[1].split("</section>")[0]
+    assert "positive = audio late" in sync_part and "<polyline" in sync_part
+    screen_part = page.split('<section id="screening">')[1].split("</section>")[0]
+    assert "frames 100-119" in screen_part and "blur #109" in screen_part
