@@ -102,6 +102,19 @@ def test_screen_flags_each_kind_against_its_limit():
     assert not flags["small_face"].any() and not flags["no_face"].any()
 
 
+def test_head_turn_is_measured_from_the_line_to_the_camera():
+    euler = np.radians([[0.0, 0.0, 0.0], [0.0, 50.0, 0.0], [20.0, 0.0, 0.0]])
+    trans = np.array([[0.0, 0.0, -10.0]] * 3)
+    yaw, pitch = screening.head_turn(euler, trans)
+    assert np.allclose(np.abs(yaw), [0.0, 50.0, 0.0], atol=1e-6)
+    assert np.allclose(np.abs(pitch), [0.0, 0.0, 20.0], atol=1e-6)
+    assert _screen(yaw=yaw[[1] * 60])["turned"].all() and not _screen()["turned"].any()
+    # A head beside the optical axis turned to face the camera reads 0; turned the other way, 43.6.
+    off_axis = np.array([[4.0, 0.0, -10.0]] * 2)
+    yaw, _ = screening.head_turn(np.radians([[0.0, -21.8, 0.0], [0.0, 21.8, 0.0]]), off_axis)
+    assert np.allclose(yaw, [0.0, 43.6], atol=0.05)
+
+
 def test_a_uniformly_soft_clip_is_not_blurred_and_a_small_face_is_flagged():
     flags = _screen(sharpness=np.full(60, 20.0), face_width=np.full(60, 40.0))
     assert not flags["blur"].any()
