@@ -63,27 +63,8 @@ MOUTH_CLOSED = 0.004
 """Inner-lip area over the squared eye-corner distance below which the mouth is closed (lips
 together give under 0.002, a spoken vowel 0.01-0.06)."""
 INNER_LIP = (
-    78,
-    191,
-    80,
-    81,
-    82,
-    13,
-    312,
-    311,
-    310,
-    415,
-    308,
-    324,
-    318,
-    402,
-    317,
-    14,
-    87,
-    178,
-    88,
-    95,
-)
+    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+)  # fmt: skip
 """MediaPipe's inner-lip contour, in order."""
 EYE_CORNERS = (33, 263)
 
@@ -101,12 +82,12 @@ class Offset:
     """(window centre s, offset s or None where it has no face, margin) per window."""
     drift_s: float
     """Change of the confident windows' offsets from the first to the last (fitted line)."""
+    fps: float = 25.0
 
     @property
     def drifting(self) -> bool:
+        """The windows' trend exceeds DRIFT_FRAMES."""
         return False if self.offset_s is None else abs(self.drift_s) > DRIFT_FRAMES / self.fps
-
-    fps: float = 25.0
 
 
 def mouth_opening(mesh: np.ndarray) -> np.ndarray:
@@ -226,9 +207,8 @@ def measure_offset(
     max_lag = MAX_LAG_FRAMES
     width = max(3, int(round(HIGH_PASS_S * fps)))
     size, hop = int(round(WINDOW_S * fps)), int(round(HOP_S * fps))
-    if face.sum() < 2 * max_lag + width or speech_level(frame_levels(samples, rate, fps, n)) < (
-        SILENT_TRACK_DBFS
-    ):
+    silent = speech_level(frame_levels(samples, rate, fps, n)) < SILENT_TRACK_DBFS
+    if silent or face.sum() < 2 * max_lag + width:
         return Offset(None, 0.0, False, [], 0.0, fps)
     y = high_pass(np.where(face, opening, np.median(opening[face])), width)
     bands = high_pass(band_energies(samples, rate, fps, n), width)
