@@ -12,7 +12,7 @@ import numpy as np
 from talkprep.report.frames import FolderView
 from talkprep.report.svg import PLOT_WIDTH, line_plot
 from talkprep.screening import KINDS
-from talkprep.sync import HOP_S
+from talkprep.sync import CONFIDENT_MARGIN, HOP_S
 
 SAMPLE_SIDE = 200
 ROW_HEIGHT, LABEL_WIDTH = 16, 130
@@ -35,6 +35,14 @@ def _runs(value: Any) -> list[tuple[int, int]]:
         if isinstance(run, list) and len(run) == 2 and all(isinstance(v, int) for v in run):
             runs.append((run[0], run[1]))
     return runs
+
+
+def _mask(runs: list[tuple[int, int]], n: int) -> np.ndarray:
+    """bool [n] of the frames in `runs`."""
+    mask = np.zeros(n, dtype=bool)
+    for first, last in runs:
+        mask[max(first, 0) : max(last + 1, 0)] = True
+    return mask
 
 
 def _timeline(rows: dict[str, list[tuple[int, int]]], n: int, fps: float) -> str:
@@ -87,15 +95,15 @@ def screening_section(view: FolderView, record: dict[str, Any], n: int) -> str:
     rows = {kind: _runs(flags.get(kind)) for kind in KINDS}
     rows["screened_out"] = _runs(info.get("screened_out"))
     limits = info.get("limits") if isinstance(info.get("limits"), dict) else {}
+    flagged = {kind: _mask(runs, n) for kind, runs in rows.items() if kind in KINDS}
+    others = {k: np.any([m for j, m in flagged.items() if j != k], axis=0) for k in flagged}
     samples = []
-    for kind in KINDS:
-        if rows[kind]:
-            first, last = rows[kind][0]
-            middle = (first + last) // 2
-            if view.has_frame(middle):
-                samples.append(
-                    _sample(view, middle, f"{kind.replace('_', ' ')} {view.label(middle)}")
-                )
+    for kind, mask in flagged.items():
+        alone = np.flatnonzero(mask & ~others[kind])  # a frame showing this kind only, if any
+        chosen = alone if len(alone) else np.flatnonzero(mask)
+        if len(chosen) and view.has_frame(int(chosen[len(chosen) // 2])):
+            i = int(chosen[len(chosen) // 2])
+            samples.append(_sample(view, i, f"{kind.replace('_', ' ')} {view.label(i)}"))
     kept = "kept in the splits (--keep-flagged)" if info.get("keep_flagged") else "left out"
     limit_text = ", ".join(
         f"{html.escape(str(k))} {html.escape(str(v))}" for k, v in limits.items()
@@ -128,8 +136,9 @@ def sync_section(record: dict[str, Any], fps: float) -> str:
         text = (
             f"<p>Audio against the mouth, as given: {offset * 1000:+.0f} ms "
             f"({offset * fps:+.2f} frames; positive = audio late), confidence "
-            f"{figures.get('av_confidence')}; applied: {float(applied or 0) * 1000:+.0f} ms "
-            f"through <code>aud_id</code>. Drift over the clip: "
+            f"{float(figures.get('av_confidence') or 0):.2f} (confident from {CONFIDENT_MARGIN}); "
+            f"applied: {float(applied or 0) * 1000:+.0f} ms through <code>aud_id</code>. Drift "
+            "over the clip: "
             f"{float(figures.get('av_drift_s') or 0) * 1000:+.0f} ms.</p>"
         )
     if isinstance(share, int | float):
@@ -139,15 +148,19 @@ def sync_section(record: dict[str, Any], fps: float) -> str:
         )
     windows = info.get("av_windows")
     if isinstance(windows, list) and len(windows) >= 2 and isinstance(offset, int | float):
-        values = np.array(
-            [
-                w[1] * 1000 if isinstance(w, list) and isinstance(w[1], int | float) else np.nan
-                for w in windows
-            ]
-        )
+        offsets = [
+            w[1] * 1000 if isinstance(w, list) and isinstance(w[1], int | float) else np.nan
+            for w in windows
+        ]
+        sure = [isinstance(w, list) and float(w[2]) >= CONFIDENT_MARGIN for w in windows]
+        values = np.array(offsets)
         text += line_plot(
-            {"window offset (ms)": values, "clip offset (ms)": np.full(len(values), offset * 1000)},
-            f"offset per {HOP_S * 2:g} s window, one every {HOP_S:g} s (spread: drift)",
+            {
+                "confident windows (ms)": np.where(sure, values, np.nan),
+                "clip offset (ms)": np.full(len(values), offset * 1000),
+            },
+            f"offset per {HOP_S * 2:g} s window, one every {HOP_S:g} s, the {sum(sure)} of "
+            f"{len(sure)} windows confident on their own (spread: drift)",
             "ms",
             None,
             1.0 / HOP_S,
