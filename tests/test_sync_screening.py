@@ -272,4 +272,4 @@ def test_report_shows_the_offset_windows_and_the_flag_timeline(processed, tmp_pa
     sync_part = page.split('<section id="sync">')[1].split("</section>")[0]
     assert "positive = audio late" in sync_part and "<polyline" in sync_part
     screen_part = page.split('<section id="screening">')[1].split("</section>")[0]
-    assert "frames 100-119" in screen_part and "blur #109" in screen_part
+    assert "frames 100-119" in screen_part and "blur #110" in screen_part
