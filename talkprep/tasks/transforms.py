@@ -469,12 +469,20 @@ class TransformsTask(Task):
             kinds = ", ".join(
                 f"{kind.replace('_', ' ')} {int(screened.flags[kind].sum())}"
                 for kind in KINDS
-                if kind != "no_face" and screened.flags[kind].any()
+                if screened.flags[kind].any()
             )
+            unheard = int((valid & screened.keep & ~usable).sum())
+            reasons = [f"flagged: {kinds}; with a {MARGIN_FRAMES}-frame margin"] if kinds else []
+            if unheard:
+                reasons.append(f"{unheard} whose shifted audio lies outside the clip")
             warnings.append(
                 f"{dropped} of {n} frames with a face are left out of the splits"
-                + (f" (flagged: {kinds}; with a {MARGIN_FRAMES}-frame margin)" if kinds else "")
-                + ("" if ctx.config.keep_flagged else "; --keep-flagged keeps them")
+                + (f" ({'; '.join(reasons)})" if reasons else "")
+                + (
+                    "; --keep-flagged keeps the flagged ones"
+                    if kinds and not ctx.config.keep_flagged
+                    else ""
+                )
             )
         return TaskResult(frames=n, figures=figures, info=info, warnings=warnings)
 
