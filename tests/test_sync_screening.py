@@ -273,3 +273,15 @@ def test_report_shows_the_offset_windows_and_the_flag_timeline(processed, tmp_pa
     assert "positive = audio late" in sync_part and "<polyline" in sync_part
     screen_part = page.split('<section id="screening">')[1].split("</section>")[0]
     assert "frames 100-119" in screen_part and "blur #110" in screen_part
+
+
+def test_quiet_speech_gets_one_warning(processed, tmp_path):
+    from talkprep.io.audio import read_wav, write_wav
+
+    samples, rate = read_wav(processed("anchor", "1") / "aud.wav")
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, samples * 0.005, rate)  # about -57 dBFS at its loudest
+    tasks = _run(clip_path("anchor"), tmp_path / "out", "1", audio=quiet)
+    assert tasks["audio"]["figures"]["speech_level_dbfs"] < -50
+    lines = [w for w in tasks["warnings"] if "quiet" in w or "silent" in w]
+    assert len(lines) == 1 and lines[0].startswith("speech is very quiet")
