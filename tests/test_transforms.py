@@ -121,10 +121,14 @@ def test_real_clip_transforms(processed, clip: str) -> None:
     for split in (train, val):
         assert set(split) == {"focal_len", "cx", "cy", "h", "w", "frames"}
         assert (split["h"], split["w"], split["cx"], split["cy"]) == (h, w, w / 2, h / 2)
+    # With aud.wav (another test may have run task 1 here) the offset may be corrected: the HDTF
+    # clip's audio is 0.29 s late, so its frames read audio 7 rows on and its last 7 have none.
+    shift = _manifest(folder)["tasks"]["transforms"]["info"]["av_sync"]["applied_frames"]
+    heard = [i for i in range(n) if 0 <= i + shift < n]
     ids = [f["img_id"] for f in train["frames"]] + [f["img_id"] for f in val["frames"]]
-    assert ids == list(range(n)), "a face everywhere: every frame in a split, in order"
-    assert len(train["frames"]) == int(n * 10 / 11)
-    assert all(f["aud_id"] == f["img_id"] for f in train["frames"])
+    assert ids == heard, "a face everywhere: every frame with audio in a split, in order"
+    assert len(train["frames"]) == int(len(heard) * 10 / 11)
+    assert all(f["aud_id"] == f["img_id"] + shift for f in train["frames"])
     eye = np.array([f["eye_ratio"] for f in train["frames"]])
     assert 0.05 < np.median(eye) < 1.5  # percent of the image, RAD-NeRF's default open eye 0.25
 
