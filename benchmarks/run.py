@@ -95,17 +95,24 @@ def section_mark(device: str) -> str:
     return f"<!-- benchmarks/run.py device={device} -->"
 
 
+OTHER_BENCHMARKS = "<!-- other benchmarks, kept by run.py -->"
+"""Everything after this line of BENCHMARKS.md comes from other scripts and is kept as it is."""
+
+
 def write_section(path: Path, device: str, text: str) -> None:
     """Replace this device's section of `path`, keeping the other device's (CPU-only and CUDA
     machines are measured in separate runs, usually on separate machines)."""
     sections = {}
-    if path.is_file():
-        for part in path.read_text().split("<!-- benchmarks/run.py device=")[1:]:
-            name, _, body = part.partition(" -->")
-            sections[name] = section_mark(name) + body.rstrip("\n")
+    text_before, kept = path.read_text() if path.is_file() else "", ""
+    if OTHER_BENCHMARKS in text_before:
+        text_before, kept = text_before.split(OTHER_BENCHMARKS, 1)
+        kept = "\n\n" + OTHER_BENCHMARKS + kept.rstrip("\n")
+    for part in text_before.split("<!-- benchmarks/run.py device=")[1:]:
+        name, _, body = part.partition(" -->")
+        sections[name] = section_mark(name) + body.rstrip("\n")
     sections[device] = text.rstrip("\n")
     ordered = [sections[d] for d in ("cpu", "cuda") if d in sections]
-    path.write_text("# Benchmarks\n\n" + "\n\n".join(ordered) + "\n")
+    path.write_text("# Benchmarks\n\n" + "\n\n".join(ordered) + kept + "\n")
 
 
 def main() -> None:

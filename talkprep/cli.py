@@ -153,6 +153,15 @@ def _add_process_options(process: argparse.ArgumentParser) -> None:
         help="also write blendshapes.npy (face_landmarker.task downloaded on first use)",
     )
     process.add_argument("--device", help="auto (default), cpu or cuda")
+    process.add_argument(
+        "--av-sync", help="auto (default): correct a confident offset; off; or SECONDS (audio late)"
+    )
+    process.add_argument(
+        "--keep-flagged",
+        action="store_true",
+        default=None,
+        help="keep frames screening flags (blur, cuts, turned head, ...) in the splits",
+    )
     process.add_argument("--target", help=f"trainer whose files to write: {_TARGETS}")
     process.add_argument(
         "--force", action="store_true", default=None, help="rerun up-to-date tasks"

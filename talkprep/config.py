@@ -70,6 +70,11 @@ class Config:
     """Never download a model (as HF_HUB_OFFLINE=1): one not cached fails with the fetch command."""
     target: str = "ernerf"
     """Trainer whose view `process` writes after the tasks (talkprep.targets)."""
+    av_sync: str = "auto"
+    """'auto': shift the audio by the measured offset when confident and at least 2 frames;
+    'off': measure only; a number: shift by that many seconds (positive: the audio is late)."""
+    keep_flagged: bool = False
+    """Keep the frames that screening flags (blur, shot changes, turned head, ...) in the splits."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -90,6 +95,7 @@ class Config:
         _choice("--depth", self.depth, ("mesh", "dagan"))
         _choice("--device", self.device, ("auto", "cpu", "cuda"))
         _choice("--target", self.target, TARGET_NAMES)
+        av_sync_seconds(self.av_sync)
         unknown = [f for f in self.audio_features if f not in AUDIO_FEATURES]
         if unknown or not self.audio_features:
             raise UsageError(
@@ -114,6 +120,23 @@ class Config:
                 value = list(value)
             out[f.name] = value
         return out
+
+
+AV_SYNC_LIMIT_S = 2.0
+"""The largest offset --av-sync SECONDS accepts."""
+
+
+def av_sync_seconds(value: str) -> float | None:
+    """The offset --av-sync imposes (None for 'auto' and 'off'); UsageError when unreadable."""
+    if value in ("auto", "off"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"--av-sync must be auto, off or seconds (0.12), got {value!r}") from None
+    if not abs(seconds) <= AV_SYNC_LIMIT_S:
+        raise UsageError(f"--av-sync {value}: the offset must be within +-{AV_SYNC_LIMIT_S:g} s")
+    return seconds
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -185,6 +208,8 @@ def build_config(values: dict[str, Any]) -> Config:
             value = _number("--fps", value, float)
         elif name == "size":
             value = _number("--size", value, int)
+        elif name == "av_sync":
+            value = str(value).strip().lower()
         kwargs[name] = value
     for required in ("video", "out"):
         if required not in kwargs:
@@ -204,6 +229,8 @@ def _wanted(name: str) -> tuple[tuple[type, ...], str]:
         return (str, int, list), 'a string like "1,3-5", a number or a list'
     if name == "audio_features":
         return (str, list), 'a string like "hubert,mel" or a list of strings'
+    if name == "av_sync":
+        return (str, int, float), "auto, off or a number of seconds"
     if annotation.startswith("float"):
         return (int, float, str), "a number"
     if annotation.startswith("int"):

@@ -129,7 +129,7 @@ def order_tasks(tasks: Sequence[Task]) -> list[Task]:
             return
         if task.name in trail:
             raise RuntimeError(f"task dependency cycle: {' -> '.join((*trail, task.name))}")
-        for need in task.needs:
+        for need in (*task.needs, *task.uses):
             if need in by_name:
                 place(by_name[need], (*trail, task.name))
         placed.add(task.name)
@@ -164,6 +164,7 @@ class Pipeline:
         self._damage: dict[str, str | None] = {}
         """Per task checked this run: None when its outputs are intact, else the first problem."""
         self._stopping = threading.Event()
+        self._manifest: Manifest | None = None
 
     def run(self) -> list[TaskOutcome]:
         """Validate the input, lock OUT and run; raises TalkprepError before any work is done."""
@@ -192,6 +193,7 @@ class Pipeline:
         with folder_lock(out):
             remove_temp_files(out)
             manifest = Manifest.load(out)
+            self._manifest = manifest
             self._video_fingerprint = file_fingerprint(config.video)
             self._refuse_to_replace_inputs(manifest, requested)
             self._forget_other_video(manifest)
@@ -222,7 +224,8 @@ class Pipeline:
                 for task in list(waiting):
                     if len(running) >= PARALLEL_TASKS:
                         break
-                    if any(need in requested and need not in outcomes for need in task.needs):
+                    inputs = (*task.needs, *task.uses)
+                    if any(need in requested and need not in outcomes for need in inputs):
                         continue
                     waiting.remove(task)
                     thread = threading.Thread(
@@ -321,6 +324,7 @@ class Pipeline:
         """Hash of everything that decides a task's outputs, including its needs' fingerprints."""
         if task.name in self._fingerprints:
             return self._fingerprints[task.name]
+        used = {u: self._used_fingerprint(u) for u in task.uses}
         payload: dict[str, Any] = {
             "task": task.name,
             "version": task.version,
@@ -329,9 +333,24 @@ class Pipeline:
             "files": [path_fingerprint(p) for p in task.input_files(self.config)],
             "needs": {n: self.fingerprint(self.tasks[n]) for n in task.needs},
         }
+        if used:
+            payload["uses"] = used
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-        self._fingerprints[task.name] = digest
+        if not used:  # what a task uses may finish later in the run: not cached
+            self._fingerprints[task.name] = digest
         return digest
+
+    def _used_fingerprint(self, name: str) -> str | None:
+        """A used task's fingerprint when its outputs are there for these options, else None."""
+        record = self._manifest.record(name) if self._manifest is not None else None
+        task = self.tasks[name]
+        if not record or record.get("status") != "done":
+            return None
+        return (
+            record.get("fingerprint")
+            if record.get("fingerprint") == self.fingerprint(task)
+            else None
+        )
 
     def _up_to_date(self, task: Task, record: dict[str, Any] | None) -> bool:
         """Done with these inputs, and every output still there and complete."""
@@ -407,6 +426,9 @@ class Pipeline:
         with manifest.lock:
             self._claim_outputs(task, manifest)
             records = {n: manifest.record(n) or {} for n in _closure(task, self.tasks)}
+            records.update(
+                {u: manifest.record(u) for u in task.uses if self._used_fingerprint(u) is not None}
+            )
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         ctx = TaskContext(
             out=config.out,

@@ -175,6 +175,38 @@ def test_failures_block_dependents_but_not_independent_tasks(tmp_path, monkeypat
     assert _manifest(out)["tasks"]["producer"]["figures"] == {"ok": 1}
 
 
+class _User(Task):
+    number = 5
+    name = "user"
+    title = "reads a.txt when it is there"
+    uses = ("producer",)
+    makes = ("e.txt",)
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        used = (ctx.out / "a.txt").read_text() if "producer" in ctx.records else "-"
+        write_text(ctx.out / "e.txt", "e" + used)
+        return TaskResult()
+
+
+def test_a_used_task_runs_first_when_asked_for_and_its_state_reruns_the_user(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline_module, "ALL_TASKS", (_User(), _Producer()))
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(5), fps=25)
+    out = tmp_path / "o"
+
+    def run(tasks: str) -> dict[str, str]:
+        config = build_config({"video": video, "out": out, "tasks": tasks})
+        return {o.name: o.status for o in Pipeline(config, Console(quiet=True)).run()}
+
+    monkeypatch.setattr(_Producer, "fail", True)
+    assert run("1,5") == {"producer": "failed", "user": "done"}  # not blocked
+    assert (out / "e.txt").read_text() == "e-"
+    monkeypatch.setattr(_Producer, "fail", False)
+    assert run("1,5") == {"producer": "done", "user": "done"}  # ran after the producer
+    assert (out / "e.txt").read_text() == "ea"
+    assert run("1,5") == {"producer": "skipped", "user": "skipped"}
+    assert run("5") == {"user": "skipped"}
+
+
 class _Meeter(Task):
     """Waits until the other meeter is running too: only tasks run at the same time both end."""
 

@@ -33,6 +33,7 @@ from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
 from talkprep.io.prefetch import read_ahead
 from talkprep.manifest import read_manifest
+from talkprep.report.fitness import screening_section, sync_section
 from talkprep.report.frames import FolderView
 from talkprep.report.overlays import ClassSource, draw_index, fit_side
 from talkprep.report.preview import PREVIEW_NAME
@@ -77,6 +78,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("pose", "Head pose and tracking error"),
     ("masks", "Mask stability"),
     ("audio", "Audio"),
+    ("sync", "Audio-video sync and silence"),
+    ("screening", "Frame screening"),
     ("depth", "Depth samples"),
     ("preview", "Preview video"),
 )
@@ -702,6 +705,8 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
         "pose": _pose_section(view, manifest, frame_side),
         "masks": _masks_section(measured, fps),
         "audio": _audio_section(root, manifest, measured, n, fps),
+        "sync": sync_section(_record(manifest, "transforms"), fps),
+        "screening": screening_section(view, _record(manifest, "transforms"), n),
         "depth": _depth_section(root, fps),
         "preview": _preview_section(root),
     }

@@ -41,7 +41,7 @@ TARGET = Target(
         AudioChoice("aud.wav", "wav", "--audio_extractor ave", ()),
     ),
     au_columns=TG_AU_COLUMNS,
-    renders=("tg_parsing", "instag_split"),
+    renders=("tg_parsing", "audio_by_frame", "instag_split"),
     val_seconds=VAL_SECONDS,
     advised_seconds=10.0,
     notes=("leave --N_views at -1: talkprep writes no Sapiens normals or depth",),

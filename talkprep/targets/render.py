@@ -43,6 +43,10 @@ class ViewOut(Protocol):
 
     def torch(self, rel: str, obj: Any) -> None: ...
 
+    def wav(self, rel: str, samples: np.ndarray, rate: int) -> None: ...
+
+    def link(self, source: Path, rel: str) -> None: ...
+
 
 ERNERF_BGR = {"head": (255, 0, 0), "neck": (0, 255, 0), "torso": (0, 0, 255)}
 WHITE = (255, 255, 255)
@@ -312,6 +316,58 @@ def _process(src: Path, **fix: Any) -> str:
 
 
 SEMANTICS_FIX: dict[str, Any] = {"tasks": [5], "force": True}
+
+
+AUDIO_FILES = ("aud_hu.npy", "aud_ds.npy", "aud_eo.npy", "aud.wav")
+"""Audio files, one row per frame (aud.wav: its samples), that a trainer may read by img_id."""
+
+
+def audio_shift(docs: dict[str, dict[str, Any]]) -> int:
+    """The frames task 9 moved the audio by (aud_id - img_id, the same for every frame)."""
+    shifts = {int(f["aud_id"]) - int(f["img_id"]) for d in docs.values() for f in d["frames"]}
+    if len(shifts) > 1:
+        raise TaskError(
+            f"transforms_*.json hold several aud_id - img_id offsets {sorted(shifts)}; rerun task 9"
+        )
+    return shifts.pop() if shifts else 0
+
+
+def shift_rows(array: np.ndarray, shift: int) -> np.ndarray:
+    """Rows moved so that row i holds row i + shift (the ends repeat the edge row, as the
+    loaders' own clamping does)."""
+    rows = np.arange(len(array)) + shift
+    return np.asarray(array)[np.clip(rows, 0, len(array) - 1)]
+
+
+def _render_audio_by_frame(src: Path, out: ViewOut, progress: Progress) -> int:
+    """For loaders that read frame img_id's audio at row img_id (TalkingGaussian, InsTaG): the
+    audio files moved by task 9's applied offset, so that they hear what aud_id points at."""
+    from talkprep.io.audio import read_wav
+    from talkprep.targets.view import dataset_fps
+
+    try:
+        shift = audio_shift(_split_documents(src))
+    except TaskError as exc:
+        raise TaskError(f"{exc}: {_process(src, tasks=[9], force=True)}") from None
+    written = 0
+    for rel in AUDIO_FILES:
+        path = src / rel
+        if not path.is_file():
+            continue
+        if shift == 0:
+            out.link(path, rel)
+        elif rel.endswith(".wav"):
+            samples, rate = read_wav(path)
+            source = np.arange(len(samples)) + int(round(shift * rate / dataset_fps(src)))
+            inside = (source >= 0) & (source < len(samples))
+            moved = np.where(inside, samples[np.clip(source, 0, len(samples) - 1)], 0.0)
+            out.wav(rel, moved, rate)
+        else:
+            out.npy(rel, shift_rows(np.load(path, allow_pickle=False), shift))
+        written += 1
+    return written
+
+
 RENDERERS: dict[str, Renderer] = {
     r.name: r
     for r in (
@@ -356,6 +412,13 @@ RENDERERS: dict[str, Renderer] = {
             ("transforms_train.json", "transforms_val.json", LANDMARKS_NAME),
             {"tasks": [9], "force": True},
             _render_adnerf_transforms,
+        ),
+        Renderer(
+            "audio_by_frame",
+            AUDIO_FILES,
+            ("transforms_train.json", "transforms_val.json"),
+            {"tasks": [9], "force": True},
+            _render_audio_by_frame,
         ),
         Renderer(
             "instag_split",

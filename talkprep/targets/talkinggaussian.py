@@ -43,7 +43,7 @@ TARGET = Target(
         AudioChoice("aud_eo.npy", "wav2vec2", "--audio_extractor esperanto", (16, None)),
     ),
     au_columns=TG_AU_COLUMNS,
-    renders=("tg_parsing",),
+    renders=("tg_parsing", "audio_by_frame"),
     train=(
         ("python", "train_mouth.py", "-s", "{data}", "-m", "{workspace}", "{flags}"),
         (

@@ -21,6 +21,7 @@ import numpy as np
 
 from talkprep.errors import OutputError, UsageError
 from talkprep.io.atomic import atomic_path, write_bytes, write_json, write_npy, write_torch
+from talkprep.io.audio import write_wav
 from talkprep.io.images import encode_jpeg, write_png
 from talkprep.manifest import STATE_DIR, read_manifest
 from talkprep.targets.base import Target
@@ -111,6 +112,10 @@ class ViewWriter:
 
     def npy(self, rel: str, array: np.ndarray) -> None:
         write_npy(self._target(rel), array)
+        self._done(rel)
+
+    def wav(self, rel: str, samples: np.ndarray, rate: int) -> None:
+        write_wav(self._target(rel), samples, rate)
         self._done(rel)
 
     def json(self, rel: str, document: Any) -> None:

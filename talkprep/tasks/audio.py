@@ -10,6 +10,7 @@ from talkprep.config import Config
 from talkprep.errors import InputError, TaskError
 from talkprep.io.audio import SAMPLE_RATE, decode_audio, fit_to_span, read_wav, write_wav
 from talkprep.report.quality import THRESHOLDS, clipped_share
+from talkprep.sync import QUIET_SPEECH_DBFS, frame_levels, speech_level
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
 
 WAV_NAME = "aud.wav"
@@ -18,6 +19,8 @@ NO_AUDIO_TRACK = "has no audio track"
 CLIPPED = THRESHOLDS["clipped_share"]
 """The report's grading of the clipped share (percent): task 1 warns from its amber limit, and
 from its red limit asks for a quieter recording; below amber a peak or two is not worth a word."""
+LEVEL_RATE = 25
+"""Speech level is measured over windows of 1 / LEVEL_RATE s."""
 
 
 class AudioTask(Task):
@@ -69,6 +72,7 @@ class AudioTask(Task):
             "rms_db": round(_rms_db(samples), 2),
             "padded_or_trimmed_s": round(span - track.duration - start, 4),
             "clipped_share": round(clipped_percent / 100.0, 8),
+            "speech_level_dbfs": round(speech_level_dbfs(samples), 2),
         }
         if abs(offset) > 1e-3:
             result.warnings.append(
@@ -84,6 +88,12 @@ class AudioTask(Task):
             )
         if result.figures["peak"] < 1e-4:
             result.warnings.append("audio is silent")
+        elif result.figures["speech_level_dbfs"] < QUIET_SPEECH_DBFS:
+            result.warnings.append(
+                f"speech is very quiet ({result.figures['speech_level_dbfs']:.0f} dBFS at its "
+                f"loudest, want above {QUIET_SPEECH_DBFS:.0f}): the audio features will be mostly "
+                "noise; normalise the track or record closer to the microphone"
+            )
         if CLIPPED.grade(clipped_percent) != "green":
             effect = (
                 "loud syllables are flattened (record at a lower level if you can)"
@@ -119,6 +129,12 @@ class AudioTask(Task):
                     )
                 ]
         return [CheckResult(WAV_NAME, 1)]
+
+
+def speech_level_dbfs(samples: np.ndarray) -> float:
+    """The loud end of the speech: the 95th percentile of 40 ms levels (dBFS)."""
+    n = len(samples) // (SAMPLE_RATE // LEVEL_RATE)
+    return speech_level(frame_levels(samples, SAMPLE_RATE, LEVEL_RATE, n)) if n else -120.0
 
 
 def _rms_db(samples: np.ndarray) -> float:

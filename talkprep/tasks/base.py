@@ -100,6 +100,9 @@ class Task(abc.ABC):
     title: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
     """Names of tasks whose outputs this one reads."""
+    uses: ClassVar[tuple[str, ...]] = ()
+    """Names of tasks whose outputs this one reads when they are there (requested ones run
+    first; their records reach `TaskContext.records` only when done for these options)."""
     makes: ClassVar[tuple[str, ...]] = ()
     """Output paths relative to OUT; per-frame groups as globs like 'ori_imgs/*.jpg'."""
     reads_video: ClassVar[bool] = False

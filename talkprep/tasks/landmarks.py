@@ -224,10 +224,13 @@ def several_faces(folder: Path, n: int) -> bool:
 
 
 def detect_landmarks(
-    folder: Path, n: int, progress: Callable[..., Iterator[Any]] | None = None
+    folder: Path,
+    n: int,
+    progress: Callable[..., Iterator[Any]] | None = None,
+    measures: FrameMeasures | None = None,
 ) -> tuple[np.ndarray, int]:
     """Face mesh of `folder`/{i}.jpg, i < n, in video mode, keeping one face track among up to
-    MAX_FACES.
+    MAX_FACES. `measures` takes each frame's image measures and other faces' relative size.
 
     Returns:
         (float32 [N, 478, 3] with NaN rows where no face, number of frames with several faces).
@@ -244,11 +247,18 @@ def detect_landmarks(
         for i, image in enumerate(frames):
             faces = mesh.process(image)
             if len(faces) == 0:
+                if measures is not None:
+                    measures.take(i, image, None)
                 continue
             multi_face += len(faces) > 1
             k = pick_face(faces, previous_box) if len(faces) > 1 else 0
             landmarks[i] = faces[k]
             previous_box = mesh_box(faces[k])
+            if measures is not None:
+                measures.take(i, image, faces[k])
+                heights = np.ptp(np.asarray(faces)[:, :, 1], axis=1)
+                others = np.delete(heights, k)
+                measures.second_face[i] = others.max() / heights[k] if len(others) else 0.0
     return landmarks, multi_face
 
 
@@ -261,11 +271,48 @@ def tracking_spans(n: int) -> list[range]:
     return [range(middle), range(middle - WARM_UP, n)]
 
 
+class FrameMeasures:
+    """Per-frame image measures for screening, taken while the mesh has each frame decoded:
+    mid-face sharpness float [N] (NaN where no face), a thumbnail float32 [N, T] and, where several
+    faces were sought, the largest other face's height over the tracked one's (NaN elsewhere)."""
+
+    def __init__(self, n: int) -> None:
+        from talkprep.screening import THUMB_SIDE
+
+        self.sharpness = np.full(n, np.nan)
+        self.thumbs = np.zeros((n, THUMB_SIDE * THUMB_SIDE * 3), dtype=np.float32)
+        self.second_face = np.full(n, np.nan)
+
+    def take(self, index: int, image: np.ndarray, face: np.ndarray | None) -> None:
+        from talkprep.screening import frame_measures, midface_box
+
+        box = None if face is None else midface_box(face)
+        self.sharpness[index], self.thumbs[index] = frame_measures(image, box)
+
+    def info(self) -> dict[str, Any]:
+        """Task 4's info entries: per-frame lists (None for NaN) that task 9 screens with."""
+        from talkprep.screening import shot_distance
+
+        def listed(values: np.ndarray, digits: int) -> list[float | None]:
+            return [None if not np.isfinite(v) else round(float(v), digits) for v in values]
+
+        out = {
+            "sharpness": listed(self.sharpness, 1),
+            "shot_distance": listed(shot_distance(self.thumbs), 4),
+        }
+        if np.isfinite(self.second_face).any():
+            out["second_face"] = listed(self.second_face, 3)
+        return out
+
+
 def detect_one_face(
-    folder: Path, n: int, progress: Callable[..., Iterator[Any]] | None = None
+    folder: Path,
+    n: int,
+    progress: Callable[..., Iterator[Any]] | None = None,
+    measures: FrameMeasures | None = None,
 ) -> np.ndarray:
     """Face mesh of `folder`/{i}.jpg, i < n, in video mode, tracking a single face: float32
-    [N, 478, 3] with NaN rows where no face.
+    [N, 478, 3] with NaN rows where no face. `measures` takes each kept frame's image measures.
 
     Each span of `tracking_spans` has its own graph, fed in order on its own thread (MediaPipe
     and the JPEG decoder release the GIL); frames a span sees before its start only warm its
@@ -285,10 +332,13 @@ def detect_one_face(
                 for index in span:
                     if stop.is_set():
                         return
-                    faces = mesh.process(read_image(folder / f"{index}.jpg"))
+                    image = read_image(folder / f"{index}.jpg")
+                    faces = mesh.process(image)
                     if index >= start:
                         if len(faces):
                             landmarks[index] = faces[0]
+                        if measures is not None:
+                            measures.take(index, image, faces[0] if len(faces) else None)
                         kept.put(None)
         except BaseException as exc:  # re-raised by the thread that waits for the frames
             kept.put(exc)
@@ -345,7 +395,7 @@ class LandmarksTask(Task):
     title = (
         "face mesh landmarks and head tracking -> landmarks.npy, ori_imgs/*.lms, track_params.pt"
     )
-    version = 2
+    version = 3
     needs = ("frames",)
     makes = (LANDMARKS_NAME, f"{FRAMES_DIR}/*.lms", TRACK_NAME)
     config_fields = ("blendshape_model", "blendshapes")
@@ -390,7 +440,8 @@ class LandmarksTask(Task):
             raise TaskError(
                 f"--blendshape-model {model} does not exist; give the path of face_landmarker.task"
             )
-        raw, multi_face, faces_sought = self._detect(ctx, n)
+        measures = FrameMeasures(n)
+        raw, multi_face, faces_sought = self._detect(ctx, n, measures)
         found = np.isfinite(raw).all(axis=(1, 2))
         if not found.any():
             raise TaskError(
@@ -420,6 +471,7 @@ class LandmarksTask(Task):
             "interpolated": index_ranges(interpolated),
             "invalid": index_ranges(~tracked),
             "camera_distance_m": track["distance"],
+            **measures.info(),
         }
         warnings = []
         if n - tracked.sum() > 0:
@@ -431,14 +483,16 @@ class LandmarksTask(Task):
             figures["blendshape_frames"] = self._blendshapes(ctx, n, model)
         return TaskResult(frames=n, figures=figures, info=info, warnings=warnings)
 
-    def _detect(self, ctx: TaskContext, n: int) -> tuple[np.ndarray, int, int]:
+    def _detect(
+        self, ctx: TaskContext, n: int, measures: FrameMeasures
+    ) -> tuple[np.ndarray, int, int]:
         """(landmarks, frames with several faces, faces the mesh looked for on each frame)."""
         from talkprep.models.face_mesh import MAX_FACES
 
         folder = ctx.out / FRAMES_DIR
         if several_faces(folder, n):
-            return (*detect_landmarks(folder, n, ctx.progress), MAX_FACES)
-        return detect_one_face(folder, n, ctx.progress), 0, 1
+            return (*detect_landmarks(folder, n, ctx.progress, measures), MAX_FACES)
+        return detect_one_face(folder, n, ctx.progress, measures), 0, 1
 
     def _write_lms(self, ctx: TaskContext, landmarks: np.ndarray) -> None:
         """ori_imgs/{i}.lms for every frame ('nan nan' lines where no face, as np.savetxt).

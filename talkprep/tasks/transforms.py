@@ -27,7 +27,9 @@ from talkprep.errors import TaskError
 from talkprep.geometry.face_topology import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from talkprep.geometry.jaw_contour import landmarks68
 from talkprep.io.atomic import write_json, write_text
+from talkprep.screening import KINDS, MARGIN_FRAMES
 from talkprep.tasks.base import CheckResult, FolderFacts, Task, TaskContext, TaskResult
+from talkprep.tasks.fitness import measure_sync, screen_frames
 from talkprep.tasks.landmarks import BLENDSHAPES_NAME, LANDMARKS_NAME, TRACK_NAME
 
 SPLITS = ("train", "val")
@@ -361,8 +363,11 @@ class TransformsTask(Task):
     name = "transforms"
     title = "train/val split and camera poses -> transforms_*.json, au.csv"
     needs = ("frames", "landmarks")
+    uses = ("audio", "parsing")
+    """aud.wav for the offset and silence; parsing's hand coverage for screening."""
     makes = ("transforms_train.json", "transforms_val.json", AU_NAME)
-    version = 4
+    config_fields = ("av_sync", "keep_flagged")
+    version = 5
 
     def run(self, ctx: TaskContext) -> TaskResult:
         from talkprep.geometry.camera import transform_matrices
@@ -395,7 +400,18 @@ class TransformsTask(Task):
         eyes[valid] = eye_ratios(lms68[valid], height, width)
 
         focal = float(params["focal"].reshape(-1)[0])
-        splits = dict(zip(SPLITS, train_val_ids(valid), strict=True))
+        screened = screen_frames(ctx, mesh, valid, params, width, height)
+        fit = valid & ~np.any([screened.flags[k] for k in KINDS], axis=0)
+        av = measure_sync(ctx, mesh, fit, fps)
+        aud_ids = np.arange(n) + av.shift_frames
+        usable = screened.keep & (aud_ids >= 0) & (aud_ids < n)
+        if usable.sum() < len(SPLITS):
+            kinds = [k for k in KINDS if screened.flags[k].any()]
+            raise TaskError(
+                f"screening leaves {int(usable.sum())} of {n} frames for the splits (flagged: "
+                f"{', '.join(kinds) or 'none'}); see report.html, or pass --keep-flagged"
+            )
+        splits = dict(zip(SPLITS, train_val_ids(usable), strict=True))
         for split, ids in splits.items():
             document = {
                 "focal_len": focal,
@@ -406,7 +422,7 @@ class TransformsTask(Task):
                 "frames": [
                     {
                         "img_id": int(i),
-                        "aud_id": int(i),
+                        "aud_id": int(aud_ids[i]),
                         "transform_matrix": matrices[i].tolist(),
                         "face_rect": rects[i].tolist(),
                         "eye_ratio": round(float(eyes[i]), 6),
@@ -430,7 +446,9 @@ class TransformsTask(Task):
         figures = {
             "train_frames": len(splits["train"]),
             "val_frames": len(splits["val"]),
-            "left_out_frames": int(n - valid.sum()),
+            "left_out_frames": int(n - usable.sum()),
+            **av.figures,
+            **screened.figures,
             "eye_ratio_median": round(float(np.median(eyes[valid])), 4),
             "blink_frames": int((blink >= 1.0).sum()),
             "au45_p50_p99": [round(float(v), 3) for v in np.percentile(blink, [50, 99])],
@@ -442,8 +460,31 @@ class TransformsTask(Task):
             if len(splits["train"])
             else None,
             "val_range": [int(splits["val"][0]), int(splits["val"][-1])],
+            **av.info,
+            **screened.info,
         }
-        return TaskResult(frames=n, figures=figures, info=info)
+        warnings = list(av.warnings)
+        dropped = int((valid & ~usable).sum())
+        if dropped:
+            kinds = ", ".join(
+                f"{kind.replace('_', ' ')} {int(screened.flags[kind].sum())}"
+                for kind in KINDS
+                if screened.flags[kind].any()
+            )
+            unheard = int((valid & screened.keep & ~usable).sum())
+            reasons = [f"flagged: {kinds}; with a {MARGIN_FRAMES}-frame margin"] if kinds else []
+            if unheard:
+                reasons.append(f"{unheard} whose shifted audio lies outside the clip")
+            warnings.append(
+                f"{dropped} of {n} frames with a face are left out of the splits"
+                + (f" ({'; '.join(reasons)})" if reasons else "")
+                + (
+                    "; --keep-flagged keeps the flagged ones"
+                    if kinds and not ctx.config.keep_flagged
+                    else ""
+                )
+            )
+        return TaskResult(frames=n, figures=figures, info=info, warnings=warnings)
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
         results = []
@@ -469,7 +510,10 @@ def _load_track(path: Path) -> dict[str, np.ndarray]:
     try:
         params = torch.load(path, map_location="cpu", weights_only=True)
         keys = ("euler", "trans", "focal", "shape", "rigid_index")
-        return {k: params[k].numpy().astype(np.float64) for k in keys}
+        track = {k: params[k].numpy().astype(np.float64) for k in keys}
+        if "reproj_err" in params:
+            track["reproj_err"] = params["reproj_err"].numpy().astype(np.float64)
+        return track
     except (OSError, KeyError, RuntimeError) as exc:
         raise TaskError(f"cannot read {path.name} ({exc}); rerun task 4") from None
 
