@@ -11,7 +11,7 @@ from typing import Any
 from talkprep.io.atomic import TEMP_MARK
 from talkprep.io.images import frame_indices, image_size
 from talkprep.io.outputs import count_outputs, inspect_group
-from talkprep.manifest import read_manifest
+from talkprep.manifest import manifest_problem, read_manifest
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.audio_features import FEATURES
 from talkprep.tasks.base import CheckResult, FolderFacts, Task
@@ -60,6 +60,7 @@ REQUIRED_GROUPS = (
 """What every trainer of this family reads; a folder without one of them cannot train."""
 AUDIO_GROUP = "audio features"
 TEMP_GROUP = "temporary files"
+MANIFEST_GROUP = "manifest"
 CHECK_THREADS = 4
 
 
@@ -75,10 +76,13 @@ def check_folder(root: Path) -> list[CheckResult]:
     facts = folder_facts(root)
     manifest = read_manifest(root)
     results: list[CheckResult] = []
+    unusable = manifest_problem(root)
+    if unusable:
+        results.append(CheckResult(MANIFEST_GROUP, 0, unusable))
     for task in ALL_TASKS:
         results.extend(task.check(facts))
-    if not results:
-        return [CheckResult("(dataset)", 0, "no dataset files found")]
+    if not any(r.group != MANIFEST_GROUP for r in results):
+        return [*results, CheckResult("(dataset)", 0, "no dataset files found")]
     results = _with_file_verification(root, results, manifest)
     results.extend(_missing_groups(root, results, manifest))
     results.extend(_unfinished_tasks(manifest))
@@ -162,7 +166,7 @@ def _task_for(group: str) -> Task | None:
 
 def _with_repair(result: CheckResult, root: Path, manifest: dict[str, Any]) -> CheckResult:
     """Name the command that rebuilds a failing group."""
-    if result.ok or result.group == TEMP_GROUP:
+    if result.ok or result.group in (TEMP_GROUP, MANIFEST_GROUP):
         return result
     task = _task_for(result.group)
     if task is None:

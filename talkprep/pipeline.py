@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import queue
+import stat
 import threading
 import time
 import traceback
@@ -28,7 +29,6 @@ from talkprep.io.atomic import os_error_reason, os_error_sentence, remove_temp_f
 from talkprep.io.audio import probe_audio
 from talkprep.io.outputs import (
     count_outputs,
-    group_paths,
     inspect_group,
     is_numbered,
     numbered_path,
@@ -88,33 +88,73 @@ def throughput(frames: int | None, wall_s: float) -> float | None:
     return frames / wall_s
 
 
+_held_locks: dict[str, int] = {}
+"""Folders this process holds the lock of -> how many nested holds (export inside process)."""
+_held_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def folder_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on OUT for the whole run; the OS frees it if the process dies."""
+    """Hold an exclusive lock on OUT for the whole run; the OS frees it if the process dies.
+
+    The lock file is opened without following a symlink (a `.talkprep.lock` planted as a link to
+    another file is refused, never truncated). A process that already holds OUT's lock holds it
+    again (an export or a view written by the run that processed the folder).
+    """
+    key = os.path.realpath(out)
+    with _held_guard:
+        if _held_locks.get(key):
+            _held_locks[key] += 1
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held_locks[key] -= 1
+        return
+    fd = _open_lock_file(out / LOCK_NAME)
     try:
-        handle = (out / LOCK_NAME).open("a+")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        raise OutputError(
-            f"cannot write to {out}: {os_error_reason(exc)}; choose another -o"
-        ) from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        handle.close()
+        os.close(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise OutputError(
                 f"{out} is in use by another talkprep run; wait for it or choose another -o"
             ) from None
         raise
+    with _held_guard:
+        _held_locks[key] = 1
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        with _held_guard:
+            _held_locks.pop(key, None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _open_lock_file(path: Path) -> int:
+    """The lock file's descriptor: a regular file in OUT, never reached through a symlink."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputError(
+                f"{path} is a symbolic link; talkprep never follows one there: remove it"
+            ) from None
+        raise OutputError(
+            f"cannot write to {path.parent}: {os_error_reason(exc)}; choose another -o"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"{path} is not a regular file; remove it")
+    return fd
 
 
 def order_tasks(tasks: Sequence[Task]) -> list[Task]:
@@ -468,13 +508,21 @@ class Pipeline:
         return TaskOutcome(task.number, task.name, "done", wall, frames, warnings=warnings)
 
     def _foreign_output(self, task: Task, manifest: Manifest) -> str | None:
-        """A file where this task writes that talkprep did not write: refuse to overwrite it."""
+        """A file where this task writes that talkprep did not write: refuse to overwrite it.
+
+        Every numbered name present in a group's folder counts, not only `{0}` (the task may
+        write any of them), and through a symlinked folder too."""
         out = self.config.out
         for pattern in task.outputs(self.config):
-            if manifest.owns(pattern):
-                continue
-            path = numbered_path(out, pattern, 0) if is_numbered(pattern) else out / pattern
-            if path.exists() or path.is_symlink():
+            if is_numbered(pattern):
+                owned = {p.name for p in self._owned_paths(manifest, pattern)}
+                present = (numbered_path(out, pattern, i) for i in present_indices(out, pattern))
+                path = next((p for p in present if p.name not in owned), None)
+            else:
+                path = out / pattern
+                if manifest.owns(pattern) or not (path.exists() or path.is_symlink()):
+                    path = None
+            if path is not None:
                 return (
                     f"{path.relative_to(out)} exists and was not written by talkprep; it is never "
                     "overwritten: move it away or choose another -o"
@@ -482,18 +530,23 @@ class Pipeline:
         return None
 
     def _owned_paths(self, manifest: Manifest, pattern: str) -> list[Path]:
-        """Files of a group that talkprep wrote: the ledger's, plus any that a run killed or failed
-        while writing the group left behind (written after that run's claim on it)."""
+        """Files of a group that talkprep wrote and that are there: the ledger's, plus any that
+        a run killed or failed while writing the group left behind (written after that run's
+        claim on it). Only present files are listed, whatever count the ledger says."""
         out = self.config.out
-        paths = group_paths(out, pattern, manifest.written.get(pattern, 0))
+        count = manifest.written.get(pattern, 0)
         claimed = manifest.writing.get(pattern)
-        if claimed is not None:
-            since = claimed - CLAIM_CLOCK_SLACK_S
-            if is_numbered(pattern):
-                fresh = [numbered_path(out, pattern, i) for i in present_indices(out, pattern)]
-            else:
-                fresh = [out / pattern]
-            paths.extend(p for p in fresh if _modified_since(p, since))
+        since = None if claimed is None else claimed - CLAIM_CLOCK_SLACK_S
+        if not is_numbered(pattern):
+            path = out / pattern
+            if count or (since is not None and _modified_since(path, since)):
+                return [path]
+            return []
+        paths = []
+        for index in present_indices(out, pattern):
+            path = numbered_path(out, pattern, index)
+            if index < count or (since is not None and _modified_since(path, since)):
+                paths.append(path)
         return paths
 
     def _claim_outputs(self, task: Task, manifest: Manifest) -> None:

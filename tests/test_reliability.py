@@ -24,7 +24,7 @@ from talkprep.cli import main
 from talkprep.errors import OutputError
 from talkprep.io.verify import verify_file
 from talkprep.manifest import Manifest, manifest_path
-from talkprep.pipeline import ERROR_LOG
+from talkprep.pipeline import ERROR_LOG, LOCK_NAME
 from talkprep.tasks.frames import FramesTask
 
 TALKPREP = [sys.executable, "-m", "talkprep"]
@@ -420,3 +420,124 @@ def test_a_temporary_name_left_by_a_killed_run_is_skipped(tmp_path, monkeypatch)
         tmp.write_bytes(b"one")
     assert (tmp_path / "deeper" / "1.bin").read_bytes() == b"one"
     assert sorted(p.name for p in tmp_path.iterdir()) == [stale.name, "0.jpg", "deeper"]
+
+
+# issue 23, 1. a user's numbered files are never overwritten, whichever number they have
+
+
+@pytest.mark.parametrize("name", ["ori_imgs/7.jpg", "ori_imgs/9.lms", "ori_imgs/49.jpg"])
+def test_a_users_numbered_file_beyond_zero_stops_the_task(video, tmp_path, capsys, name):
+    out = tmp_path / "o"
+    theirs = out / name
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"a user's file")
+    tasks = "3-4" if name.endswith(".lms") else "3"
+    assert (
+        main(["process", str(video), "-o", str(out), "--tasks", tasks, "--audio-features", "mel"])
+        == 3
+    )
+    assert theirs.read_bytes() == b"a user's file"
+    assert f"{name} exists and was not written by talkprep" in capsys.readouterr().err
+
+
+def test_a_users_numbered_file_after_talkprep_frames_is_kept(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "--fps", "10", "-q"]) == 0
+    theirs = out / "ori_imgs" / "30.jpg"
+    theirs.write_bytes(b"a user's frame")
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 3
+    assert theirs.read_bytes() == b"a user's frame"
+    assert "ori_imgs/30.jpg exists and was not written by talkprep" in capsys.readouterr().err
+
+
+def test_a_users_numbered_file_in_a_symlinked_folder_is_kept(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    theirs = tmp_path / "photos"
+    theirs.mkdir()
+    (theirs / "12.jpg").write_bytes(b"a user's photo")
+    (out / "ori_imgs").symlink_to(theirs, target_is_directory=True)
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 3
+    assert (theirs / "12.jpg").read_bytes() == b"a user's photo"
+    assert sorted(p.name for p in theirs.iterdir()) == ["12.jpg"]
+
+
+def test_zero_padded_user_frames_are_not_talkprep_frames(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    (out / "ori_imgs").mkdir(parents=True)
+    padded = [out / "ori_imgs" / f"{i:04d}.jpg" for i in range(1, 76)]
+    for path in padded:
+        path.write_bytes(b"user")
+    args = ["process", str(video), "-o", str(out), "--tasks", "3"]
+    assert main([*args, "-q"]) == 0
+    assert _manifest(out)["written"]["ori_imgs/*.jpg"] == 50
+    assert all(p.read_bytes() == b"user" for p in padded)
+    (out / "ori_imgs" / "7.jpg").unlink()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding" in capsys.readouterr().err
+    assert (out / "ori_imgs" / "7.jpg").is_file()
+    assert all(p.read_bytes() == b"user" for p in padded)
+
+
+# issue 23, 2. names read from a folder never reach outside it
+
+
+def _hostile_ledger(out: Path, pattern: str, count: int = 1) -> None:
+    data = _manifest(out)
+    data["written"][pattern] = count
+    manifest_path(out).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("pattern", ["../victim.txt", "ABSOLUTE", "../*.txt", "x/*/y/*.jpg"])
+def test_a_ledger_entry_outside_out_is_one_line_and_touches_nothing(
+    video, tmp_path, pattern, capsys
+):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "0.txt").write_text("keep me too")
+    _hostile_ledger(out, str(victim) if pattern == "ABSOLUTE" else pattern)
+    other = write_video(tmp_path / "other.mp4", moving_square_frames(30), fps=25)
+    capsys.readouterr()
+    assert main(["process", str(other), "-o", str(out), "--tasks", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "not a usable talkprep manifest" in err and len(err.strip().splitlines()) == 1
+    assert victim.read_text() == "keep me" and (tmp_path / "0.txt").read_text() == "keep me too"
+    assert main(["check", str(out)]) == 1
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.update(tasks=[]),
+        lambda d: d.update(written={"ori_imgs/*.jpg": "many"}),
+        lambda d: d.update(written={"ori_imgs/*.jpg": 10**10}),
+        lambda d: d["tasks"].update(frames="done"),
+        lambda d: d.update(writing={"aud.wav": "now"}),
+    ],
+)
+def test_a_malformed_manifest_is_one_line(video, tmp_path, edit, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    data = _manifest(out)
+    edit(data)
+    manifest_path(out).write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "not a usable talkprep manifest" in err and len(err.strip().splitlines()) == 1
+    assert main(["check", str(out)]) == 1
+    assert "not a usable talkprep manifest" in capsys.readouterr().out
+
+
+def test_a_symlinked_lock_file_is_not_followed(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / LOCK_NAME).symlink_to(victim)
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 1
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "keep me"

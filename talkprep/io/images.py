@@ -45,8 +45,9 @@ def read_image(path: str | os.PathLike[str], flags: int = cv2.IMREAD_COLOR) -> n
 
 
 def frame_indices(folder: Path, suffix: str) -> list[int]:
-    """Sorted integer names of files `{i}{suffix}` in `folder` (others are ignored)."""
-    pattern = re.compile(rf"^(\d+){re.escape(suffix)}$")
+    """Sorted integer names of files `{i}{suffix}` in `folder`, written as talkprep writes them
+    (`7.jpg`; a zero-padded `0007.jpg` is another file, ignored like any other name)."""
+    pattern = re.compile(rf"^(0|[1-9]\d*){re.escape(suffix)}$")
     if not folder.is_dir():
         return []
     found = (pattern.match(p.name) for p in folder.iterdir())

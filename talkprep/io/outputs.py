@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from talkprep.io.images import frame_indices
+from talkprep.io.paths import under_symlink
 from talkprep.io.verify import verify_file
 from talkprep.manifest import file_fingerprint
 
@@ -104,16 +105,6 @@ def inspect_group(root: Path, pattern: str, count: int, verify_every: int = 1) -
     return GroupState(digest=digest.hexdigest()[:24], problem=problem)
 
 
-def _under_symlink(root: Path, path: Path) -> bool:
-    """Whether any folder between root and path is a symlink (never delete through one)."""
-    current = root
-    for part in path.relative_to(root).parts[:-1]:
-        current = current / part
-        if current.is_symlink():
-            return True
-    return False
-
-
 def remove_outputs(root: Path, paths: Iterable[Path], keep: Iterable[Path] = ()) -> int:
     """Remove talkprep's own files; skips symlinks, paths under symlinked folders and `keep`.
 
@@ -122,7 +113,7 @@ def remove_outputs(root: Path, paths: Iterable[Path], keep: Iterable[Path] = ())
     kept = {os.path.realpath(p) for p in keep}
     removed = 0
     for path in paths:
-        if not path.is_file() or path.is_symlink() or _under_symlink(root, path):
+        if not path.is_file() or path.is_symlink() or under_symlink(root, path):
             continue
         if os.path.realpath(path) in kept:
             continue
