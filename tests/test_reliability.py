@@ -541,3 +541,98 @@ def test_a_symlinked_lock_file_is_not_followed(video, tmp_path, capsys):
     assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 1
     assert "is a symbolic link" in capsys.readouterr().err
     assert victim.read_text() == "keep me"
+
+
+def test_a_view_record_naming_files_outside_out_is_one_line(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1,3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    record = out / ".talkprep" / "view.json"
+    document = json.loads(record.read_text())
+    document["replaced"] = {"../../../victim.txt": victim.stat().st_mtime_ns}
+    record.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "names a file outside the folder" in err and len(err.strip().splitlines()) == 1
+    assert main(["export", str(out), "-o", str(tmp_path / "view")]) == 1
+    assert victim.read_text() == "keep me"
+
+
+# issue 23, 4. export writes only into an empty folder or its own earlier view, under the lock
+
+
+def _processed(video: Path, out: Path) -> Path:
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    return out
+
+
+def test_export_never_replaces_another_datasets_files(video, tmp_path, capsys):
+    mine = _processed(video, tmp_path / "mine")
+    frames = moving_square_frames(30)
+    other_video = write_video(tmp_path / "other.mp4", frames, fps=25, audio=_tone(1.2))
+    other = _processed(other_video, tmp_path / "other")
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["export", str(mine), "-o", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "export only into an empty folder" in err and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+
+
+def test_export_waits_for_no_run_and_is_refused_while_one_holds_the_folder(video, tmp_path, capsys):
+    from talkprep.pipeline import folder_lock
+
+    mine = _processed(video, tmp_path / "mine")
+    script = (
+        "import pathlib, sys\nfrom talkprep.pipeline import folder_lock\n"
+        "with folder_lock(pathlib.Path(sys.argv[1])):\n    print('held', flush=True)\n    input()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(mine)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 1
+        assert "in use by another talkprep run" in capsys.readouterr().err
+    finally:
+        holder.communicate("\n", timeout=30)
+    with folder_lock(mine):  # the same process may hold it again while it exports
+        assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 0
+
+
+def test_a_killed_export_resumes_into_its_own_folder(video, tmp_path, monkeypatch):
+    """Killed while copying (another file system: no hard links), the export resumes."""
+    from talkprep.targets import view as view_module
+
+    def no_links(source, target):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    mine = _processed(video, tmp_path / "mine")
+    shutil.copytree(mine / "ori_imgs", mine / "gt_imgs")  # frames ER-NeRF's view links
+    dst = tmp_path / "view"
+    real_link = view_module.ViewWriter.link
+    calls = []
+
+    def dying_link(self, source, rel):
+        calls.append(rel)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        real_link(self, source, rel)
+
+    monkeypatch.setattr(view_module.ViewWriter, "link", dying_link)
+    monkeypatch.setattr(view_module.os, "link", no_links)
+    assert main(["export", str(mine), "-o", str(dst)]) == 130
+    monkeypatch.undo()
+    assert 0 < len(list((dst / "gt_imgs").glob("*.jpg"))) < 50
+    assert main(["export", str(mine), "-o", str(dst)]) == 0
+    assert len(list((dst / "gt_imgs").glob("*.jpg"))) == 50
+    assert main(["export", str(mine), "-o", str(dst)]) == 0, "its own view may be written again"
