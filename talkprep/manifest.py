@@ -120,8 +120,40 @@ def _ledger_problem(ledger: dict[str, Any], what: str) -> str | None:
     return None
 
 
+CONTENT_PREFIX = "sha256:"
+HASH_BLOCK = 4 * MIB
+
+
 def file_fingerprint(path: Path) -> str:
-    """Size plus a hash of the first and last MiB: cheap, and changes when the file does."""
+    """`sha256:<size>:<hash of the whole file>`: any change of content, wherever in the file,
+    changes it (SHA-256 runs on the CPU's SHA extensions, about 1.5 GB/s here: faster than
+    BLAKE2b, and no dependency)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return f"{CONTENT_PREFIX}{size}:{digest.hexdigest()[:32]}"
+
+
+def same_input(recorded: object, path: Path, fingerprint: str) -> bool:
+    """Whether a recorded input fingerprint is the file at `path` (whose `file_fingerprint` is
+    `fingerprint`); a fingerprint of an earlier talkprep (size, first and last MiB) is compared
+    the way it was made."""
+    if not isinstance(recorded, str) or not recorded:
+        return False
+    if recorded.startswith(CONTENT_PREFIX):
+        return recorded == fingerprint
+    try:
+        return recorded == quick_fingerprint(path)
+    except OSError:
+        return False
+
+
+def quick_fingerprint(path: Path) -> str:
+    """Size plus a hash of the first and last MiB: for model weights of gigabytes, read every
+    run, that no user edits in the middle (and earlier talkprep's input fingerprint)."""
     size = path.stat().st_size
     digest = hashlib.sha256(str(size).encode())
     with path.open("rb") as handle:

@@ -36,7 +36,7 @@ from talkprep.io.outputs import (
     remove_outputs,
 )
 from talkprep.io.video import probe_video
-from talkprep.manifest import Manifest, file_fingerprint
+from talkprep.manifest import Manifest, file_fingerprint, same_input
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import Task, TaskContext
 
@@ -342,7 +342,7 @@ class Pipeline:
     def _forget_other_video(self, manifest: Manifest) -> None:
         """A folder made from another video: remove that video's outputs before any task runs."""
         previous = (manifest.data.get("input") or {}).get("fingerprint")
-        if not previous or previous == self._video_fingerprint:
+        if not previous or same_input(previous, self.config.video, self._video_fingerprint):
             return
         out = self.config.out
         patterns = {*manifest.written, *manifest.writing}

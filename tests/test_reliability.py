@@ -636,3 +636,22 @@ def test_a_killed_export_resumes_into_its_own_folder(video, tmp_path, monkeypatc
     assert main(["export", str(mine), "-o", str(dst)]) == 0
     assert len(list((dst / "gt_imgs").glob("*.jpg"))) == 50
     assert main(["export", str(mine), "-o", str(dst)]) == 0, "its own view may be written again"
+
+
+# issue 23, 5. an input changed anywhere is not "up to date"
+
+
+def test_an_input_changed_in_the_middle_at_the_same_size_is_rerun(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    audio = tmp_path / "long.wav"
+    _write_wav(audio, _tone(30.0), 44100, 2)
+    args = ["process", str(video), "-o", str(out), "--tasks", "1", "--audio", str(audio)]
+    assert main(args) == 0
+    stat = audio.stat()
+    with audio.open("r+b") as handle:  # 10 s of silence in the middle, same size, same mtime
+        handle.seek(10 * 44100 * 4)
+        handle.write(bytes(10 * 44100 * 4))
+    os.utime(audio, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "up to date" not in capsys.readouterr().err

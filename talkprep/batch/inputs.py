@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from talkprep.errors import UsageError
-from talkprep.manifest import STATE_DIR, file_fingerprint, read_manifest
+from talkprep.manifest import STATE_DIR, file_fingerprint, read_manifest, same_input
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".ts"}
@@ -77,7 +77,7 @@ def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
             continue
         fingerprint = _fingerprint(video)
         for name in family:
-            if name not in taken and existing.state(name) == fingerprint:
+            if name not in taken and same_input(existing.state(name), video, fingerprint or ""):
                 names[video] = name
                 taken.add(name)
                 break
