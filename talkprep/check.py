@@ -8,9 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from talkprep.io.atomic import TEMP_MARK
-from talkprep.io.images import frame_indices, image_size
-from talkprep.io.outputs import count_outputs, inspect_group
+import cv2
+
+from talkprep.io.atomic import stale_temp_files
+from talkprep.io.digests import load_table, verify_table
+from talkprep.io.images import frame_indices, image_size, read_image
+from talkprep.io.outputs import (
+    count_outputs,
+    digest_table_path,
+    group_paths,
+    inspect_group,
+    is_numbered,
+    output_paths,
+)
 from talkprep.manifest import manifest_problem, read_manifest
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.audio_features import FEATURES
@@ -84,9 +94,10 @@ def check_folder(root: Path) -> list[CheckResult]:
     if not any(r.group != MANIFEST_GROUP for r in results):
         return [*results, CheckResult("(dataset)", 0, "no dataset files found")]
     results = _with_file_verification(root, results, manifest)
+    results = _with_content_verification(root, results, manifest)
     results.extend(_missing_groups(root, results, manifest))
     results.extend(_unfinished_tasks(manifest))
-    temps = [p for p in root.rglob(f"*{TEMP_MARK}*") if p.is_file()]
+    temps = stale_temp_files(root, _temp_patterns(root, manifest))
     if temps:
         name = temps[0].relative_to(root)
         problem = (
@@ -94,6 +105,14 @@ def check_folder(root: Path) -> list[CheckResult]:
         )
         results.append(CheckResult(TEMP_GROUP, len(temps), problem))
     return [_with_repair(r, root, manifest) for r in results]
+
+
+def _temp_patterns(root: Path, manifest: dict[str, Any]) -> set[str]:
+    """Names whose talkprep temporaries `check` looks for (in their folders only)."""
+    from talkprep.pipeline import RUN_STATE
+    from talkprep.targets.view import view_files
+
+    return {*_patterns(manifest), *(manifest.get("writing") or {}), *RUN_STATE, *view_files(root)}
 
 
 def _patterns(manifest: dict[str, Any]) -> set[str]:
@@ -120,6 +139,64 @@ def _with_file_verification(
         elif current is None:
             by_group[pattern] = CheckResult(pattern, present[pattern])
     return list(by_group.values())
+
+
+def _with_content_verification(
+    root: Path, results: list[CheckResult], manifest: dict[str, Any]
+) -> list[CheckResult]:
+    """Compare every file of talkprep's groups with the digest taken when it was written (a
+    change anywhere in a file, at any size); decode every image of the groups without digests
+    (a folder from elsewhere, or from a talkprep before digests)."""
+    from talkprep.targets.view import view_replaced
+
+    by_group = {r.group: r for r in results}
+    replaced = set(view_replaced(root))
+    proven: set[str] = set()
+    for task in ALL_TASKS:
+        record = (manifest.get("tasks") or {}).get(task.name) or {}
+        summary = record.get("file_digests")
+        if record.get("status") != "done" or not isinstance(summary, dict):
+            continue
+        table = load_table(
+            digest_table_path(root, task.name), summary.get("sha256"), summary.get("rows")
+        )
+        outputs = record.get("outputs") or {}
+        if table is None or any(count_outputs(root, p) != n for p, n in outputs.items()):
+            continue
+        paths = output_paths(root, outputs)
+        keep = [i for i, p in enumerate(paths) if p.relative_to(root).as_posix() not in replaced]
+        verdict = verify_table([paths[i] for i in keep], table[keep], every=True)
+        proven.update(outputs)
+        if verdict.changed is None:
+            continue
+        bad = paths[keep[verdict.changed]]
+        pattern = next(p for p in sorted(outputs) if bad in group_paths(root, p, outputs[p]))
+        problem = f"{bad.relative_to(root)}: changed since talkprep wrote it (digest differs)"
+        current = by_group.get(pattern)
+        if current is None or current.ok:
+            by_group[pattern] = CheckResult(pattern, outputs[pattern], problem)
+    for group, result in list(by_group.items()):
+        if group in proven or not result.ok or not is_numbered(group):
+            continue
+        if group.rsplit(".", 1)[-1].lower() in ("jpg", "jpeg", "png"):
+            problem = _undecodable(group_paths(root, group, result.count), root)
+            if problem:
+                by_group[group] = dataclasses.replace(result, problem=problem)
+    return list(by_group.values())
+
+
+def _undecodable(paths: list[Path], root: Path) -> str | None:
+    """The first image that does not decode, as '<path>: <why>' (decoded four at a time)."""
+
+    def problem(path: Path) -> str | None:
+        try:
+            read_image(path, cv2.IMREAD_UNCHANGED)
+        except (OSError, ValueError):
+            return f"{path.relative_to(root)}: does not decode as an image"
+        return None
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        return next((p for p in pool.map(problem, paths, chunksize=32) if p), None)
 
 
 def _missing_groups(

@@ -90,7 +90,7 @@ def manifest_data_problem(data: object) -> str | None:
     for name, record in (data.get("tasks") or {}).items():
         if not isinstance(record, dict):
             return f"the record of task {name!r} is not a table"
-        for key in ("outputs", "digests", "info", "figures"):
+        for key in ("outputs", "digests", "file_digests", "info", "figures"):
             if key in record and not isinstance(record[key], dict):
                 return f"'{key}' of task {name!r} is not a table"
         problem = _ledger_problem(record.get("outputs") or {}, f"outputs of task {name!r}")

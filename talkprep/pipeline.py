@@ -10,32 +10,40 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import queue
+import shutil
 import stat
 import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from talkprep.config import Config
 from talkprep.console import Console
 from talkprep.device import resolve_device
-from talkprep.errors import OutputError, TaskError, UsageError
-from talkprep.io.atomic import os_error_reason, os_error_sentence, remove_temp_files
+from talkprep.errors import InputError, OutputError, TaskError, UsageError
+from talkprep.io.atomic import os_error_reason, os_error_sentence, remove_temp_files, write_bytes
 from talkprep.io.audio import probe_audio
+from talkprep.io.digests import forget_all, load_table, table_bytes, take_table, verify_table
 from talkprep.io.outputs import (
     count_outputs,
+    digest_table_path,
     inspect_group,
     is_numbered,
     numbered_path,
+    output_paths,
     present_indices,
     remove_outputs,
 )
-from talkprep.io.video import probe_video
+from talkprep.io.video import VideoInfo, count_video_packets, output_frame_count, probe_video
 from talkprep.manifest import Manifest, file_fingerprint, same_input
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import Task, TaskContext
@@ -48,11 +56,34 @@ SKIP_VERIFY_EVERY = 32
 MIN_RATE_WALL_S = 1.0
 """Tasks quicker than this report no frames/s: the figure would only measure overhead."""
 ERROR_LOG = "talkprep-errors.log"
+RUN_STATE = (
+    ".talkprep/manifest.json",
+    ".talkprep/view.json",
+    ".talkprep/digests/*.npy",
+    "report.html",
+    "preview.mp4",
+)
+"""Files of OUT that talkprep writes besides the tasks' outputs (the manifest, a view's record,
+the digest tables, the report and the preview)."""
 PARALLEL_TASKS = 2
 """Tasks that run at once, each once the tasks it needs have ended: the audio features beside the
 frame chain, depth beside parsing. One task alone leaves a core idle much of the time (a model
 graph that runs in step, a frame loop waiting on its files); a third at once gained 2% on the
 5-minute input and added 150 MB, above the 2.5 GB bound with HuBERT-large loaded."""
+PLAN_RATIO_LIMIT = 10
+PLAN_SLACK_FRAMES = 1500
+"""A video may plan up to 10 times the frames its stream holds, plus a minute at 25 fps (variable
+frame rate, a slow start); more means timestamps that jump far past the stream's end."""
+BYTES_PER_PIXEL = {
+    "frames": 0.28,
+    "parsing": 0.10,
+    "torso": 0.42,
+    "depth": 0.16,
+}
+"""Disk use per frame pixel of each task's image files (JPEG, PNG) on the 5-minute anchor input."""
+BYTES_PER_FRAME = {"audio": 1300, "landmarks": 7200, "audio_features": 8200, "transforms": 400}
+"""Disk use per frame of each task's other files (aud.wav; landmarks, .lms, track; HuBERT rows;
+au.csv, json)."""
 STOP_WAIT_S = 30.0
 """After Ctrl-C or SIGTERM, how long the runner waits for the running tasks to stop."""
 T = TypeVar("T")
@@ -88,33 +119,13 @@ def throughput(frames: int | None, wall_s: float) -> float | None:
     return frames / wall_s
 
 
-_held_locks: dict[str, int] = {}
-"""Folders this process holds the lock of -> how many nested holds (export inside process)."""
-_held_guard = threading.Lock()
-
-
 @contextlib.contextmanager
 def folder_lock(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on OUT for the whole run; the OS frees it if the process dies.
 
-    The lock file is opened without following a symlink (a `.talkprep.lock` planted as a link to
-    another file is refused, never truncated). A process that already holds OUT's lock holds it
-    again (an export or a view written by the run that processed the folder).
+    The lock file is opened without following a symlink: a `.talkprep.lock` planted as a link to
+    another file is refused, never truncated.
     """
-    key = os.path.realpath(out)
-    with _held_guard:
-        if _held_locks.get(key):
-            _held_locks[key] += 1
-            nested = True
-        else:
-            nested = False
-    if nested:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held_locks[key] -= 1
-        return
     fd = _open_lock_file(out / LOCK_NAME)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -125,15 +136,11 @@ def folder_lock(out: Path) -> Iterator[None]:
                 f"{out} is in use by another talkprep run; wait for it or choose another -o"
             ) from None
         raise
-    with _held_guard:
-        _held_locks[key] = 1
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        with _held_guard:
-            _held_locks.pop(key, None)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
@@ -203,6 +210,7 @@ class Pipeline:
         self._damage: dict[str, str | None] = {}
         """Per task checked this run: None when its outputs are intact, else the first problem."""
         self._stopping = threading.Event()
+        self._manifest = Manifest(config.out)
 
     def run(self) -> list[TaskOutcome]:
         """Validate the input, lock OUT and run; raises TalkprepError before any work is done."""
@@ -228,8 +236,10 @@ class Pipeline:
             reason = "read-only file system" if read_only else "permission denied"
             raise OutputError(f"cannot write to {out}: {reason}; choose another -o")
         with folder_lock(out):
-            remove_temp_files(out)
-            manifest = Manifest.load(out)
+            forget_all()
+            manifest = self._manifest = Manifest.load(out)
+            remove_temp_files(out, self._written_patterns(manifest))
+            self._check_plan(info, requested, manifest)
             self._video_fingerprint = file_fingerprint(config.video)
             self._refuse_to_replace_inputs(manifest, requested)
             self._forget_other_video(manifest)
@@ -323,6 +333,49 @@ class Pipeline:
             inputs.extend(task.input_files(self.config))
         return inputs
 
+    def _check_plan(self, info: VideoInfo, requested: Sequence[Task], manifest: Manifest) -> None:
+        """Estimate the frames and disk space the tasks still to do will take, before any work:
+        refuse a video whose timestamps plan far more frames than its stream holds (one late
+        timestamp), and a dataset that cannot fit in the free space of OUT's disk."""
+        config = self.config
+        fps = Fraction(config.fps).limit_denominator(1001)
+        planned = output_frame_count(info.duration, fps)
+        source_fps = info.nominal_fps or info.average_fps
+        if source_fps and planned > PLAN_SLACK_FRAMES:
+            count = info.frame_count or count_video_packets(config.video)
+            held = math.ceil(count * float(fps) / source_fps)
+            if planned > PLAN_RATIO_LIMIT * held + PLAN_SLACK_FRAMES:
+                raise InputError(
+                    f"{config.video}'s timestamps span {info.duration:.0f} s, but its stream holds "
+                    f"{count} frames ({count / source_fps:.1f} s): "
+                    f"{planned} frames at {float(fps):g} fps would be mostly repeats of one "
+                    "frame; give the video fresh timestamps (remux or re-encode it)"
+                )
+        frames_record = manifest.record("frames") or {}
+        if frames_record.get("status") == "done":
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                planned = int(frames_record["info"]["n_frames"])
+        todo = [t for t in requested if (manifest.record(t.name) or {}).get("status") != "done"]
+        side = config.size if config.crop == "auto" else None
+        pixels = side * side if side else info.width * info.height
+        needed = sum(planned * estimated_frame_bytes(t.name, pixels) for t in todo)
+        free = shutil.disk_usage(config.out).free
+        if needed > free:
+            raise OutputError(
+                f"the tasks to run need about {needed / 1e9:.1f} GB for {planned} frames of "
+                f"{pixels} px, and {config.out}'s disk has {free / 1e9:.1f} GB free; "
+                "free some space or choose another -o"
+            )
+
+    def _written_patterns(self, manifest: Manifest) -> set[str]:
+        """Every name talkprep may have been writing in OUT: any task's outputs, the ledger's,
+        the run's own state, the report, the preview and the files of a view written here."""
+        from talkprep.targets.view import view_files
+
+        patterns = {p for task in ALL_TASKS for p in (*task.makes, *task.outputs(self.config))}
+        patterns.update(manifest.written, manifest.writing, RUN_STATE, view_files(self.config.out))
+        return patterns
+
     def _refuse_to_replace_inputs(self, manifest: Manifest, requested: Sequence[Task]) -> None:
         """An input that lies where a requested task writes is read, never replaced or deleted."""
         inputs = {os.path.realpath(p): p for p in self._run_inputs() if p.is_file()}
@@ -372,7 +425,7 @@ class Pipeline:
         return digest
 
     def _up_to_date(self, task: Task, record: dict[str, Any] | None) -> bool:
-        """Done with these inputs, and every output still there and complete."""
+        """Done with these inputs, and every output still there and as talkprep wrote it."""
         if not record or record.get("status") != "done":
             return False
         if record.get("fingerprint") != self.fingerprint(task):
@@ -381,22 +434,59 @@ class Pipeline:
         if set(outputs) != set(task.outputs(self.config)):
             return False
         if task.name not in self._damage:
-            self._damage[task.name] = self._find_damage(outputs, record.get("digests") or {})
+            self._damage[task.name] = self._find_damage(task, record)
         return self._damage[task.name] is None
 
-    def _find_damage(self, outputs: dict[str, int], digests: dict[str, str]) -> str | None:
-        """The first output that is missing, cut short or changed since it was written."""
+    def _find_damage(self, task: Task, record: dict[str, Any]) -> str | None:
+        """The first output that is missing, cut short or changed since it was written.
+
+        Every file's identity (size, inode, ctime) is compared with the digest table written
+        with it, and every file whose identity moved is hashed and compared with its digest:
+        any change of content, anywhere in any file, is found without reading the others."""
         out = self.config.out
+        outputs: dict[str, int] = record.get("outputs", {})
         for pattern, count in outputs.items():
             found = count_outputs(out, pattern)
             if found != count:
                 return f"{pattern}: {found} of {count} files present"
+        summary = record.get("file_digests")
+        if not isinstance(summary, dict):  # written by a talkprep without digest tables
+            return self._legacy_damage(outputs, record.get("digests") or {})
+        table_path = digest_table_path(out, task.name)
+        table = load_table(table_path, summary.get("sha256"), summary.get("rows"))
+        if table is None:
+            return f"{table_path.relative_to(out)}: missing or changed, so the outputs are unproven"
+        paths = output_paths(out, outputs)
+        if len(paths) != len(table):
+            return f"{table_path.relative_to(out)}: does not match the outputs"
+        verdict = verify_table(paths, table)
+        if verdict.changed is not None:
+            return f"{paths[verdict.changed].relative_to(out)}: changed since talkprep wrote it"
+        if verdict.refreshed is not None:
+            with contextlib.suppress(OutputError):
+                summary = self._save_table(task, verdict.refreshed)
+                self._manifest.set_record(task.name, {**record, "file_digests": summary})
+        return None
+
+    def _legacy_damage(self, outputs: dict[str, int], digests: dict[str, str]) -> str | None:
+        """The check of a record without a digest table: sizes, and the format of a sample."""
+        out = self.config.out
+        for pattern, count in outputs.items():
             state = inspect_group(out, pattern, count, verify_every=SKIP_VERIFY_EVERY)
             if state.problem:
                 return state.problem
             if pattern in digests and digests[pattern] != state.digest:
                 return f"{pattern}: a file was replaced since talkprep wrote it"
         return None
+
+    def _save_table(self, task: Task, table: np.ndarray) -> dict[str, Any]:
+        """Write a task's digest table; returns what its record keeps to prove it."""
+        data = table_bytes(table)
+        try:
+            write_bytes(digest_table_path(self.config.out, task.name), data)
+        except OSError as exc:
+            raise OutputError(os_error_sentence(exc, self.config.out)) from None
+        return {"rows": len(table), "sha256": hashlib.sha256(data).hexdigest()}
 
     def _blocker(
         self, task: Task, manifest: Manifest, outcomes: dict[str, TaskOutcome]
@@ -480,7 +570,8 @@ class Pipeline:
             return self._failed(task, manifest, started, wall, message, ctx)
         frames = result.frames
         try:
-            digests = {p: inspect_group(config.out, p, n).digest for p, n in outputs.items()}
+            table = take_table(output_paths(config.out, outputs))
+            file_digests = self._save_table(task, table)
             with manifest.lock:
                 self._settle_outputs(manifest, outputs)
                 manifest.set_record(
@@ -497,7 +588,7 @@ class Pipeline:
                         "info": result.info,
                         "warnings": ctx.warnings + result.warnings,
                         "outputs": outputs,
-                        "digests": digests,
+                        "file_digests": file_digests,
                     },
                 )
         except (OutputError, OSError) as exc:
@@ -619,6 +710,11 @@ class Pipeline:
             self.console.line(f"{label}: {outcome.status}: {outcome.message}")
         for warning in outcome.warnings:
             self.console.line(f"    warning: {warning}")
+
+
+def estimated_frame_bytes(task_name: str, pixels: int) -> float:
+    """Bytes one frame of a task's outputs takes on disk (about), for frames of `pixels` px."""
+    return BYTES_PER_PIXEL.get(task_name, 0.0) * pixels + BYTES_PER_FRAME.get(task_name, 0)
 
 
 def _next(ended: queue.Queue[T]) -> T:

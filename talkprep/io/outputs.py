@@ -17,9 +17,10 @@ from pathlib import Path
 from talkprep.io.images import frame_indices
 from talkprep.io.paths import under_symlink
 from talkprep.io.verify import verify_file
-from talkprep.manifest import file_fingerprint
+from talkprep.manifest import STATE_DIR, file_fingerprint
 
 VERIFY_THREADS = 4
+DIGEST_DIR = f"{STATE_DIR}/digests"
 
 
 def is_numbered(pattern: str) -> bool:
@@ -35,6 +36,18 @@ def group_paths(root: Path, pattern: str, count: int) -> list[Path]:
     if is_numbered(pattern):
         return [numbered_path(root, pattern, i) for i in range(count)]
     return [root / pattern]
+
+
+def output_paths(root: Path, outputs: dict[str, int]) -> list[Path]:
+    """Every file of a task's output groups, in the order of its digest table (groups sorted)."""
+    return [
+        path for pattern in sorted(outputs) for path in group_paths(root, pattern, outputs[pattern])
+    ]
+
+
+def digest_table_path(root: Path, task_name: str) -> Path:
+    """Where the digest table of a task's outputs is kept."""
+    return root / DIGEST_DIR / f"{task_name}.npy"
 
 
 def present_indices(root: Path, pattern: str) -> list[int]:

@@ -222,6 +222,16 @@ def _read_record(root: Path) -> dict[str, Any]:
     return data
 
 
+def view_files(root: Path) -> list[str]:
+    """The files a view written into `root` holds, as its record lists them."""
+    return list(_read_record(root).get("files") or [])
+
+
+def view_replaced(root: Path) -> list[str]:
+    """Canonical files an in-place view replaced (their digests are the canonical files')."""
+    return list(_read_record(root).get("replaced") or {})
+
+
 def dataset_fps(root: Path) -> float:
     """Frame rate of a processed folder or a view of one (the trainers' 25 when unknown)."""
     info = read_manifest(root).get("tasks", {}).get("frames", {}).get("info", {})
@@ -292,7 +302,9 @@ def write_view(
         raise OutputError(
             f"cannot create {out}: {exc.strerror or exc}; choose another -o"
         ) from None
-    source_lock = folder_lock(src) if os.access(src, os.W_OK) else contextlib.nullcontext()
+    source_lock = contextlib.nullcontext()
+    if not in_place and os.access(src, os.W_OK):  # a read-only source races no run
+        source_lock = folder_lock(src)
     with source_lock, folder_lock(out):
         if not in_place:
             _refuse_foreign_destination(src, out)
