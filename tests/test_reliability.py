@@ -287,7 +287,11 @@ def test_a_manifest_that_cannot_be_written_mid_run_is_exit_3(video, tmp_path, mo
 
 @pytest.mark.parametrize(
     ("toml", "words"),
-    [("audio = 5", "audio must be a path"), ('force = "no"', "force must be true or false")],
+    [
+        ("audio = 5", "audio must be a path"),
+        ('force = "no"', "force must be true or false"),
+        ('audio-features = ["mel", 3]', "3 is not a feature name"),
+    ],
 )
 def test_toml_values_are_type_checked(video, tmp_path, toml, words):
     config = tmp_path / "c.toml"
@@ -583,9 +587,7 @@ def test_export_never_replaces_another_datasets_files(video, tmp_path, capsys):
     assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
 
 
-def test_export_waits_for_no_run_and_is_refused_while_one_holds_the_folder(video, tmp_path, capsys):
-    from talkprep.pipeline import folder_lock
-
+def test_export_is_refused_while_a_run_holds_the_folder(video, tmp_path, capsys):
     mine = _processed(video, tmp_path / "mine")
     script = (
         "import pathlib, sys\nfrom talkprep.pipeline import folder_lock\n"
@@ -605,8 +607,7 @@ def test_export_waits_for_no_run_and_is_refused_while_one_holds_the_folder(video
         assert "in use by another talkprep run" in capsys.readouterr().err
     finally:
         holder.communicate("\n", timeout=30)
-    with folder_lock(mine):  # the same process may hold it again while it exports
-        assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 0
+    assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 0
 
 
 def test_a_killed_export_resumes_into_its_own_folder(video, tmp_path, monkeypatch):
@@ -655,3 +656,214 @@ def test_an_input_changed_in_the_middle_at_the_same_size_is_rerun(video, tmp_pat
     capsys.readouterr()
     assert main(args) == 0
     assert "up to date" not in capsys.readouterr().err
+
+
+# issue 23, 6. damage anywhere in a file, at the same size, is found
+
+
+def _damage_middle(path: Path) -> None:
+    """Invert 64 bytes in the middle of a file: same size, same mtime."""
+    stat = path.stat()
+    with path.open("r+b") as handle:
+        handle.seek(stat.st_size // 2)
+        block = handle.read(64)
+        handle.seek(stat.st_size // 2)
+        handle.write(bytes(255 - b for b in block))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("name", ["ori_imgs/7.jpg", "ori_imgs/33.jpg", "aud_mel.npy", "aud.wav"])
+def test_same_size_damage_in_the_middle_is_found_and_rebuilt(video, tmp_path, capsys, name):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    damaged = out / name
+    before = damaged.read_bytes()
+    _damage_middle(damaged)
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 1
+    assert f"{name}: changed since talkprep wrote it" in capsys.readouterr().out
+    assert main(args) == 0
+    assert f"rebuilding: {name}: changed since talkprep wrote it" in capsys.readouterr().err
+    assert damaged.read_bytes() == before
+
+
+def test_editing_a_hard_linked_export_is_noticed_in_the_dataset(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    view = tmp_path / "view"
+    assert main(["export", str(out), "-o", str(view)]) == 0
+    assert os.path.samefile(view / "aud.wav", out / "aud.wav")
+    _damage_middle(view / "aud.wav")
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding: aud.wav: changed since talkprep wrote it" in capsys.readouterr().err
+
+
+def test_a_copied_dataset_is_verified_once_then_skipped_cheaply(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["--tasks", "1-3", "--audio-features", "mel"]
+    assert main(["process", str(video), "-o", str(out), *args, "-q"]) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # new inodes and ctimes, same content
+    table = copy / ".talkprep" / "digests" / "frames.npy"
+    before = table.read_bytes()
+    capsys.readouterr()
+    assert main(["process", str(video), "-o", str(copy), *args]) == 0
+    err = capsys.readouterr().err
+    assert "rebuilding" not in err and "[3] frames: up to date" in err
+    assert table.read_bytes() != before, "the table takes the copy's identities"
+
+
+def test_check_decodes_every_image_of_a_folder_without_digests(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    shutil.rmtree(out / ".talkprep")  # a folder from elsewhere: no digests
+    shutil.copytree(out / "ori_imgs", out / "gt_imgs")
+    frame = out / "gt_imgs" / "21.jpg"
+    data = bytearray(frame.read_bytes())
+    table = data.find(b"\xff\xc4")  # a Huffman table zeroed: markers and size kept
+    data[table + 4 : table + 40] = bytes(36)
+    frame.write_bytes(bytes(data))
+    assert verify_file(frame) is None
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 1
+    assert "gt_imgs/21.jpg: does not decode as an image" in capsys.readouterr().out
+
+
+# issue 23, 8. the temporary-file sweep removes only talkprep's own, from runs that are gone
+
+
+def test_the_temp_sweep_keeps_files_that_are_not_talkprep_leftovers(video, tmp_path):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "3", "-q"]
+    assert main(args) == 0
+    mark = atomic_module.TEMP_MARK
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_text())
+    dead_pid = int(gone.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        deep = out / "notes" / "deep" / f".x.jpg{mark}{dead_pid}-0"
+        deep.parent.mkdir(parents=True)
+        kept = [
+            deep,  # a user's file deep in the tree
+            out / "ori_imgs" / f".my.txt{mark}{dead_pid}-0",  # not a name talkprep writes there
+            out / "ori_imgs" / f".3.jpg{mark}{alive.pid}-0",  # a run still going
+        ]
+        stale = out / "ori_imgs" / f".3.jpg{mark}{dead_pid}-1"
+        for path in (*kept, stale):
+            path.write_bytes(b"x")
+        assert main([*args, "--force"]) == 0
+        assert all(p.read_bytes() == b"x" for p in kept)
+        assert not stale.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def _text() -> dict:
+    return {"capture_output": True, "text": True, "check": True}
+
+
+# issue 23, 7. planned frames and disk use are bounded before any work
+
+
+def test_one_late_timestamp_is_refused_before_any_frame(tmp_path, capsys):
+    times = [i / 25 for i in range(49)] + [4000.0]  # one frame stamped an hour late
+    frames = moving_square_frames(50)
+    late = write_video(
+        tmp_path / "late.mkv", frames, fps=25, times=times, container_format="matroska"
+    )
+    out = tmp_path / "o"
+    assert main(["process", str(late), "-o", str(out), "--tasks", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "its stream holds 50 frames" in err and len(err.strip().splitlines()) == 1
+    assert not list(out.glob("ori_imgs/*.jpg"))
+
+
+def test_a_dataset_too_big_for_the_disk_is_refused_before_any_work(
+    video, tmp_path, capsys, monkeypatch
+):
+    import talkprep.pipeline as pipeline_module
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        pipeline_module.shutil, "disk_usage", lambda path: usage._replace(free=100_000)
+    )
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1,3"]) == 1
+    err = capsys.readouterr().err
+    assert "GB free; free some space or choose another -o" in err
+    assert not (out / "aud.wav").exists() and not list(out.glob("ori_imgs/*.jpg"))
+
+
+# issue 23, 11. one line, not a traceback
+
+
+def test_a_255_byte_file_name_is_written_atomically(tmp_path):
+    name = "p" * 251 + ".mp4"
+    atomic_module.write_bytes(tmp_path / name, b"whole")
+    with atomic_module.atomic_path(tmp_path / ("q" * 251 + ".npy")) as tmp:
+        tmp.write_bytes(b"whole too")
+    assert (tmp_path / name).read_bytes() == b"whole"
+    assert sorted(p.name[0] for p in tmp_path.iterdir()) == ["p", "q"]
+
+
+# issue 23, 10. batch: a killed runner takes its workers with it
+
+
+class _Quiet:
+    def started(self, job):
+        pass
+
+    def retrying(self, job, reason):
+        pass
+
+    def finished(self, result):
+        pass
+
+    def tick(self):
+        pass
+
+
+def _note_pid_and_sleep(job):
+    """A worker's job that never ends: it notes the worker's process id and sleeps."""
+    (job.out / "worker.pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_batch_runner_leaves_no_worker_running(tmp_path):
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom talkprep.batch.jobs import VideoJob\n"
+        "from talkprep.batch.local import run_local\n"
+        "from test_reliability import _Quiet, _note_pid_and_sleep\n"
+        "tmp = Path(sys.argv[1])\n"
+        "job = VideoJob(tmp / 'v.mp4', 'v', tmp, tmp / 'v.log', {}, 'run')\n"
+        "run_local([job], 1, 1, _Quiet(), work=_note_pid_and_sleep)\n"
+    )
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    runner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env)
+    noted = tmp_path / "worker.pid"
+    deadline = time.monotonic() + 240
+    while not noted.is_file() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert noted.is_file(), "the worker never started"
+    worker = int(noted.read_text())
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 60
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its runner")
