@@ -867,3 +867,16 @@ def test_a_killed_batch_runner_leaves_no_worker_running(tmp_path):
     if _alive(worker):
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its runner")
+
+
+def test_a_video_with_a_252_byte_stem_gets_a_folder(video, tmp_path):
+    import talkprep.batch.inputs as inputs_module
+
+    long = tmp_path / ("v" * 252 + ".ts")
+    shutil.copy(video, long)
+    name = inputs_module.folder_stem(long)
+    assert name == "v" * inputs_module.MAX_STEM_BYTES
+    root = tmp_path / "root"
+    result = _run("batch", str(long), "-o", str(root), "--tasks", "3", "--workers", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list((root / name / "ori_imgs").glob("*.jpg"))) == 50

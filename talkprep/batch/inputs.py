@@ -24,6 +24,9 @@ VIDEO_SUFFIXES = frozenset(
 RUN_STATE = frozenset({".talkprep.lock", STATE_DIR})
 """Entries a run makes before any output: a folder holding only these is free to use."""
 
+MAX_STEM_BYTES = 200
+"""A folder name keeps this much of a long stem, so that `-N` and its log's `.log` still fit
+the file system's 255 bytes."""
 _FREE = ""
 _FOREIGN = "\0"
 
@@ -63,7 +66,8 @@ def _videos_in(folder: Path, root: Path) -> Iterable[Path]:
 def folder_stem(video: Path) -> str:
     """A video's default folder name: its stem, with characters unsafe in paths replaced."""
     stem = re.sub(r"[^\w.+-]+", "_", video.stem).strip("._") or "video"
-    return stem
+    cut = stem.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES]
+    return cut.decode("utf-8", "ignore").rstrip("._") or "video"
 
 
 def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
