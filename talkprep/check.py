@@ -17,7 +17,7 @@ from talkprep.io.outputs import (
     count_outputs,
     digest_table_path,
     group_paths,
-    inspect_group,
+    group_problem,
     is_numbered,
     output_paths,
 )
@@ -130,12 +130,12 @@ def _with_file_verification(
     present = {p: count_outputs(root, p) for p in sorted(_patterns(manifest))}
     present = {p: n for p, n in present.items() if n}
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
-        verified = pool.map(lambda p: inspect_group(root, p, present[p]), present)
-        states = dict(zip(present, verified, strict=True))
-    for pattern, state in states.items():
+        verified = pool.map(lambda p: group_problem(root, p, present[p]), present)
+        problems = dict(zip(present, verified, strict=True))
+    for pattern, problem in problems.items():
         current = by_group.get(pattern)
-        if state.problem and (current is None or current.ok):
-            by_group[pattern] = CheckResult(pattern, present[pattern], state.problem)
+        if problem and (current is None or current.ok):
+            by_group[pattern] = CheckResult(pattern, present[pattern], problem)
         elif current is None:
             by_group[pattern] = CheckResult(pattern, present[pattern])
     return list(by_group.values())

@@ -36,7 +36,6 @@ from talkprep.io.digests import forget_all, load_table, table_bytes, take_table,
 from talkprep.io.outputs import (
     count_outputs,
     digest_table_path,
-    inspect_group,
     is_numbered,
     numbered_path,
     output_paths,
@@ -51,8 +50,6 @@ from talkprep.tasks.base import Task, TaskContext
 LOCK_NAME = ".talkprep.lock"
 CLAIM_CLOCK_SLACK_S = 1.0
 """File times come from a coarser clock than time.time(): a claim covers files this much older."""
-SKIP_VERIFY_EVERY = 32
-"""Before a skip, every output's size is compared and every k-th file's format verified."""
 MIN_RATE_WALL_S = 1.0
 """Tasks quicker than this report no frames/s: the figure would only measure overhead."""
 ERROR_LOG = "talkprep-errors.log"
@@ -239,8 +236,8 @@ class Pipeline:
             forget_all()
             manifest = self._manifest = Manifest.load(out)
             remove_temp_files(out, self._written_patterns(manifest))
-            self._check_plan(info, requested, manifest)
             self._video_fingerprint = file_fingerprint(config.video)
+            self._check_plan(info, requested, manifest)
             self._refuse_to_replace_inputs(manifest, requested)
             self._forget_other_video(manifest)
             input_facts = {**info.to_dict(), "fingerprint": self._video_fingerprint}
@@ -338,24 +335,18 @@ class Pipeline:
         refuse a video whose timestamps plan far more frames than its stream holds (one late
         timestamp), and a dataset that cannot fit in the free space of OUT's disk."""
         config = self.config
-        fps = Fraction(config.fps).limit_denominator(1001)
-        planned = output_frame_count(info.duration, fps)
-        source_fps = info.nominal_fps or info.average_fps
-        if source_fps and planned > PLAN_SLACK_FRAMES:
-            count = info.frame_count or count_video_packets(config.video)
-            held = math.ceil(count * float(fps) / source_fps)
-            if planned > PLAN_RATIO_LIMIT * held + PLAN_SLACK_FRAMES:
-                raise InputError(
-                    f"{config.video}'s timestamps span {info.duration:.0f} s, but its stream holds "
-                    f"{count} frames ({count / source_fps:.1f} s): "
-                    f"{planned} frames at {float(fps):g} fps would be mostly repeats of one "
-                    "frame; give the video fresh timestamps (remux or re-encode it)"
-                )
-        frames_record = manifest.record("frames") or {}
-        if frames_record.get("status") == "done":
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                planned = int(frames_record["info"]["n_frames"])
-        todo = [t for t in requested if (manifest.record(t.name) or {}).get("status") != "done"]
+        same_video = same_input(
+            (manifest.data.get("input") or {}).get("fingerprint"),
+            config.video,
+            self._video_fingerprint,
+        )
+        records = {t.name: manifest.record(t.name) or {} for t in ALL_TASKS} if same_video else {}
+        frames_info = (records.get("frames") or {}).get("info") or {}
+        if records.get("frames", {}).get("status") == "done" and "n_frames" in frames_info:
+            planned = int(frames_info["n_frames"])
+        else:
+            planned = self._planned_frames(info)
+        todo = [t for t in requested if (records.get(t.name) or {}).get("status") != "done"]
         side = config.size if config.crop == "auto" else None
         pixels = side * side if side else info.width * info.height
         needed = sum(planned * estimated_frame_bytes(t.name, pixels) for t in todo)
@@ -366,6 +357,28 @@ class Pipeline:
                 f"{pixels} px, and {config.out}'s disk has {free / 1e9:.1f} GB free; "
                 "free some space or choose another -o"
             )
+
+    def _planned_frames(self, info: VideoInfo) -> int:
+        """The frames task 3 would write; InputError when the timestamps plan far more frames
+        than the stream holds (the container's count, else its packets, counted)."""
+        config = self.config
+        fps = Fraction(config.fps).limit_denominator(1001)
+        planned = output_frame_count(info.duration, fps)
+        source_fps = info.nominal_fps or info.average_fps
+        if not source_fps or planned <= PLAN_SLACK_FRAMES:
+            return planned
+        count = info.frame_count or count_video_packets(config.video)
+        if (
+            planned
+            > PLAN_RATIO_LIMIT * math.ceil(count * float(fps) / source_fps) + PLAN_SLACK_FRAMES
+        ):
+            raise InputError(
+                f"{config.video}'s timestamps span {info.duration:.0f} s, but its stream holds "
+                f"{count} frames ({count / source_fps:.1f} s): "
+                f"{planned} frames at {float(fps):g} fps would be mostly repeats of one "
+                "frame; give the video fresh timestamps (remux or re-encode it)"
+            )
+        return planned
 
     def _written_patterns(self, manifest: Manifest) -> set[str]:
         """Every name talkprep may have been writing in OUT: any task's outputs, the ledger's,
@@ -450,8 +463,8 @@ class Pipeline:
             if found != count:
                 return f"{pattern}: {found} of {count} files present"
         summary = record.get("file_digests")
-        if not isinstance(summary, dict):  # written by a talkprep without digest tables
-            return self._legacy_damage(outputs, record.get("digests") or {})
+        if not isinstance(summary, dict):
+            return "written by a talkprep that kept no digests of its outputs"
         table_path = digest_table_path(out, task.name)
         table = load_table(table_path, summary.get("sha256"), summary.get("rows"))
         if table is None:
@@ -466,17 +479,6 @@ class Pipeline:
             with contextlib.suppress(OutputError):
                 summary = self._save_table(task, verdict.refreshed)
                 self._manifest.set_record(task.name, {**record, "file_digests": summary})
-        return None
-
-    def _legacy_damage(self, outputs: dict[str, int], digests: dict[str, str]) -> str | None:
-        """The check of a record without a digest table: sizes, and the format of a sample."""
-        out = self.config.out
-        for pattern, count in outputs.items():
-            state = inspect_group(out, pattern, count, verify_every=SKIP_VERIFY_EVERY)
-            if state.problem:
-                return state.problem
-            if pattern in digests and digests[pattern] != state.digest:
-                return f"{pattern}: a file was replaced since talkprep wrote it"
         return None
 
     def _save_table(self, task: Task, table: np.ndarray) -> dict[str, Any]:

@@ -880,3 +880,18 @@ def test_a_video_with_a_252_byte_stem_gets_a_folder(video, tmp_path):
     result = _run("batch", str(long), "-o", str(root), "--tasks", "3", "--workers", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(list((root / name / "ori_imgs").glob("*.jpg"))) == 50
+
+
+@pytest.mark.parametrize("edit", ["delete", "swap"])
+def test_a_digest_table_deleted_or_swapped_proves_nothing(video, tmp_path, capsys, edit):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1,3"]
+    assert main([*args, "-q"]) == 0
+    tables = out / ".talkprep" / "digests"
+    if edit == "delete":
+        (tables / "frames.npy").unlink()
+    else:
+        shutil.copy(tables / "audio.npy", tables / "frames.npy")
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding: .talkprep/digests/frames.npy: missing or changed" in capsys.readouterr().err

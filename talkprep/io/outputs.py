@@ -7,17 +7,15 @@ removes anything through a symlinked folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from talkprep.io.images import frame_indices
 from talkprep.io.paths import under_symlink
 from talkprep.io.verify import verify_file
-from talkprep.manifest import STATE_DIR, file_fingerprint
+from talkprep.manifest import STATE_DIR
 
 VERIFY_THREADS = 4
 DIGEST_DIR = f"{STATE_DIR}/digests"
@@ -67,55 +65,17 @@ def count_outputs(root: Path, pattern: str) -> int:
     return len(indices)
 
 
-@dataclass(frozen=True)
-class GroupState:
-    """What a group looks like on disk: a digest of its names and sizes, and its first bad file."""
-
-    digest: str
-    problem: str | None
-    """'<relative path>: <what is wrong>' for the first incomplete file, else None."""
-
-
-def _sizes(root: Path, pattern: str) -> dict[str, int]:
-    """File name -> size for every file of a group's folder (one scandir; cheap for 10^4 files)."""
-    if not is_numbered(pattern):
-        path = root / pattern
-        return {path.name: path.stat().st_size} if path.is_file() else {}
-    folder = (root / pattern).parent
-    try:
-        with os.scandir(folder) as entries:
-            return {e.name: e.stat().st_size for e in entries if e.is_file()}
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-
-
-def inspect_group(root: Path, pattern: str, count: int, verify_every: int = 1) -> GroupState:
-    """Digest the sizes of a group's files and verify their format (in threads).
-
-    The digest changes when any numbered file is replaced by one of another size (truncated,
-    emptied, rewritten), and when a single file's size or first or last MiB changes.
-    `verify_every` > 1 checks the format of every k-th file only (and the last), for the quick
-    check before a task is skipped.
-    """
+def group_problem(root: Path, pattern: str, count: int) -> str | None:
+    """'<relative path>: <what is wrong>' for the first incomplete or missing file of a group
+    (every file's format verified, in threads), else None."""
     paths = group_paths(root, pattern, count)
-    sizes = _sizes(root, pattern)
-    digest = hashlib.sha1()
-    if not is_numbered(pattern) and sizes:  # one file: its content, not only its size
-        digest.update(file_fingerprint(paths[0]).encode())
-    for path in paths:
-        digest.update(f"{path.name}:{sizes.get(path.name, -1)};".encode())
-    checked = [p for i, p in enumerate(paths) if i % verify_every == 0 or i == len(paths) - 1]
-    if len(checked) > 64:
+    if len(paths) > 64:
         with ThreadPoolExecutor(VERIFY_THREADS) as pool:
-            issues = list(pool.map(verify_file, checked, chunksize=256))
+            issues = list(pool.map(verify_file, paths, chunksize=256))
     else:
-        issues = [verify_file(p) for p in checked]
-    found = ((p, issue) for p, issue in zip(checked, issues, strict=True) if issue)
-    problem = next((f"{p.relative_to(root)}: {issue}" for p, issue in found), None)
-    missing = next((p for p in paths if p.name not in sizes), None)
-    if problem is None and missing is not None:
-        problem = f"{missing.relative_to(root)}: missing"
-    return GroupState(digest=digest.hexdigest()[:24], problem=problem)
+        issues = [verify_file(p) for p in paths]
+    found = ((p, issue) for p, issue in zip(paths, issues, strict=True) if issue)
+    return next((f"{p.relative_to(root)}: {issue}" for p, issue in found), None)
 
 
 def remove_outputs(root: Path, paths: Iterable[Path], keep: Iterable[Path] = ()) -> int:
