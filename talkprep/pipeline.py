@@ -36,6 +36,7 @@ from talkprep.io.digests import forget_all, load_table, table_bytes, take_table,
 from talkprep.io.outputs import (
     count_outputs,
     digest_table_path,
+    index_of,
     is_numbered,
     numbered_path,
     output_paths,
@@ -645,18 +646,24 @@ class Pipeline:
     def _claim_outputs(self, task: Task, manifest: Manifest) -> None:
         """Before a (re)run: remove this task's old numbered files, so that a shorter result leaves
         no stale frames, and claim its groups, so that a killed run's files stay known as ours.
-        Single files are replaced atomically instead."""
+        Single files are replaced atomically instead. Files that stay (in a symlinked folder,
+        or an input) stay in the ledger, so that they are never taken for a user's."""
         out, now, inputs = self.config.out, time.time(), self._run_inputs()
         for pattern in task.outputs(self.config):
             if is_numbered(pattern):
-                remove_outputs(out, self._owned_paths(manifest, pattern), inputs)
+                owned = self._owned_paths(manifest, pattern)
+                remove_outputs(out, owned, inputs)
+                kept = [index_of(pattern, p) + 1 for p in owned if p.exists()]
                 manifest.written.pop(pattern, None)
+                if kept:
+                    manifest.written[pattern] = max(kept)
             manifest.writing[pattern] = now
 
     def _settle_outputs(self, manifest: Manifest, outputs: dict[str, int]) -> None:
-        """Record in the ledger what this task wrote; its claims are settled."""
+        """Record in the ledger what this task wrote (beside what it could not remove); its
+        claims are settled."""
         for pattern, count in outputs.items():
-            manifest.written[pattern] = count
+            manifest.written[pattern] = max(count, manifest.written.get(pattern, 0))
             manifest.writing.pop(pattern, None)
 
     def _failed(

@@ -895,3 +895,17 @@ def test_a_digest_table_deleted_or_swapped_proves_nothing(video, tmp_path, capsy
     capsys.readouterr()
     assert main(args) == 0
     assert "rebuilding: .talkprep/digests/frames.npy: missing or changed" in capsys.readouterr().err
+
+
+def test_frames_left_in_a_symlinked_folder_stay_talkprep_s(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(out / "ori_imgs", elsewhere)
+    (out / "ori_imgs").symlink_to(elsewhere, target_is_directory=True)
+    shorter = ["process", str(video), "-o", str(out), "--tasks", "3", "--fps", "10"]
+    assert main([*shorter, "-q"]) == 0
+    capsys.readouterr()
+    assert main(shorter) == 0, "frames 20-49 (talkprep's, kept behind the link) are not a user's"
+    assert "was not written by talkprep" not in capsys.readouterr().err
+    assert all((elsewhere / f"{i}.jpg").is_file() for i in range(50))

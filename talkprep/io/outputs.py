@@ -29,6 +29,12 @@ def numbered_path(root: Path, pattern: str, index: int) -> Path:
     return root / pattern.replace("*", str(index), 1)
 
 
+def index_of(pattern: str, path: Path) -> int:
+    """The index i of a numbered group's file `{i}` (its name as `numbered_path` makes it)."""
+    prefix, _, suffix = pattern.rpartition("/")[2].partition("*")
+    return int(path.name[len(prefix) : len(path.name) - len(suffix)])
+
+
 def group_paths(root: Path, pattern: str, count: int) -> list[Path]:
     """The files of a group: `{i}` for i < count, or the single file."""
     if is_numbered(pattern):
