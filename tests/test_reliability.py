@@ -909,3 +909,15 @@ def test_frames_left_in_a_symlinked_folder_stay_talkprep_s(video, tmp_path, caps
     assert main(shorter) == 0, "frames 20-49 (talkprep's, kept behind the link) are not a user's"
     assert "was not written by talkprep" not in capsys.readouterr().err
     assert all((elsewhere / f"{i}.jpg").is_file() for i in range(50))
+
+
+def test_a_datasets_preview_inside_the_videos_folder_is_not_an_input(video, tmp_path):
+    from talkprep.batch.inputs import collect_videos
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(video, videos / "clip.mp4")
+    dataset = videos / "clip-data"
+    assert main(["process", str(video), "-o", str(dataset), "--tasks", "3", "-q"]) == 0
+    shutil.copy(video, dataset / "preview.mp4")
+    assert collect_videos([videos], tmp_path / "root") == [(videos / "clip.mp4").resolve()]

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from talkprep.errors import UsageError
-from talkprep.manifest import STATE_DIR, file_fingerprint, read_manifest, same_input
+from talkprep.manifest import (
+    MANIFEST_NAME,
+    STATE_DIR,
+    file_fingerprint,
+    read_manifest,
+    same_input,
+)
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".ts"}
@@ -34,8 +40,8 @@ _FOREIGN = "\0"
 def collect_videos(inputs: Sequence[Path], root: Path) -> list[Path]:
     """Expand folders (recursively, videos by suffix) into absolute paths; drop repeats.
 
-    Hidden folders and anything inside ROOT are skipped, so a rerun never picks up a dataset's
-    own preview video as an input.
+    Hidden folders, anything inside ROOT and any dataset folder are skipped, so a rerun never
+    picks up a dataset's own preview video as an input.
     """
     root = root.resolve()
     videos: dict[Path, None] = {}
@@ -54,10 +60,19 @@ def collect_videos(inputs: Sequence[Path], root: Path) -> list[Path]:
     return list(videos)
 
 
+def _is_dataset(folder: Path) -> bool:
+    """Whether a folder is a talkprep dataset (its preview.mp4 is never an input)."""
+    return (folder / STATE_DIR / MANIFEST_NAME).is_file()
+
+
 def _videos_in(folder: Path, root: Path) -> Iterable[Path]:
     for current, dirs, files in os.walk(folder):
         here = Path(current)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and here / d != root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and here / d != root and not _is_dataset(here / d)
+        )
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 yield here / name
