@@ -29,18 +29,20 @@ _TEMP_NAME = re.compile(rf"^\.(.+){re.escape(TEMP_MARK)}(\d+)-\d+$")
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], note: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (an empty file there); rename it to `path` when the
-    block succeeds, noting the digest of what it holds."""
+    block succeeds, noting the digest of what it holds (`note=False`: a link to a file whose
+    digest is known already)."""
     target = os.fspath(path)
     tmp, fd = _open_temp(target)
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)
-        size, digest = os.path.getsize(tmp), digest_file(tmp)
+        noted = (os.path.getsize(tmp), digest_file(tmp)) if note else None
         os.replace(tmp, target)
-        remember(target, size, digest)
+        if noted is not None:
+            remember(target, *noted)
     except OSError as exc:
         _raise_naming(exc, target)
     finally:

@@ -150,7 +150,7 @@ class ViewWriter:
             return
         path = self._target(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, note=False) as tmp:
             tmp.unlink()
             try:
                 os.link(source, tmp)
