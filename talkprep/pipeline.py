@@ -237,6 +237,7 @@ class Pipeline:
             forget_all()
             manifest = self._manifest = Manifest.load(out)
             remove_temp_files(out, self._written_patterns(manifest))
+            before = _identity(config.video)
             self._video_fingerprint = file_fingerprint(config.video)
             self._check_plan(info, requested, manifest)
             self._refuse_to_replace_inputs(manifest, requested)
@@ -244,6 +245,12 @@ class Pipeline:
             input_facts = {**info.to_dict(), "fingerprint": self._video_fingerprint}
             manifest.set_run(input_facts, config.to_dict())
             outcomes = self._run_tasks(order_tasks(requested), manifest, input_facts)
+            if _identity(config.video) != before:
+                self.console.line(
+                    f"warning: {config.video} changed while it was processed (still being "
+                    "recorded or copied?); the dataset is of the file as it was at the start: "
+                    "rerun once it is complete"
+                )
             if all(o.status in ("done", "skipped") for o in outcomes.values()):
                 self._remove_error_log(manifest)
         return [outcomes[t.name] for t in sorted(requested, key=lambda t: t.number)]
@@ -749,6 +756,12 @@ def _closure(task: Task, tasks: dict[str, Task]) -> set[str]:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """(size, mtime, inode) of a file: changes when it is written to or replaced."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def _modified_since(path: Path, since: float) -> bool:

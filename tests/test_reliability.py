@@ -921,3 +921,22 @@ def test_a_datasets_preview_inside_the_videos_folder_is_not_an_input(video, tmp_
     assert main(["process", str(video), "-o", str(dataset), "--tasks", "3", "-q"]) == 0
     shutil.copy(video, dataset / "preview.mp4")
     assert collect_videos([videos], tmp_path / "root") == [(videos / "clip.mp4").resolve()]
+
+
+# issue 23, 13. an input still being written is said so
+
+
+def test_a_video_that_grows_during_the_run_is_warned_about(video, tmp_path, capsys, monkeypatch):
+    import talkprep.pipeline as pipeline_module
+
+    real = pipeline_module.Pipeline._run_tasks
+
+    def run_while_recording(self, *args):
+        outcomes = real(self, *args)
+        with video.open("ab") as handle:
+            handle.write(b"\0" * 1024)
+        return outcomes
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "_run_tasks", run_while_recording)
+    assert main(["process", str(video), "-o", str(tmp_path / "o"), "--tasks", "3"]) == 0
+    assert "changed while it was processed" in capsys.readouterr().err
