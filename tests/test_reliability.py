@@ -940,3 +940,28 @@ def test_a_video_that_grows_during_the_run_is_warned_about(video, tmp_path, caps
     monkeypatch.setattr(pipeline_module.Pipeline, "_run_tasks", run_while_recording)
     assert main(["process", str(video), "-o", str(tmp_path / "o"), "--tasks", "3"]) == 0
     assert "changed while it was processed" in capsys.readouterr().err
+
+
+def test_a_second_audio_track_is_mentioned(tmp_path, capsys):
+    import av
+
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        tracks = [container.add_stream("aac", rate=RATE) for _ in range(2)]
+        for i, image in enumerate(moving_square_frames(25)):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for level, track in zip((0.0, 0.3), tracks, strict=True):
+            tone = level * _tone(1.0)
+            for start in range(0, len(tone), 1024):
+                chunk = tone[start : start + 1024][None, :]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                frame.sample_rate, frame.pts = RATE, start
+                container.mux(track.encode(frame))
+            container.mux(track.encode(None))
+    assert main(["process", str(path), "-o", str(tmp_path / "o"), "--tasks", "1"]) == 0
+    assert "has 2 audio tracks; the first is used" in capsys.readouterr().err
