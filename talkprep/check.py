@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,9 @@ def check_folder(root: Path) -> list[CheckResult]:
         results.extend(task.check(facts))
     if not any(r.group != MANIFEST_GROUP for r in results):
         return [*results, CheckResult("(dataset)", 0, "no dataset files found")]
-    results = _with_file_verification(root, results, manifest)
-    results = _with_content_verification(root, results, manifest)
+    results, proven = _with_content_verification(root, results, manifest)
+    results = _with_file_verification(root, results, manifest, proven)
+    results = _with_decoding(root, results, proven)
     results.extend(_missing_groups(root, results, manifest))
     results.extend(_unfinished_tasks(manifest))
     temps = stale_temp_files(root, _temp_patterns(root, manifest))
@@ -123,15 +125,18 @@ def _patterns(manifest: dict[str, Any]) -> set[str]:
 
 
 def _with_file_verification(
-    root: Path, results: list[CheckResult], manifest: dict[str, Any]
+    root: Path, results: list[CheckResult], manifest: dict[str, Any], proven: set[str]
 ) -> list[CheckResult]:
-    """Verify every file of every group present; a group's first bad file becomes its problem."""
+    """Verify the format of every file of every group present that its digests did not prove
+    already; a group's first bad file becomes its problem."""
     by_group = {r.group: r for r in results}
     present = {p: count_outputs(root, p) for p in sorted(_patterns(manifest))}
     present = {p: n for p, n in present.items() if n}
+    unproven = [p for p in present if p not in proven]
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
-        verified = pool.map(lambda p: group_problem(root, p, present[p]), present)
-        problems = dict(zip(present, verified, strict=True))
+        verified = pool.map(lambda p: group_problem(root, p, present[p]), unproven)
+        problems = dict(zip(unproven, verified, strict=True))
+    problems.update(dict.fromkeys(proven & set(present)))
     for pattern, problem in problems.items():
         current = by_group.get(pattern)
         if problem and (current is None or current.ok):
@@ -143,10 +148,10 @@ def _with_file_verification(
 
 def _with_content_verification(
     root: Path, results: list[CheckResult], manifest: dict[str, Any]
-) -> list[CheckResult]:
+) -> tuple[list[CheckResult], set[str]]:
     """Compare every file of talkprep's groups with the digest taken when it was written (a
-    change anywhere in a file, at any size); decode every image of the groups without digests
-    (a folder from elsewhere, or from a talkprep before digests)."""
+    change anywhere in a file, at any size). Returns the results and the groups whose every
+    file was compared."""
     from talkprep.targets.view import view_replaced
 
     by_group = {r.group: r for r in results}
@@ -166,7 +171,8 @@ def _with_content_verification(
         paths = output_paths(root, outputs)
         keep = [i for i, p in enumerate(paths) if p.relative_to(root).as_posix() not in replaced]
         verdict = verify_table([paths[i] for i in keep], table[keep], every=True)
-        proven.update(outputs)
+        whole = {p for p in outputs if not any(fnmatch.fnmatch(r, p) for r in replaced)}
+        proven.update(whole)
         if verdict.changed is None:
             continue
         bad = paths[keep[verdict.changed]]
@@ -175,14 +181,22 @@ def _with_content_verification(
         current = by_group.get(pattern)
         if current is None or current.ok:
             by_group[pattern] = CheckResult(pattern, outputs[pattern], problem)
-    for group, result in list(by_group.items()):
-        if group in proven or not result.ok or not is_numbered(group):
-            continue
-        if group.rsplit(".", 1)[-1].lower() in ("jpg", "jpeg", "png"):
+    return list(by_group.values()), proven
+
+
+def _with_decoding(root: Path, results: list[CheckResult], proven: set[str]) -> list[CheckResult]:
+    """Decode every image of the numbered groups that no digest proves (a folder from
+    elsewhere): the first that does not decode becomes the group's problem."""
+    checked = []
+    for result in results:
+        group = result.group
+        image = group.rsplit(".", 1)[-1].lower() in ("jpg", "jpeg", "png")
+        if result.ok and image and is_numbered(group) and group not in proven:
             problem = _undecodable(group_paths(root, group, result.count), root)
             if problem:
-                by_group[group] = dataclasses.replace(result, problem=problem)
-    return list(by_group.values())
+                result = dataclasses.replace(result, problem=problem)
+        checked.append(result)
+    return checked
 
 
 def _undecodable(paths: list[Path], root: Path) -> str | None:
