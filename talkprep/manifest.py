@@ -61,7 +61,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and manifest_data_problem(data) is None else {}
+    usable = isinstance(data, dict) and manifest_data_problem(data, shown_only=True) is None
+    return data if usable else {}
 
 
 def manifest_problem(root: Path) -> str | None:
@@ -79,9 +80,12 @@ def manifest_problem(root: Path) -> str | None:
     return f"{path} is not a usable talkprep manifest: {problem}" if problem else None
 
 
-def manifest_data_problem(data: object) -> str | None:
+def manifest_data_problem(data: object, shown_only: bool = False) -> str | None:
     """What makes a manifest's data unusable: a wrong type where talkprep reads a table, or a
-    ledger entry that leaves the folder or counts more files than any group holds."""
+    ledger entry that leaves the folder or counts more files than any group holds.
+
+    `shown_only`: for readers that only show a record's `info` and `figures` (report, check),
+    which take any value there."""
     if not isinstance(data, dict):
         return "it is not a JSON object"
     for key in ("tasks", "written", "writing", "input", "config"):
@@ -90,7 +94,8 @@ def manifest_data_problem(data: object) -> str | None:
     for name, record in (data.get("tasks") or {}).items():
         if not isinstance(record, dict):
             return f"the record of task {name!r} is not a table"
-        for key in ("outputs", "digests", "file_digests", "info", "figures"):
+        keys = ("outputs", "digests", "file_digests", *(() if shown_only else ("info", "figures")))
+        for key in keys:
             if key in record and not isinstance(record[key], dict):
                 return f"'{key}' of task {name!r} is not a table"
         problem = _ledger_problem(record.get("outputs") or {}, f"outputs of task {name!r}")
