@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from talkprep.io.outputs import (
     group_paths,
     group_problem,
     is_numbered,
-    output_paths,
+    output_names,
 )
 from talkprep.manifest import manifest_problem, read_manifest
 from talkprep.tasks import ALL_TASKS
@@ -168,16 +169,17 @@ def _with_content_verification(
         outputs = record.get("outputs") or {}
         if table is None or any(count_outputs(root, p) != n for p, n in outputs.items()):
             continue
-        paths = output_paths(root, outputs)
-        keep = [i for i, p in enumerate(paths) if p.relative_to(root).as_posix() not in replaced]
-        verdict = verify_table([paths[i] for i in keep], table[keep], every=True)
+        names = output_names(outputs)
+        keep = [i for i, name in enumerate(names) if name not in replaced]
+        files = [os.path.join(root, names[i]) for i in keep]
+        verdict = verify_table(files, table[keep], every=True)
         whole = {p for p in outputs if not any(fnmatch.fnmatch(r, p) for r in replaced)}
         proven.update(whole)
         if verdict.changed is None:
             continue
-        bad = paths[keep[verdict.changed]]
-        pattern = next(p for p in sorted(outputs) if bad in group_paths(root, p, outputs[p]))
-        problem = f"{bad.relative_to(root)}: changed since talkprep wrote it (digest differs)"
+        bad = names[keep[verdict.changed]]
+        pattern = next(p for p in sorted(outputs) if fnmatch.fnmatchcase(bad, p))
+        problem = f"{bad}: changed since talkprep wrote it (digest differs)"
         current = by_group.get(pattern)
         if current is None or current.ok:
             by_group[pattern] = CheckResult(pattern, outputs[pattern], problem)

@@ -39,7 +39,7 @@ from talkprep.io.outputs import (
     index_of,
     is_numbered,
     numbered_path,
-    output_paths,
+    output_names,
     present_indices,
     remove_outputs,
 )
@@ -477,12 +477,12 @@ class Pipeline:
         table = load_table(table_path, summary.get("sha256"), summary.get("rows"))
         if table is None:
             return f"{table_path.relative_to(out)}: missing or changed, so the outputs are unproven"
-        paths = output_paths(out, outputs)
-        if len(paths) != len(table):
+        names = output_names(outputs)
+        if len(names) != len(table):
             return f"{table_path.relative_to(out)}: does not match the outputs"
-        verdict = verify_table(paths, table)
+        verdict = verify_table([os.path.join(out, n) for n in names], table)
         if verdict.changed is not None:
-            return f"{paths[verdict.changed].relative_to(out)}: changed since talkprep wrote it"
+            return f"{names[verdict.changed]}: changed since talkprep wrote it"
         if verdict.refreshed is not None:
             with contextlib.suppress(OutputError):
                 summary = self._save_table(task, verdict.refreshed)
@@ -580,7 +580,7 @@ class Pipeline:
             return self._failed(task, manifest, started, wall, message, ctx)
         frames = result.frames
         try:
-            table = take_table(output_paths(config.out, outputs))
+            table = take_table([os.path.join(config.out, n) for n in output_names(outputs)])
             file_digests = self._save_table(task, table)
             with manifest.lock:
                 self._settle_outputs(manifest, outputs)

@@ -59,7 +59,7 @@ def forget_all() -> None:
         _written.clear()
 
 
-def take_table(paths: Sequence[Path]) -> np.ndarray:
+def take_table(paths: Sequence[str | Path]) -> np.ndarray:
     """The table of `paths` (which exist): each file's identity and the digest its writer noted,
     or, for a file written another way or changed since, the digest of what is there now."""
     table = identities(paths)
@@ -78,7 +78,7 @@ def take_table(paths: Sequence[Path]) -> np.ndarray:
     return table
 
 
-def hash_files(paths: Sequence[Path]) -> list[bytes]:
+def hash_files(paths: Sequence[str | Path]) -> list[bytes]:
     """Digests of many files, several at a time."""
     if len(paths) < 8:
         return [digest_file(p) for p in paths]
@@ -86,7 +86,7 @@ def hash_files(paths: Sequence[Path]) -> list[bytes]:
         return list(pool.map(digest_file, paths, chunksize=64))
 
 
-def identities(paths: Sequence[Path]) -> np.ndarray:
+def identities(paths: Sequence[str | Path]) -> np.ndarray:
     """(size, inode, ctime) of each file as a table (digests zero); size -1 where it is missing."""
     rows = []
     for path in paths:
@@ -139,7 +139,7 @@ class Verdict:
     link, a restored view), to save so that the next check stays cheap; None when none moved."""
 
 
-def verify_table(paths: Sequence[Path], table: np.ndarray, every: bool = False) -> Verdict:
+def verify_table(paths: Sequence[str | Path], table: np.ndarray, every: bool = False) -> Verdict:
     """Compare files with their table: hash those whose identity moved (`every`: all of them)."""
     now = identities(paths)
     moved = (

@@ -48,9 +48,11 @@ def frame_indices(folder: Path, suffix: str) -> list[int]:
     """Sorted integer names of files `{i}{suffix}` in `folder`, written as talkprep writes them
     (`7.jpg`; a zero-padded `0007.jpg` is another file, ignored like any other name)."""
     pattern = re.compile(rf"^(0|[1-9]\d*){re.escape(suffix)}$")
-    if not folder.is_dir():
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    found = (pattern.match(p.name) for p in folder.iterdir())
+    found = (pattern.match(name) for name in names)
     return sorted(int(m.group(1)) for m in found if m)
 
 

@@ -42,11 +42,17 @@ def group_paths(root: Path, pattern: str, count: int) -> list[Path]:
     return [root / pattern]
 
 
-def output_paths(root: Path, outputs: dict[str, int]) -> list[Path]:
-    """Every file of a task's output groups, in the order of its digest table (groups sorted)."""
-    return [
-        path for pattern in sorted(outputs) for path in group_paths(root, pattern, outputs[pattern])
-    ]
+def output_names(outputs: dict[str, int]) -> list[str]:
+    """Every file of a task's output groups, relative to OUT, in the order of its digest table
+    (groups sorted); plain strings, as tens of thousands are stat'ed on every rerun."""
+    names: list[str] = []
+    for pattern in sorted(outputs):
+        if is_numbered(pattern):
+            head, _, tail = pattern.partition("*")
+            names.extend(f"{head}{i}{tail}" for i in range(outputs[pattern]))
+        else:
+            names.append(pattern)
+    return names
 
 
 def digest_table_path(root: Path, task_name: str) -> Path:
