@@ -73,12 +73,14 @@ PLAN_SLACK_FRAMES = 1500
 """A video may plan up to 10 times the frames its stream holds, plus a minute at 25 fps (variable
 frame rate, a slow start); more means timestamps that jump far past the stream's end."""
 BYTES_PER_PIXEL = {
-    "frames": 0.28,
-    "parsing": 0.10,
-    "torso": 0.42,
-    "depth": 0.16,
+    "frames": 0.21,
+    "parsing": 0.045,
+    "torso": 0.60,
+    "depth": 0.12,
 }
-"""Disk use per frame pixel of each task's image files (JPEG, PNG) on the 5-minute anchor input."""
+"""Disk use per frame pixel of each task's image files, as `benchmarks/bench_verify.py` measures
+them on the 5-minute anchor input (ori_imgs 0.212; semantics + parsing 0.045; gt + torso 0.604;
+depth 0.115)."""
 BYTES_PER_FRAME = {"audio": 1300, "landmarks": 7200, "audio_features": 8200, "transforms": 400}
 """Disk use per frame of each task's other files (aud.wav; landmarks, .lms, track; HuBERT rows;
 au.csv, json)."""
