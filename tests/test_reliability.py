@@ -965,3 +965,16 @@ def test_a_second_audio_track_is_mentioned(tmp_path, capsys):
             container.mux(track.encode(None))
     assert main(["process", str(path), "-o", str(tmp_path / "o"), "--tasks", "1"]) == 0
     assert "has 2 audio tracks; the first is used" in capsys.readouterr().err
+
+
+def test_batch_json_marks_a_video_running_when_the_runner_stops_as_interrupted(tmp_path):
+    from talkprep.batch.jobs import VideoJob
+    from talkprep.batch.runner import BATCH_JSON, BatchOptions, _Tracker
+    from talkprep.console import Console
+
+    job = VideoJob(tmp_path / "v.mp4", "v", tmp_path / "v", tmp_path / "v.log", {}, "run")
+    tracker = _Tracker(tmp_path, [job], BatchOptions(), Console(quiet=True))
+    tracker.started(job)
+    tracker.close()  # the runner stopped (Ctrl-C, an engine error) while the video ran
+    videos = json.loads((tmp_path / BATCH_JSON).read_text())["videos"]
+    assert videos[0]["status"] == "interrupted"
