@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
+import os
 import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from talkprep import hints
-from talkprep.io.atomic import TEMP_MARK
-from talkprep.io.images import frame_indices, image_size
-from talkprep.io.outputs import count_outputs, inspect_group
-from talkprep.manifest import read_manifest
+from talkprep.io.atomic import stale_temp_files
+from talkprep.io.digests import load_table, verify_table
+from talkprep.io.images import frame_indices, image_size, read_image
+from talkprep.io.outputs import (
+    count_outputs,
+    digest_table_path,
+    group_paths,
+    group_problem,
+    is_numbered,
+    output_names,
+)
+from talkprep.manifest import manifest_problem, read_manifest
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.audio import NO_AUDIO_TRACK
 from talkprep.tasks.audio_features import FEATURES
@@ -64,6 +76,7 @@ REQUIRED_GROUPS = (
 """What every trainer of this family reads; a folder without one of them cannot train."""
 AUDIO_GROUP = "audio features"
 TEMP_GROUP = "temporary files"
+MANIFEST_GROUP = "manifest"
 CHECK_THREADS = 4
 
 
@@ -79,19 +92,32 @@ def check_folder(root: Path) -> list[CheckResult]:
     facts = folder_facts(root)
     manifest = read_manifest(root)
     results: list[CheckResult] = []
+    unusable = manifest_problem(root)
+    if unusable:
+        results.append(CheckResult(MANIFEST_GROUP, 0, unusable))
     for task in ALL_TASKS:
         results.extend(task.check(facts))
-    if not results:
-        return [CheckResult("(dataset)", 0, "no dataset files found")]
-    results = _with_file_verification(root, results, manifest)
+    if not any(r.group != MANIFEST_GROUP for r in results):
+        return [*results, CheckResult("(dataset)", 0, "no dataset files found")]
+    results, proven = _with_content_verification(root, results, manifest)
+    results = _with_file_verification(root, results, manifest, proven)
+    results = _with_decoding(root, results, proven)
     results.extend(_missing_groups(root, results, manifest))
     results.extend(_unfinished_tasks(manifest))
-    temps = [p for p in root.rglob(f"*{TEMP_MARK}*") if p.is_file()]
+    temps = stale_temp_files(root, _temp_patterns(root, manifest))
     if temps:
         name = temps[0].relative_to(root)
         problem = f"{len(temps)} left by a killed run (e.g. {name}); a rerun removes them"
         results.append(CheckResult(TEMP_GROUP, len(temps), problem))
     return _with_repairs(results, root, manifest)
+
+
+def _temp_patterns(root: Path, manifest: dict[str, Any]) -> set[str]:
+    """Names whose talkprep temporaries `check` looks for (in their folders only)."""
+    from talkprep.pipeline import RUN_STATE
+    from talkprep.targets.record import view_files
+
+    return {*_patterns(manifest), *(manifest.get("writing") or {}), *RUN_STATE, *view_files(root)}
 
 
 def _patterns(manifest: dict[str, Any]) -> set[str]:
@@ -102,22 +128,93 @@ def _patterns(manifest: dict[str, Any]) -> set[str]:
 
 
 def _with_file_verification(
-    root: Path, results: list[CheckResult], manifest: dict[str, Any]
+    root: Path, results: list[CheckResult], manifest: dict[str, Any], proven: set[str]
 ) -> list[CheckResult]:
-    """Verify every file of every group present; a group's first bad file becomes its problem."""
+    """Verify the format of every file of every group present that its digests did not prove
+    already; a group's first bad file becomes its problem."""
     by_group = {r.group: r for r in results}
     present = {p: count_outputs(root, p) for p in sorted(_patterns(manifest))}
     present = {p: n for p, n in present.items() if n}
+    unproven = [p for p in present if p not in proven]
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
-        verified = pool.map(lambda p: inspect_group(root, p, present[p]), present)
-        states = dict(zip(present, verified, strict=True))
-    for pattern, state in states.items():
+        verified = pool.map(lambda p: group_problem(root, p, present[p]), unproven)
+        problems = dict(zip(unproven, verified, strict=True))
+    problems.update(dict.fromkeys(proven & set(present)))
+    for pattern, problem in problems.items():
         current = by_group.get(pattern)
-        if state.problem and (current is None or current.ok):
-            by_group[pattern] = CheckResult(pattern, present[pattern], state.problem)
+        if problem and (current is None or current.ok):
+            by_group[pattern] = CheckResult(pattern, present[pattern], problem)
         elif current is None:
             by_group[pattern] = CheckResult(pattern, present[pattern])
     return list(by_group.values())
+
+
+def _with_content_verification(
+    root: Path, results: list[CheckResult], manifest: dict[str, Any]
+) -> tuple[list[CheckResult], set[str]]:
+    """Compare every file of talkprep's groups with the digest taken when it was written (a
+    change anywhere in a file, at any size). Returns the results and the groups whose every
+    file was compared."""
+    from talkprep.targets.record import view_replaced
+
+    by_group = {r.group: r for r in results}
+    replaced = set(view_replaced(root))
+    proven: set[str] = set()
+    for task in ALL_TASKS:
+        record = (manifest.get("tasks") or {}).get(task.name) or {}
+        summary = record.get("file_digests")
+        if record.get("status") != "done" or not isinstance(summary, dict):
+            continue
+        table = load_table(
+            digest_table_path(root, task.name), summary.get("sha256"), summary.get("rows")
+        )
+        outputs = record.get("outputs") or {}
+        if table is None or any(count_outputs(root, p) != n for p, n in outputs.items()):
+            continue
+        names = output_names(outputs)
+        keep = [i for i, name in enumerate(names) if name not in replaced]
+        files = [os.path.join(root, names[i]) for i in keep]
+        verdict = verify_table(files, table[keep], every=True)
+        whole = {p for p in outputs if not any(fnmatch.fnmatch(r, p) for r in replaced)}
+        proven.update(whole)
+        if verdict.changed is None:
+            continue
+        bad = names[keep[verdict.changed]]
+        pattern = next(p for p in sorted(outputs) if fnmatch.fnmatchcase(bad, p))
+        problem = f"{bad}: changed since talkprep wrote it (digest differs)"
+        current = by_group.get(pattern)
+        if current is None or current.ok:
+            by_group[pattern] = CheckResult(pattern, outputs[pattern], problem)
+    return list(by_group.values()), proven
+
+
+def _with_decoding(root: Path, results: list[CheckResult], proven: set[str]) -> list[CheckResult]:
+    """Decode every image of the numbered groups that no digest proves (a folder from
+    elsewhere): the first that does not decode becomes the group's problem."""
+    checked = []
+    for result in results:
+        group = result.group
+        image = group.rsplit(".", 1)[-1].lower() in ("jpg", "jpeg", "png")
+        if result.ok and image and is_numbered(group) and group not in proven:
+            problem = _undecodable(group_paths(root, group, result.count), root)
+            if problem:
+                result = dataclasses.replace(result, problem=problem)
+        checked.append(result)
+    return checked
+
+
+def _undecodable(paths: list[Path], root: Path) -> str | None:
+    """The first image that does not decode, as '<path>: <why>' (decoded four at a time)."""
+
+    def problem(path: Path) -> str | None:
+        try:
+            read_image(path, cv2.IMREAD_UNCHANGED)
+        except (OSError, ValueError):
+            return f"{path.relative_to(root)}: does not decode as an image"
+        return None
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        return next((p for p in pool.map(problem, paths, chunksize=32) if p), None)
 
 
 def _missing_groups(

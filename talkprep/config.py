@@ -181,6 +181,9 @@ def parse_task_spec(spec: str | int | list[Any] | tuple[Any, ...]) -> tuple[int,
 def parse_feature_list(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Parse 'hubert,mel' into ('hubert', 'mel'), keeping order and dropping repeats."""
     items = spec if isinstance(spec, list | tuple) else str(spec).split(",")
+    odd = next((item for item in items if not isinstance(item, str)), None)
+    if odd is not None:
+        raise UsageError(f"audio-features: {odd!r} is not a feature name; use names like 'mel'")
     return tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip()))
 
 

@@ -10,33 +10,41 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import queue
+import shutil
+import stat
 import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from talkprep.config import Config
 from talkprep.console import Console
 from talkprep.device import resolve_device
-from talkprep.errors import OutputError, TaskError, UsageError
-from talkprep.io.atomic import os_error_reason, os_error_sentence, remove_temp_files
+from talkprep.errors import InputError, OutputError, TaskError, UsageError
+from talkprep.io.atomic import os_error_reason, os_error_sentence, remove_temp_files, write_bytes
 from talkprep.io.audio import probe_audio
+from talkprep.io.digests import forget_all, load_table, table_bytes, take_table, verify_table
 from talkprep.io.outputs import (
     count_outputs,
-    group_paths,
-    inspect_group,
+    digest_table_path,
+    index_of,
     is_numbered,
     numbered_path,
+    output_names,
     present_indices,
     remove_outputs,
 )
-from talkprep.io.video import probe_video
-from talkprep.manifest import Manifest, file_fingerprint
+from talkprep.io.video import VideoInfo, count_video_packets, output_frame_count, probe_video
+from talkprep.manifest import Manifest, file_fingerprint, same_input
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import Task, TaskContext
 from talkprep.tasks.frames import require_frames
@@ -44,16 +52,39 @@ from talkprep.tasks.frames import require_frames
 LOCK_NAME = ".talkprep.lock"
 CLAIM_CLOCK_SLACK_S = 1.0
 """File times come from a coarser clock than time.time(): a claim covers files this much older."""
-SKIP_VERIFY_EVERY = 32
-"""Before a skip, every output's size is compared and every k-th file's format verified."""
 MIN_RATE_WALL_S = 1.0
 """Tasks quicker than this report no frames/s: the figure would only measure overhead."""
 ERROR_LOG = "talkprep-errors.log"
+RUN_STATE = (
+    ".talkprep/manifest.json",
+    ".talkprep/view.json",
+    ".talkprep/digests/*.npy",
+    "report.html",
+    "preview.mp4",
+)
+"""Files of OUT that talkprep writes besides the tasks' outputs (the manifest, a view's record,
+the digest tables, the report and the preview)."""
 PARALLEL_TASKS = 2
 """Tasks that run at once, each once the tasks it needs have ended: the audio features beside the
 frame chain, depth beside parsing. One task alone leaves a core idle much of the time (a model
 graph that runs in step, a frame loop waiting on its files); a third at once gained 2% on the
 5-minute input and added 150 MB, above the 2.5 GB bound with HuBERT-large loaded."""
+PLAN_RATIO_LIMIT = 10
+PLAN_SLACK_FRAMES = 1500
+"""A video may plan up to 10 times the frames its stream holds, plus a minute at 25 fps (variable
+frame rate, a slow start); more means timestamps that jump far past the stream's end."""
+BYTES_PER_PIXEL = {
+    "frames": 0.21,
+    "parsing": 0.045,
+    "torso": 0.60,
+    "depth": 0.12,
+}
+"""Disk use per frame pixel of each task's image files, as `benchmarks/bench_verify.py` measures
+them on the 5-minute anchor input (ori_imgs 0.212; semantics + parsing 0.045; gt + torso 0.604;
+depth 0.115)."""
+BYTES_PER_FRAME = {"audio": 1300, "landmarks": 7200, "audio_features": 8200, "transforms": 400}
+"""Disk use per frame of each task's other files (aud.wav; landmarks, .lms, track; HuBERT rows;
+au.csv, json)."""
 STOP_WAIT_S = 30.0
 """After Ctrl-C or SIGTERM, how long the runner waits for the running tasks to stop."""
 T = TypeVar("T")
@@ -91,31 +122,47 @@ def throughput(frames: int | None, wall_s: float) -> float | None:
 
 @contextlib.contextmanager
 def folder_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on OUT for the whole run; the OS frees it if the process dies."""
+    """Hold an exclusive lock on OUT for the whole run; the OS frees it if the process dies.
+
+    The lock file is opened without following a symlink: a `.talkprep.lock` planted as a link to
+    another file is refused, never truncated.
+    """
+    fd = _open_lock_file(out / LOCK_NAME)
     try:
-        handle = (out / LOCK_NAME).open("a+")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        raise OutputError(
-            f"cannot write to {out}: {os_error_reason(exc)}; choose another -o"
-        ) from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        handle.close()
+        os.close(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise OutputError(
                 f"{out} is in use by another talkprep run; wait for it or choose another -o"
             ) from None
         raise
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _open_lock_file(path: Path) -> int:
+    """The lock file's descriptor: a regular file in OUT, never reached through a symlink."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputError(
+                f"{path} is a symbolic link; talkprep never follows one there: remove it"
+            ) from None
+        raise OutputError(
+            f"cannot write to {path.parent}: {os_error_reason(exc)}; choose another -o"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"{path} is not a regular file; remove it")
+    return fd
 
 
 def order_tasks(tasks: Sequence[Task]) -> list[Task]:
@@ -164,7 +211,7 @@ class Pipeline:
         self._damage: dict[str, str | None] = {}
         """Per task checked this run: None when its outputs are intact, else the first problem."""
         self._stopping = threading.Event()
-        self._manifest: Manifest | None = None
+        self._manifest = Manifest(config.out)
 
     def run(self) -> list[TaskOutcome]:
         """Validate the input, lock OUT and run; raises TalkprepError before any work is done."""
@@ -191,15 +238,23 @@ class Pipeline:
             reason = "read-only file system" if read_only else "permission denied"
             raise OutputError(f"cannot write to {out}: {reason}; choose another -o")
         with folder_lock(out):
-            remove_temp_files(out)
-            manifest = Manifest.load(out)
-            self._manifest = manifest
+            forget_all()
+            manifest = self._manifest = Manifest.load(out)
+            remove_temp_files(out, self._written_patterns(manifest))
+            before = _identity(config.video)
             self._video_fingerprint = file_fingerprint(config.video)
+            self._check_plan(info, requested, manifest)
             self._refuse_to_replace_inputs(manifest, requested)
             self._forget_other_video(manifest)
             input_facts = {**info.to_dict(), "fingerprint": self._video_fingerprint}
             manifest.set_run(input_facts, config.to_dict())
             outcomes = self._run_tasks(order_tasks(requested), manifest, input_facts)
+            if _identity(config.video) != before:
+                self.console.line(
+                    f"warning: {config.video} changed while it was processed (still being "
+                    "recorded or copied?); the dataset is of the file as it was at the start: "
+                    "rerun once it is complete"
+                )
             if all(o.status in ("done", "skipped") for o in outcomes.values()):
                 self._remove_error_log(manifest)
         return [outcomes[t.name] for t in sorted(requested, key=lambda t: t.number)]
@@ -288,6 +343,65 @@ class Pipeline:
             inputs.extend(task.input_files(self.config))
         return inputs
 
+    def _check_plan(self, info: VideoInfo, requested: Sequence[Task], manifest: Manifest) -> None:
+        """Estimate the frames and disk space the tasks still to do will take, before any work:
+        refuse a video whose timestamps plan far more frames than its stream holds (one late
+        timestamp), and a dataset that cannot fit in the free space of OUT's disk."""
+        config = self.config
+        same_video = same_input(
+            (manifest.data.get("input") or {}).get("fingerprint"),
+            config.video,
+            self._video_fingerprint,
+        )
+        records = {t.name: manifest.record(t.name) or {} for t in ALL_TASKS} if same_video else {}
+        frames_info = (records.get("frames") or {}).get("info") or {}
+        if records.get("frames", {}).get("status") == "done" and "n_frames" in frames_info:
+            planned = int(frames_info["n_frames"])
+        else:
+            planned = self._planned_frames(info)
+        todo = [t for t in requested if (records.get(t.name) or {}).get("status") != "done"]
+        side = config.size if config.crop == "auto" else None
+        pixels = side * side if side else info.width * info.height
+        needed = sum(planned * estimated_frame_bytes(t.name, pixels) for t in todo)
+        free = shutil.disk_usage(config.out).free
+        if needed > free:
+            raise OutputError(
+                f"the tasks to run need about {needed / 1e9:.1f} GB for {planned} frames of "
+                f"{pixels} px, and {config.out}'s disk has {free / 1e9:.1f} GB free; "
+                "free some space or choose another -o"
+            )
+
+    def _planned_frames(self, info: VideoInfo) -> int:
+        """The frames task 3 would write; InputError when the timestamps plan far more frames
+        than the stream holds (the container's count, else its packets, counted)."""
+        config = self.config
+        fps = Fraction(config.fps).limit_denominator(1001)
+        planned = output_frame_count(info.duration, fps)
+        source_fps = info.nominal_fps or info.average_fps
+        if not source_fps or planned <= PLAN_SLACK_FRAMES:
+            return planned
+        count = info.frame_count or count_video_packets(config.video)
+        if (
+            planned
+            > PLAN_RATIO_LIMIT * math.ceil(count * float(fps) / source_fps) + PLAN_SLACK_FRAMES
+        ):
+            raise InputError(
+                f"{config.video}'s timestamps span {info.duration:.0f} s, but its stream holds "
+                f"{count} frames ({count / source_fps:.1f} s): "
+                f"{planned} frames at {float(fps):g} fps would be mostly repeats of one "
+                "frame; give the video fresh timestamps (remux or re-encode it)"
+            )
+        return planned
+
+    def _written_patterns(self, manifest: Manifest) -> set[str]:
+        """Every name talkprep may have been writing in OUT: any task's outputs, the ledger's,
+        the run's own state, the report, the preview and the files of a view written here."""
+        from talkprep.targets.record import view_files
+
+        patterns = {p for task in ALL_TASKS for p in (*task.makes, *task.outputs(self.config))}
+        patterns.update(manifest.written, manifest.writing, RUN_STATE, view_files(self.config.out))
+        return patterns
+
     def _refuse_to_replace_inputs(self, manifest: Manifest, requested: Sequence[Task]) -> None:
         """An input that lies where a requested task writes is read, never replaced or deleted."""
         inputs = {os.path.realpath(p): p for p in self._run_inputs() if p.is_file()}
@@ -307,7 +421,7 @@ class Pipeline:
     def _forget_other_video(self, manifest: Manifest) -> None:
         """A folder made from another video: remove that video's outputs before any task runs."""
         previous = (manifest.data.get("input") or {}).get("fingerprint")
-        if not previous or previous == self._video_fingerprint:
+        if not previous or same_input(previous, self.config.video, self._video_fingerprint):
             return
         out = self.config.out
         patterns = {*manifest.written, *manifest.writing}
@@ -342,7 +456,7 @@ class Pipeline:
 
     def _used_fingerprint(self, name: str) -> str | None:
         """A used task's fingerprint when its outputs are there for these options, else None."""
-        record = self._manifest.record(name) if self._manifest is not None else None
+        record = self._manifest.record(name)
         task = self.tasks[name]
         if not record or record.get("status") != "done":
             return None
@@ -353,7 +467,7 @@ class Pipeline:
         )
 
     def _up_to_date(self, task: Task, record: dict[str, Any] | None) -> bool:
-        """Done with these inputs, and every output still there and complete."""
+        """Done with these inputs, and every output still there and as talkprep wrote it."""
         if not record or record.get("status") != "done":
             return False
         if record.get("fingerprint") != self.fingerprint(task):
@@ -362,22 +476,48 @@ class Pipeline:
         if set(outputs) != set(task.outputs(self.config)):
             return False
         if task.name not in self._damage:
-            self._damage[task.name] = self._find_damage(outputs, record.get("digests") or {})
+            self._damage[task.name] = self._find_damage(task, record)
         return self._damage[task.name] is None
 
-    def _find_damage(self, outputs: dict[str, int], digests: dict[str, str]) -> str | None:
-        """The first output that is missing, cut short or changed since it was written."""
+    def _find_damage(self, task: Task, record: dict[str, Any]) -> str | None:
+        """The first output that is missing, cut short or changed since it was written.
+
+        Every file's identity (size, inode, ctime) is compared with the digest table written
+        with it, and every file whose identity moved is hashed and compared with its digest:
+        any change of content, anywhere in any file, is found without reading the others."""
         out = self.config.out
+        outputs: dict[str, int] = record.get("outputs", {})
         for pattern, count in outputs.items():
             found = count_outputs(out, pattern)
             if found != count:
                 return f"{pattern}: {found} of {count} files present"
-            state = inspect_group(out, pattern, count, verify_every=SKIP_VERIFY_EVERY)
-            if state.problem:
-                return state.problem
-            if pattern in digests and digests[pattern] != state.digest:
-                return f"{pattern}: a file was replaced since talkprep wrote it"
+        summary = record.get("file_digests")
+        if not isinstance(summary, dict):
+            return "written by a talkprep that kept no digests of its outputs"
+        table_path = digest_table_path(out, task.name)
+        table = load_table(table_path, summary.get("sha256"), summary.get("rows"))
+        if table is None:
+            return f"{table_path.relative_to(out)}: missing or changed, so the outputs are unproven"
+        names = output_names(outputs)
+        if len(names) != len(table):
+            return f"{table_path.relative_to(out)}: does not match the outputs"
+        verdict = verify_table([os.path.join(out, n) for n in names], table)
+        if verdict.changed is not None:
+            return f"{names[verdict.changed]}: changed since talkprep wrote it"
+        if verdict.refreshed is not None:
+            with contextlib.suppress(OutputError):
+                summary = self._save_table(task, verdict.refreshed)
+                self._manifest.set_record(task.name, {**record, "file_digests": summary})
         return None
+
+    def _save_table(self, task: Task, table: np.ndarray) -> dict[str, Any]:
+        """Write a task's digest table; returns what its record keeps to prove it."""
+        data = table_bytes(table)
+        try:
+            write_bytes(digest_table_path(self.config.out, task.name), data)
+        except OSError as exc:
+            raise OutputError(os_error_sentence(exc, self.config.out)) from None
+        return {"rows": len(table), "sha256": hashlib.sha256(data).hexdigest()}
 
     def _blocker(
         self, task: Task, manifest: Manifest, outcomes: dict[str, TaskOutcome]
@@ -464,7 +604,8 @@ class Pipeline:
             return self._failed(task, manifest, started, wall, message, ctx)
         frames = result.frames
         try:
-            digests = {p: inspect_group(config.out, p, n).digest for p, n in outputs.items()}
+            table = take_table([os.path.join(config.out, n) for n in output_names(outputs)])
+            file_digests = self._save_table(task, table)
             with manifest.lock:
                 self._settle_outputs(manifest, outputs)
                 manifest.set_record(
@@ -481,7 +622,7 @@ class Pipeline:
                         "info": result.info,
                         "warnings": ctx.warnings + result.warnings,
                         "outputs": outputs,
-                        "digests": digests,
+                        "file_digests": file_digests,
                     },
                 )
         except (OutputError, OSError) as exc:
@@ -492,13 +633,21 @@ class Pipeline:
         return TaskOutcome(task.number, task.name, "done", wall, frames, warnings=warnings)
 
     def _foreign_output(self, task: Task, manifest: Manifest) -> str | None:
-        """A file where this task writes that talkprep did not write: refuse to overwrite it."""
+        """A file where this task writes that talkprep did not write: refuse to overwrite it.
+
+        Every numbered name present in a group's folder counts, not only `{0}` (the task may
+        write any of them), and through a symlinked folder too."""
         out = self.config.out
         for pattern in task.outputs(self.config):
-            if manifest.owns(pattern):
-                continue
-            path = numbered_path(out, pattern, 0) if is_numbered(pattern) else out / pattern
-            if path.exists() or path.is_symlink():
+            if is_numbered(pattern):
+                owned = {p.name for p in self._owned_paths(manifest, pattern)}
+                present = (numbered_path(out, pattern, i) for i in present_indices(out, pattern))
+                path = next((p for p in present if p.name not in owned), None)
+            else:
+                path = out / pattern
+                if manifest.owns(pattern) or not (path.exists() or path.is_symlink()):
+                    path = None
+            if path is not None:
                 return (
                     f"{path.relative_to(out)} exists and was not written by talkprep; it is never "
                     "overwritten: move it away or choose another -o"
@@ -506,35 +655,46 @@ class Pipeline:
         return None
 
     def _owned_paths(self, manifest: Manifest, pattern: str) -> list[Path]:
-        """Files of a group that talkprep wrote: the ledger's, plus any that a run killed or failed
-        while writing the group left behind (written after that run's claim on it)."""
+        """Files of a group that talkprep wrote and that are there: the ledger's, plus any that
+        a run killed or failed while writing the group left behind (written after that run's
+        claim on it). Only present files are listed, whatever count the ledger says."""
         out = self.config.out
-        paths = group_paths(out, pattern, manifest.written.get(pattern, 0))
+        count = manifest.written.get(pattern, 0)
         claimed = manifest.writing.get(pattern)
-        if claimed is not None:
-            since = claimed - CLAIM_CLOCK_SLACK_S
-            if is_numbered(pattern):
-                fresh = [numbered_path(out, pattern, i) for i in present_indices(out, pattern)]
-            else:
-                fresh = [out / pattern]
-            paths.extend(p for p in fresh if _modified_since(p, since))
+        since = None if claimed is None else claimed - CLAIM_CLOCK_SLACK_S
+        if not is_numbered(pattern):
+            path = out / pattern
+            if count or (since is not None and _modified_since(path, since)):
+                return [path]
+            return []
+        paths = []
+        for index in present_indices(out, pattern):
+            path = numbered_path(out, pattern, index)
+            if index < count or (since is not None and _modified_since(path, since)):
+                paths.append(path)
         return paths
 
     def _claim_outputs(self, task: Task, manifest: Manifest) -> None:
         """Before a (re)run: remove this task's old numbered files, so that a shorter result leaves
         no stale frames, and claim its groups, so that a killed run's files stay known as ours.
-        Single files are replaced atomically instead."""
+        Single files are replaced atomically instead. Files that stay (in a symlinked folder,
+        or an input) stay in the ledger, so that they are never taken for a user's."""
         out, now, inputs = self.config.out, time.time(), self._run_inputs()
         for pattern in task.outputs(self.config):
             if is_numbered(pattern):
-                remove_outputs(out, self._owned_paths(manifest, pattern), inputs)
+                owned = self._owned_paths(manifest, pattern)
+                remove_outputs(out, owned, inputs)
+                kept = [index_of(pattern, p) + 1 for p in owned if p.exists()]
                 manifest.written.pop(pattern, None)
+                if kept:
+                    manifest.written[pattern] = max(kept)
             manifest.writing[pattern] = now
 
     def _settle_outputs(self, manifest: Manifest, outputs: dict[str, int]) -> None:
-        """Record in the ledger what this task wrote; its claims are settled."""
+        """Record in the ledger what this task wrote (beside what it could not remove); its
+        claims are settled."""
         for pattern, count in outputs.items():
-            manifest.written[pattern] = count
+            manifest.written[pattern] = max(count, manifest.written.get(pattern, 0))
             manifest.writing.pop(pattern, None)
 
     def _failed(
@@ -592,6 +752,11 @@ class Pipeline:
             self.console.line(f"    warning: {warning}")
 
 
+def estimated_frame_bytes(task_name: str, pixels: int) -> float:
+    """Bytes one frame of a task's outputs takes on disk (about), for frames of `pixels` px."""
+    return BYTES_PER_PIXEL.get(task_name, 0.0) * pixels + BYTES_PER_FRAME.get(task_name, 0)
+
+
 def _next(ended: queue.Queue[T]) -> T:
     """The next item, waiting in short steps so that Ctrl-C and SIGTERM are taken at once."""
     while True:
@@ -615,6 +780,12 @@ def _closure(task: Task, tasks: dict[str, Task]) -> set[str]:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """(size, mtime, inode) of a file: changes when it is written to or replaced."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def _modified_since(path: Path, since: float) -> bool:

@@ -118,7 +118,8 @@ def test_every_frame_is_verified_and_temporaries_are_reported(complete, tmp_path
     folder = shutil.copytree(complete, tmp_path / "c")
     frame = folder / "gt_imgs" / "377.jpg"
     frame.write_bytes(frame.read_bytes()[:-300])
-    (folder / "parsing" / ".3.png.tmp-talkprep-abc").write_bytes(b"half")
+    # talkprep's temporary name for parsing/3.png, from a process that is gone
+    (folder / "parsing" / ".3.png.tmp-talkprep-999999999-0").write_bytes(b"half")
     problems = _problems(folder)
     assert "gt_imgs/377.jpg" in problems["gt_imgs/*.jpg"]
     assert "temporary files" in problems

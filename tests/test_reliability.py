@@ -24,7 +24,7 @@ from talkprep.cli import main
 from talkprep.errors import OutputError
 from talkprep.io.verify import verify_file
 from talkprep.manifest import Manifest, manifest_path
-from talkprep.pipeline import ERROR_LOG
+from talkprep.pipeline import ERROR_LOG, LOCK_NAME
 from talkprep.tasks.frames import FramesTask
 
 TALKPREP = [sys.executable, "-m", "talkprep"]
@@ -287,7 +287,11 @@ def test_a_manifest_that_cannot_be_written_mid_run_is_exit_3(video, tmp_path, mo
 
 @pytest.mark.parametrize(
     ("toml", "words"),
-    [("audio = 5", "audio must be a path"), ('force = "no"', "force must be true or false")],
+    [
+        ("audio = 5", "audio must be a path"),
+        ('force = "no"', "force must be true or false"),
+        ('audio-features = ["mel", 3]', "3 is not a feature name"),
+    ],
 )
 def test_toml_values_are_type_checked(video, tmp_path, toml, words):
     config = tmp_path / "c.toml"
@@ -420,3 +424,557 @@ def test_a_temporary_name_left_by_a_killed_run_is_skipped(tmp_path, monkeypatch)
         tmp.write_bytes(b"one")
     assert (tmp_path / "deeper" / "1.bin").read_bytes() == b"one"
     assert sorted(p.name for p in tmp_path.iterdir()) == [stale.name, "0.jpg", "deeper"]
+
+
+# issue 23, 1. a user's numbered files are never overwritten, whichever number they have
+
+
+@pytest.mark.parametrize("name", ["ori_imgs/7.jpg", "ori_imgs/9.lms", "ori_imgs/49.jpg"])
+def test_a_users_numbered_file_beyond_zero_stops_the_task(video, tmp_path, capsys, name):
+    out = tmp_path / "o"
+    theirs = out / name
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"a user's file")
+    tasks = "3-4" if name.endswith(".lms") else "3"
+    assert (
+        main(["process", str(video), "-o", str(out), "--tasks", tasks, "--audio-features", "mel"])
+        == 3
+    )
+    assert theirs.read_bytes() == b"a user's file"
+    assert f"{name} exists and was not written by talkprep" in capsys.readouterr().err
+
+
+def test_a_users_numbered_file_after_talkprep_frames_is_kept(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "--fps", "10", "-q"]) == 0
+    theirs = out / "ori_imgs" / "30.jpg"
+    theirs.write_bytes(b"a user's frame")
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 3
+    assert theirs.read_bytes() == b"a user's frame"
+    assert "ori_imgs/30.jpg exists and was not written by talkprep" in capsys.readouterr().err
+
+
+def test_a_users_numbered_file_in_a_symlinked_folder_is_kept(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    theirs = tmp_path / "photos"
+    theirs.mkdir()
+    (theirs / "12.jpg").write_bytes(b"a user's photo")
+    (out / "ori_imgs").symlink_to(theirs, target_is_directory=True)
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 3
+    assert (theirs / "12.jpg").read_bytes() == b"a user's photo"
+    assert sorted(p.name for p in theirs.iterdir()) == ["12.jpg"]
+
+
+def test_zero_padded_user_frames_are_not_talkprep_frames(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    (out / "ori_imgs").mkdir(parents=True)
+    padded = [out / "ori_imgs" / f"{i:04d}.jpg" for i in range(1, 76)]
+    for path in padded:
+        path.write_bytes(b"user")
+    args = ["process", str(video), "-o", str(out), "--tasks", "3"]
+    assert main([*args, "-q"]) == 0
+    assert _manifest(out)["written"]["ori_imgs/*.jpg"] == 50
+    assert all(p.read_bytes() == b"user" for p in padded)
+    (out / "ori_imgs" / "7.jpg").unlink()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding" in capsys.readouterr().err
+    assert (out / "ori_imgs" / "7.jpg").is_file()
+    assert all(p.read_bytes() == b"user" for p in padded)
+
+
+# issue 23, 2. names read from a folder never reach outside it
+
+
+def _hostile_ledger(out: Path, pattern: str, count: int = 1) -> None:
+    data = _manifest(out)
+    data["written"][pattern] = count
+    manifest_path(out).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("pattern", ["../victim.txt", "ABSOLUTE", "../*.txt", "x/*/y/*.jpg"])
+def test_a_ledger_entry_outside_out_is_one_line_and_touches_nothing(
+    video, tmp_path, pattern, capsys
+):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "0.txt").write_text("keep me too")
+    _hostile_ledger(out, str(victim) if pattern == "ABSOLUTE" else pattern)
+    other = write_video(tmp_path / "other.mp4", moving_square_frames(30), fps=25)
+    capsys.readouterr()
+    assert main(["process", str(other), "-o", str(out), "--tasks", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "not a usable talkprep manifest" in err and len(err.strip().splitlines()) == 1
+    assert victim.read_text() == "keep me" and (tmp_path / "0.txt").read_text() == "keep me too"
+    assert main(["check", str(out)]) == 1
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.update(tasks=[]),
+        lambda d: d.update(written={"ori_imgs/*.jpg": "many"}),
+        lambda d: d.update(written={"ori_imgs/*.jpg": 10**10}),
+        lambda d: d["tasks"].update(frames="done"),
+        lambda d: d.update(writing={"aud.wav": "now"}),
+    ],
+)
+def test_a_malformed_manifest_is_one_line(video, tmp_path, edit, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    data = _manifest(out)
+    edit(data)
+    manifest_path(out).write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "not a usable talkprep manifest" in err and len(err.strip().splitlines()) == 1
+    assert main(["check", str(out)]) == 1
+    assert "not a usable talkprep manifest" in capsys.readouterr().out
+
+
+def test_a_symlinked_lock_file_is_not_followed(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / LOCK_NAME).symlink_to(victim)
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3"]) == 1
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "keep me"
+
+
+def test_a_view_record_naming_files_outside_out_is_one_line(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1,3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    record = out / ".talkprep" / "view.json"
+    document = json.loads(record.read_text())
+    document["replaced"] = {"../../../victim.txt": victim.stat().st_mtime_ns}
+    record.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "names a file outside the folder" in err and len(err.strip().splitlines()) == 1
+    assert main(["export", str(out), "-o", str(tmp_path / "view")]) == 1
+    assert victim.read_text() == "keep me"
+
+
+# issue 23, 4. export writes only into an empty folder or its own earlier view, under the lock
+
+
+def _processed(video: Path, out: Path) -> Path:
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    return out
+
+
+def test_export_never_replaces_another_datasets_files(video, tmp_path, capsys):
+    mine = _processed(video, tmp_path / "mine")
+    frames = moving_square_frames(30)
+    other_video = write_video(tmp_path / "other.mp4", frames, fps=25, audio=_tone(1.2))
+    other = _processed(other_video, tmp_path / "other")
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["export", str(mine), "-o", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "export only into an empty folder" in err and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+
+
+def test_export_is_refused_while_a_run_holds_the_folder(video, tmp_path, capsys):
+    mine = _processed(video, tmp_path / "mine")
+    script = (
+        "import pathlib, sys\nfrom talkprep.pipeline import folder_lock\n"
+        "with folder_lock(pathlib.Path(sys.argv[1])):\n    print('held', flush=True)\n    input()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(mine)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 1
+        assert "in use by another talkprep run" in capsys.readouterr().err
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 0
+
+
+def test_a_killed_export_resumes_into_its_own_folder(video, tmp_path, monkeypatch):
+    """Killed while copying (another file system: no hard links), the export resumes."""
+    from talkprep.targets import view as view_module
+
+    def no_links(source, target):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    mine = _processed(video, tmp_path / "mine")
+    shutil.copytree(mine / "ori_imgs", mine / "gt_imgs")  # frames ER-NeRF's view links
+    dst = tmp_path / "view"
+    real_link = view_module.ViewWriter.link
+    calls = []
+
+    def dying_link(self, source, rel):
+        calls.append(rel)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        real_link(self, source, rel)
+
+    monkeypatch.setattr(view_module.ViewWriter, "link", dying_link)
+    monkeypatch.setattr(view_module.os, "link", no_links)
+    assert main(["export", str(mine), "-o", str(dst)]) == 130
+    monkeypatch.undo()
+    assert 0 < len(list((dst / "gt_imgs").glob("*.jpg"))) < 50
+    assert main(["export", str(mine), "-o", str(dst)]) == 0
+    assert len(list((dst / "gt_imgs").glob("*.jpg"))) == 50
+    assert main(["export", str(mine), "-o", str(dst)]) == 0, "its own view may be written again"
+
+
+# issue 23, 5. an input changed anywhere is not "up to date"
+
+
+def test_an_input_changed_in_the_middle_at_the_same_size_is_rerun(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    audio = tmp_path / "long.wav"
+    _write_wav(audio, _tone(30.0), 44100, 2)
+    args = ["process", str(video), "-o", str(out), "--tasks", "1", "--audio", str(audio)]
+    assert main(args) == 0
+    stat = audio.stat()
+    with audio.open("r+b") as handle:  # 10 s of silence in the middle, same size, same mtime
+        handle.seek(10 * 44100 * 4)
+        handle.write(bytes(10 * 44100 * 4))
+    os.utime(audio, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "up to date" not in capsys.readouterr().err
+
+
+# issue 23, 6. damage anywhere in a file, at the same size, is found
+
+
+def _damage_middle(path: Path) -> None:
+    """Invert 64 bytes in the middle of a file: same size, same mtime."""
+    stat = path.stat()
+    with path.open("r+b") as handle:
+        handle.seek(stat.st_size // 2)
+        block = handle.read(64)
+        handle.seek(stat.st_size // 2)
+        handle.write(bytes(255 - b for b in block))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("name", ["ori_imgs/7.jpg", "ori_imgs/33.jpg", "aud_mel.npy", "aud.wav"])
+def test_same_size_damage_in_the_middle_is_found_and_rebuilt(video, tmp_path, capsys, name):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    damaged = out / name
+    before = damaged.read_bytes()
+    _damage_middle(damaged)
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 1
+    assert f"{name}: changed since talkprep wrote it" in capsys.readouterr().out
+    assert main(args) == 0
+    assert f"rebuilding: {name}: changed since talkprep wrote it" in capsys.readouterr().err
+    assert damaged.read_bytes() == before
+
+
+def test_editing_a_hard_linked_export_is_noticed_in_the_dataset(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
+    assert main([*args, "-q"]) == 0
+    view = tmp_path / "view"
+    assert main(["export", str(out), "-o", str(view)]) == 0
+    assert os.path.samefile(view / "aud.wav", out / "aud.wav")
+    _damage_middle(view / "aud.wav")
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding: aud.wav: changed since talkprep wrote it" in capsys.readouterr().err
+
+
+def test_a_copied_dataset_is_verified_once_then_skipped_cheaply(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["--tasks", "1-3", "--audio-features", "mel"]
+    assert main(["process", str(video), "-o", str(out), *args, "-q"]) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # new inodes and ctimes, same content
+    table = copy / ".talkprep" / "digests" / "frames.npy"
+    before = table.read_bytes()
+    capsys.readouterr()
+    assert main(["process", str(video), "-o", str(copy), *args]) == 0
+    err = capsys.readouterr().err
+    assert "rebuilding" not in err and "[3] frames: up to date" in err
+    assert table.read_bytes() != before, "the table takes the copy's identities"
+
+
+def test_check_decodes_every_image_of_a_folder_without_digests(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    shutil.rmtree(out / ".talkprep")  # a folder from elsewhere: no digests
+    shutil.copytree(out / "ori_imgs", out / "gt_imgs")
+    frame = out / "gt_imgs" / "21.jpg"
+    data = bytearray(frame.read_bytes())
+    table = data.find(b"\xff\xc4")  # a Huffman table zeroed: markers and size kept
+    data[table + 4 : table + 40] = bytes(36)
+    frame.write_bytes(bytes(data))
+    assert verify_file(frame) is None
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 1
+    assert "gt_imgs/21.jpg: does not decode as an image" in capsys.readouterr().out
+
+
+# issue 23, 8. the temporary-file sweep removes only talkprep's own, from runs that are gone
+
+
+def test_the_temp_sweep_keeps_files_that_are_not_talkprep_leftovers(video, tmp_path):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "3", "-q"]
+    assert main(args) == 0
+    mark = atomic_module.TEMP_MARK
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_text())
+    dead_pid = int(gone.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        deep = out / "notes" / "deep" / f".x.jpg{mark}{dead_pid}-0"
+        deep.parent.mkdir(parents=True)
+        kept = [
+            deep,  # a user's file deep in the tree
+            out / "ori_imgs" / f".my.txt{mark}{dead_pid}-0",  # not a name talkprep writes there
+            out / "ori_imgs" / f".3.jpg{mark}{alive.pid}-0",  # a run still going
+        ]
+        stale = out / "ori_imgs" / f".3.jpg{mark}{dead_pid}-1"
+        for path in (*kept, stale):
+            path.write_bytes(b"x")
+        assert main([*args, "--force"]) == 0
+        assert all(p.read_bytes() == b"x" for p in kept)
+        assert not stale.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def _text() -> dict:
+    return {"capture_output": True, "text": True, "check": True}
+
+
+# issue 23, 7. planned frames and disk use are bounded before any work
+
+
+def test_one_late_timestamp_is_refused_before_any_frame(tmp_path, capsys):
+    times = [i / 25 for i in range(49)] + [4000.0]  # one frame stamped an hour late
+    frames = moving_square_frames(50)
+    late = write_video(
+        tmp_path / "late.mkv", frames, fps=25, times=times, container_format="matroska"
+    )
+    out = tmp_path / "o"
+    assert main(["process", str(late), "-o", str(out), "--tasks", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "its stream holds 50 frames" in err and len(err.strip().splitlines()) == 1
+    assert not list(out.glob("ori_imgs/*.jpg"))
+
+
+def test_a_dataset_too_big_for_the_disk_is_refused_before_any_work(
+    video, tmp_path, capsys, monkeypatch
+):
+    import talkprep.pipeline as pipeline_module
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        pipeline_module.shutil, "disk_usage", lambda path: usage._replace(free=100_000)
+    )
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "1,3"]) == 1
+    err = capsys.readouterr().err
+    assert "GB free; free some space or choose another -o" in err
+    assert not (out / "aud.wav").exists() and not list(out.glob("ori_imgs/*.jpg"))
+
+
+# issue 23, 11. one line, not a traceback
+
+
+def test_a_255_byte_file_name_is_written_atomically(tmp_path):
+    name = "p" * 251 + ".mp4"
+    atomic_module.write_bytes(tmp_path / name, b"whole")
+    with atomic_module.atomic_path(tmp_path / ("q" * 251 + ".npy")) as tmp:
+        tmp.write_bytes(b"whole too")
+    assert (tmp_path / name).read_bytes() == b"whole"
+    assert sorted(p.name[0] for p in tmp_path.iterdir()) == ["p", "q"]
+
+
+# issue 23, 10. batch: a killed runner takes its workers with it
+
+
+class _Quiet:
+    def started(self, job):
+        pass
+
+    def retrying(self, job, reason):
+        pass
+
+    def finished(self, result):
+        pass
+
+    def tick(self):
+        pass
+
+
+def _note_pid_and_sleep(job):
+    """A worker's job that never ends: it notes the worker's process id and sleeps."""
+    (job.out / "worker.pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_batch_runner_leaves_no_worker_running(tmp_path):
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom talkprep.batch.jobs import VideoJob\n"
+        "from talkprep.batch.local import run_local\n"
+        "from test_reliability import _Quiet, _note_pid_and_sleep\n"
+        "tmp = Path(sys.argv[1])\n"
+        "job = VideoJob(tmp / 'v.mp4', 'v', tmp, tmp / 'v.log', {}, 'run')\n"
+        "run_local([job], 1, 1, _Quiet(), work=_note_pid_and_sleep)\n"
+    )
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    runner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env)
+    noted = tmp_path / "worker.pid"
+    deadline = time.monotonic() + 240
+    while not noted.is_file() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert noted.is_file(), "the worker never started"
+    worker = int(noted.read_text())
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 60
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its runner")
+
+
+def test_a_video_with_a_252_byte_stem_gets_a_folder(video, tmp_path):
+    import talkprep.batch.inputs as inputs_module
+
+    long = tmp_path / ("v" * 252 + ".ts")
+    shutil.copy(video, long)
+    name = inputs_module.folder_stem(long)
+    assert name == "v" * inputs_module.MAX_STEM_BYTES
+    root = tmp_path / "root"
+    result = _run("batch", str(long), "-o", str(root), "--tasks", "3", "--workers", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list((root / name / "ori_imgs").glob("*.jpg"))) == 50
+
+
+@pytest.mark.parametrize("edit", ["delete", "swap"])
+def test_a_digest_table_deleted_or_swapped_proves_nothing(video, tmp_path, capsys, edit):
+    out = tmp_path / "o"
+    args = ["process", str(video), "-o", str(out), "--tasks", "1,3"]
+    assert main([*args, "-q"]) == 0
+    tables = out / ".talkprep" / "digests"
+    if edit == "delete":
+        (tables / "frames.npy").unlink()
+    else:
+        shutil.copy(tables / "audio.npy", tables / "frames.npy")
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "rebuilding: .talkprep/digests/frames.npy: missing or changed" in capsys.readouterr().err
+
+
+def test_frames_left_in_a_symlinked_folder_stay_talkprep_s(video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(out / "ori_imgs", elsewhere)
+    (out / "ori_imgs").symlink_to(elsewhere, target_is_directory=True)
+    shorter = ["process", str(video), "-o", str(out), "--tasks", "3", "--fps", "10"]
+    assert main([*shorter, "-q"]) == 0
+    capsys.readouterr()
+    assert main(shorter) == 0, "frames 20-49 (talkprep's, kept behind the link) are not a user's"
+    assert "was not written by talkprep" not in capsys.readouterr().err
+    assert all((elsewhere / f"{i}.jpg").is_file() for i in range(50))
+
+
+def test_a_datasets_preview_inside_the_videos_folder_is_not_an_input(video, tmp_path):
+    from talkprep.batch.inputs import collect_videos
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(video, videos / "clip.mp4")
+    dataset = videos / "clip-data"
+    assert main(["process", str(video), "-o", str(dataset), "--tasks", "3", "-q"]) == 0
+    shutil.copy(video, dataset / "preview.mp4")
+    assert collect_videos([videos], tmp_path / "root") == [(videos / "clip.mp4").resolve()]
+
+
+# issue 23, 13. an input still being written is said so
+
+
+def test_a_video_that_grows_during_the_run_is_warned_about(video, tmp_path, capsys, monkeypatch):
+    import talkprep.pipeline as pipeline_module
+
+    real = pipeline_module.Pipeline._run_tasks
+
+    def run_while_recording(self, *args):
+        outcomes = real(self, *args)
+        with video.open("ab") as handle:
+            handle.write(b"\0" * 1024)
+        return outcomes
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "_run_tasks", run_while_recording)
+    assert main(["process", str(video), "-o", str(tmp_path / "o"), "--tasks", "3"]) == 0
+    assert "changed while it was processed" in capsys.readouterr().err
+
+
+def test_a_second_audio_track_is_mentioned(tmp_path, capsys):
+    import av
+
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        tracks = [container.add_stream("aac", rate=RATE) for _ in range(2)]
+        for i, image in enumerate(moving_square_frames(25)):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for level, track in zip((0.0, 0.3), tracks, strict=True):
+            tone = level * _tone(1.0)
+            for start in range(0, len(tone), 1024):
+                chunk = tone[start : start + 1024][None, :]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                frame.sample_rate, frame.pts = RATE, start
+                container.mux(track.encode(frame))
+            container.mux(track.encode(None))
+    assert main(["process", str(path), "-o", str(tmp_path / "o"), "--tasks", "1"]) == 0
+    assert "has 2 audio tracks; the first is used" in capsys.readouterr().err
+
+
+def test_batch_json_marks_a_video_running_when_the_runner_stops_as_interrupted(tmp_path):
+    from talkprep.batch.jobs import VideoJob
+    from talkprep.batch.runner import BATCH_JSON, BatchOptions, _Tracker
+    from talkprep.console import Console
+
+    job = VideoJob(tmp_path / "v.mp4", "v", tmp_path / "v", tmp_path / "v.log", {}, "run")
+    tracker = _Tracker(tmp_path, [job], BatchOptions(), Console(quiet=True))
+    tracker.started(job)
+    tracker.close()  # the runner stopped (Ctrl-C, an engine error) while the video ran
+    videos = json.loads((tmp_path / BATCH_JSON).read_text())["videos"]
+    assert videos[0]["status"] == "interrupted"

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from talkprep.errors import UsageError
-from talkprep.manifest import STATE_DIR, file_fingerprint, read_manifest
+from talkprep.manifest import (
+    MANIFEST_NAME,
+    STATE_DIR,
+    file_fingerprint,
+    read_manifest,
+    same_input,
+)
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".ts"}
@@ -24,6 +30,9 @@ VIDEO_SUFFIXES = frozenset(
 RUN_STATE = frozenset({".talkprep.lock", STATE_DIR})
 """Entries a run makes before any output: a folder holding only these is free to use."""
 
+MAX_STEM_BYTES = 200
+"""A folder name keeps this much of a long stem, so that `-N` and its log's `.log` still fit
+the file system's 255 bytes."""
 _FREE = ""
 _FOREIGN = "\0"
 
@@ -31,8 +40,8 @@ _FOREIGN = "\0"
 def collect_videos(inputs: Sequence[Path], root: Path) -> list[Path]:
     """Expand folders (recursively, videos by suffix) into absolute paths; drop repeats.
 
-    Hidden folders and anything inside ROOT are skipped, so a rerun never picks up a dataset's
-    own preview video as an input.
+    Hidden folders, anything inside ROOT and any dataset folder are skipped, so a rerun never
+    picks up a dataset's own preview video as an input.
     """
     root = root.resolve()
     videos: dict[Path, None] = {}
@@ -51,10 +60,19 @@ def collect_videos(inputs: Sequence[Path], root: Path) -> list[Path]:
     return list(videos)
 
 
+def _is_dataset(folder: Path) -> bool:
+    """Whether a folder is a talkprep dataset (its preview.mp4 is never an input)."""
+    return (folder / STATE_DIR / MANIFEST_NAME).is_file()
+
+
 def _videos_in(folder: Path, root: Path) -> Iterable[Path]:
     for current, dirs, files in os.walk(folder):
         here = Path(current)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and here / d != root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and here / d != root and not _is_dataset(here / d)
+        )
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 yield here / name
@@ -63,7 +81,8 @@ def _videos_in(folder: Path, root: Path) -> Iterable[Path]:
 def folder_stem(video: Path) -> str:
     """A video's default folder name: its stem, with characters unsafe in paths replaced."""
     stem = re.sub(r"[^\w.+-]+", "_", video.stem).strip("._") or "video"
-    return stem
+    cut = stem.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES]
+    return cut.decode("utf-8", "ignore").rstrip("._") or "video"
 
 
 def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
@@ -77,7 +96,7 @@ def assign_folders(videos: Sequence[Path], root: Path) -> list[str]:
             continue
         fingerprint = _fingerprint(video)
         for name in family:
-            if name not in taken and existing.state(name) == fingerprint:
+            if name not in taken and same_input(existing.state(name), video, fingerprint or ""):
                 names[video] = name
                 taken.add(name)
                 break

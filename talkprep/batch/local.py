@@ -8,7 +8,9 @@ exactly that video is retried on a fresh worker, up to MAX_ATTEMPTS tries.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
 import signal
 from collections import deque
 from collections.abc import Sequence
@@ -22,6 +24,8 @@ from talkprep.batch.worker import limit_threads, process_video
 TICK_S = 0.5
 """How often the runner refreshes progress while every worker is busy."""
 STOP_GRACE_S = 5.0
+PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent dies (linux/prctl.h)."""
 
 
 @dataclass
@@ -84,9 +88,10 @@ def run_local(
             _stop(slot)
 
 
-def _serve(conn: Connection, threads: int) -> None:
+def _serve(conn: Connection, threads: int, runner: int) -> None:
     """A worker's life: limit threads, then run jobs until told to stop or the runner is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+    _die_with_runner(runner)
     limit_threads(threads)
     while True:
         try:
@@ -102,10 +107,24 @@ def _serve(conn: Connection, threads: int) -> None:
             return
 
 
+def _die_with_runner(runner: int) -> None:
+    """Have the kernel kill this worker when its runner dies, even by `kill -9`, so that no
+    orphan keeps processing a video and holding its folder's lock (Linux; elsewhere a worker
+    ends when it next reads from the runner's closed pipe)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != runner:  # the runner died before the request took effect
+        os._exit(1)
+
+
 def _start(slot: _Slot, context: multiprocessing.context.SpawnContext, threads: int) -> None:
     runner_end, worker_end = context.Pipe()
     process = context.Process(
-        target=_serve, args=(worker_end, threads), name="talkprep-batch", daemon=True
+        target=_serve,
+        args=(worker_end, threads, os.getpid()),
+        name="talkprep-batch",
+        daemon=True,
     )
     process.start()
     worker_end.close()

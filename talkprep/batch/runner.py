@@ -286,8 +286,9 @@ class _Tracker:
         return tuple(self.done[j.name] for j in self.jobs if j.name in self.done)
 
     def close(self) -> None:
+        """Save the summary a last time: videos still running were stopped with the runner."""
         self.bar.close()
-        self._save(complete=len(self.done) == len(self.jobs))
+        self._save(complete=len(self.done) == len(self.jobs), closing=True)
 
     def _say(self, line: str) -> None:
         if self.console.quiet:
@@ -315,12 +316,14 @@ class _Tracker:
                 return line.split(" -> ")[0].rstrip(" .")[:DOING_CHARS]
         return ""
 
-    def _save(self, complete: bool = False) -> None:
+    def _save(self, complete: bool = False, closing: bool = False) -> None:
         entries = []
         for job in self.jobs:
             result = self.done.get(job.name)
             if result is None:
                 state = "running" if job.name in self.running else "pending"
+                if closing and state == "running":
+                    state = "interrupted"
                 entries.append({"video": str(job.video), "folder": job.name, "status": state})
             else:
                 entries.append(asdict(result))

@@ -5,30 +5,44 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
+import hashlib
 import io
 import itertools
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
+from talkprep.io.digests import digest_bytes, digest_file, remember
+
 TEMP_MARK = ".tmp-talkprep-"
+LONGEST_TEMP_STEM = 200
+"""A file name longer than this is replaced by its hash in its temporary's name (which adds up
+to 40 bytes), so that a 255-byte name can still be written atomically."""
+_TEMP_NAME = re.compile(rf"^\.(.+){re.escape(TEMP_MARK)}(\d+)-\d+$")
+"""`.{final name}{TEMP_MARK}{process id}-{count}`, as _open_temp names a temporary."""
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], note: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (an empty file there); rename it to `path` when the
-    block succeeds."""
+    block succeeds, noting the digest of what it holds (`note=False`: a link to a file whose
+    digest is known already)."""
     target = os.fspath(path)
     tmp, fd = _open_temp(target)
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)
+        noted = (os.path.getsize(tmp), digest_file(tmp)) if note else None
         os.replace(tmp, target)
+        if noted is not None:
+            remember(target, *noted)
     except OSError as exc:
         _raise_naming(exc, target)
     finally:
@@ -38,7 +52,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """`data` to `path` under a temporary name, then renamed, as atomic_path does, in four system
-    calls (tens of thousands of frame files are written this way)."""
+    calls (tens of thousands of frame files are written this way); notes the digest of `data`."""
     target = os.fspath(path)
     tmp, fd = _open_temp(target)
     try:
@@ -49,6 +63,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, target)
+        remember(target, len(data), digest_bytes(data))
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -69,6 +84,8 @@ def _open_temp(target: str) -> tuple[str, int]:
     container every run may be the same one) is skipped, not reused.
     """
     folder, name = os.path.split(target)
+    if len(os.fsencode(name)) > LONGEST_TEMP_STEM:  # the temporary's name must fit NAME_MAX too
+        name = hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
     folder_made = False
     while True:
         tmp = os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{next(_temp_numbers)}")
@@ -161,14 +178,64 @@ def write_torch(path: str | os.PathLike[str], obj: Any) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def remove_temp_files(folder: Path) -> int:
-    """Delete temporaries left by a killed run; returns how many were removed."""
+def stale_temp_files(root: Path, patterns: Iterable[str]) -> list[Path]:
+    """Temporaries that talkprep left, killed, while writing a file of `patterns` (relative to
+    `root`, globs allowed in the last part): only in those patterns' folders (one listing each,
+    no walk of the tree, never inside a symlinked folder), only under talkprep's own temporary
+    name for a file of the pattern, and only from processes that are gone (a running `talkprep
+    preview` keeps its file)."""
+    by_folder: dict[str, set[str]] = {}
+    for pattern in patterns:
+        folder, _, name = pattern.rpartition("/")
+        by_folder.setdefault(folder, set()).add(name)
+    found = []
+    for folder, names in sorted(by_folder.items()):
+        where = root / folder
+        if folder and any((root / p).is_symlink() for p in _prefixes(folder)):
+            continue
+        try:
+            with os.scandir(where) as entries:
+                candidates = [(e.name, e.path) for e in entries if TEMP_MARK in e.name]
+        except OSError:
+            continue
+        for name, path in candidates:
+            match = _TEMP_NAME.match(name)
+            if not match or not os.path.isfile(path) or os.path.islink(path):
+                continue
+            final, pid = match.group(1), int(match.group(2))
+            if any(fnmatch.fnmatchcase(final, n) for n in names) and _process_gone(pid):
+                found.append(Path(path))
+    return found
+
+
+def remove_temp_files(root: Path, patterns: Iterable[str]) -> int:
+    """Delete the stale temporaries of `patterns` (`stale_temp_files`); returns how many."""
     removed = 0
-    for tmp in folder.rglob(f"*{TEMP_MARK}*"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
+    for path in stale_temp_files(root, patterns):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
             removed += 1
     return removed
+
+
+def _prefixes(folder: str) -> list[str]:
+    parts = folder.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process `pid` runs (this process's own id: an earlier run that had it)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OverflowError:  # no process has such an id
+        return True
+    except PermissionError:  # another user's process
+        return False
+    return False
 
 
 _OS_ERROR_SENTENCES = {

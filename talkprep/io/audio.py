@@ -27,6 +27,8 @@ class AudioTrack:
     source_rate: int
     source_channels: int
     codec: str
+    tracks: int = 1
+    """Audio streams in the file (the first is the one decoded)."""
 
     @property
     def duration(self) -> float:
@@ -49,6 +51,7 @@ def decode_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioTrack:
         if not container.streams.audio:
             raise InputError(f"{path} has no audio track")
         stream = container.streams.audio[0]
+        tracks = len(container.streams.audio)
         origin = min(
             (
                 float(s.start_time * s.time_base)
@@ -85,6 +88,7 @@ def decode_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioTrack:
         source_rate=source_rate,
         source_channels=channels,
         codec=codec.name,
+        tracks=tracks,
     )
 
 

@@ -45,11 +45,14 @@ def read_image(path: str | os.PathLike[str], flags: int = cv2.IMREAD_COLOR) -> n
 
 
 def frame_indices(folder: Path, suffix: str) -> list[int]:
-    """Sorted integer names of files `{i}{suffix}` in `folder` (others are ignored)."""
-    pattern = re.compile(rf"^(\d+){re.escape(suffix)}$")
-    if not folder.is_dir():
+    """Sorted integer names of files `{i}{suffix}` in `folder`, written as talkprep writes them
+    (`7.jpg`; a zero-padded `0007.jpg` is another file, ignored like any other name)."""
+    pattern = re.compile(rf"^(0|[1-9]\d*){re.escape(suffix)}$")
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    found = (pattern.match(p.name) for p in folder.iterdir())
+    found = (pattern.match(name) for name in names)
     return sorted(int(m.group(1)) for m in found if m)
 
 

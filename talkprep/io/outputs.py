@@ -7,18 +7,18 @@ removes anything through a symlinked folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from talkprep.io.images import frame_indices
+from talkprep.io.paths import under_symlink
 from talkprep.io.verify import verify_file
-from talkprep.manifest import file_fingerprint
+from talkprep.manifest import STATE_DIR
 
 VERIFY_THREADS = 4
+DIGEST_DIR = f"{STATE_DIR}/digests"
 
 
 def is_numbered(pattern: str) -> bool:
@@ -29,11 +29,35 @@ def numbered_path(root: Path, pattern: str, index: int) -> Path:
     return root / pattern.replace("*", str(index), 1)
 
 
+def index_of(pattern: str, path: Path) -> int:
+    """The index i of a numbered group's file `{i}` (its name as `numbered_path` makes it)."""
+    prefix, _, suffix = pattern.rpartition("/")[2].partition("*")
+    return int(path.name[len(prefix) : len(path.name) - len(suffix)])
+
+
 def group_paths(root: Path, pattern: str, count: int) -> list[Path]:
     """The files of a group: `{i}` for i < count, or the single file."""
     if is_numbered(pattern):
         return [numbered_path(root, pattern, i) for i in range(count)]
     return [root / pattern]
+
+
+def output_names(outputs: dict[str, int]) -> list[str]:
+    """Every file of a task's output groups, relative to OUT, in the order of its digest table
+    (groups sorted); plain strings, as tens of thousands are stat'ed on every rerun."""
+    names: list[str] = []
+    for pattern in sorted(outputs):
+        if is_numbered(pattern):
+            head, _, tail = pattern.partition("*")
+            names.extend(f"{head}{i}{tail}" for i in range(outputs[pattern]))
+        else:
+            names.append(pattern)
+    return names
+
+
+def digest_table_path(root: Path, task_name: str) -> Path:
+    """Where the digest table of a task's outputs is kept."""
+    return root / DIGEST_DIR / f"{task_name}.npy"
 
 
 def present_indices(root: Path, pattern: str) -> list[int]:
@@ -53,65 +77,17 @@ def count_outputs(root: Path, pattern: str) -> int:
     return len(indices)
 
 
-@dataclass(frozen=True)
-class GroupState:
-    """What a group looks like on disk: a digest of its names and sizes, and its first bad file."""
-
-    digest: str
-    problem: str | None
-    """'<relative path>: <what is wrong>' for the first incomplete file, else None."""
-
-
-def _sizes(root: Path, pattern: str) -> dict[str, int]:
-    """File name -> size for every file of a group's folder (one scandir; cheap for 10^4 files)."""
-    if not is_numbered(pattern):
-        path = root / pattern
-        return {path.name: path.stat().st_size} if path.is_file() else {}
-    folder = (root / pattern).parent
-    try:
-        with os.scandir(folder) as entries:
-            return {e.name: e.stat().st_size for e in entries if e.is_file()}
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-
-
-def inspect_group(root: Path, pattern: str, count: int, verify_every: int = 1) -> GroupState:
-    """Digest the sizes of a group's files and verify their format (in threads).
-
-    The digest changes when any numbered file is replaced by one of another size (truncated,
-    emptied, rewritten), and when a single file's size or first or last MiB changes.
-    `verify_every` > 1 checks the format of every k-th file only (and the last), for the quick
-    check before a task is skipped.
-    """
+def group_problem(root: Path, pattern: str, count: int) -> str | None:
+    """'<relative path>: <what is wrong>' for the first incomplete or missing file of a group
+    (every file's format verified, in threads), else None."""
     paths = group_paths(root, pattern, count)
-    sizes = _sizes(root, pattern)
-    digest = hashlib.sha1()
-    if not is_numbered(pattern) and sizes:  # one file: its content, not only its size
-        digest.update(file_fingerprint(paths[0]).encode())
-    for path in paths:
-        digest.update(f"{path.name}:{sizes.get(path.name, -1)};".encode())
-    checked = [p for i, p in enumerate(paths) if i % verify_every == 0 or i == len(paths) - 1]
-    if len(checked) > 64:
+    if len(paths) > 64:
         with ThreadPoolExecutor(VERIFY_THREADS) as pool:
-            issues = list(pool.map(verify_file, checked, chunksize=256))
+            issues = list(pool.map(verify_file, paths, chunksize=256))
     else:
-        issues = [verify_file(p) for p in checked]
-    found = ((p, issue) for p, issue in zip(checked, issues, strict=True) if issue)
-    problem = next((f"{p.relative_to(root)}: {issue}" for p, issue in found), None)
-    missing = next((p for p in paths if p.name not in sizes), None)
-    if problem is None and missing is not None:
-        problem = f"{missing.relative_to(root)}: missing"
-    return GroupState(digest=digest.hexdigest()[:24], problem=problem)
-
-
-def _under_symlink(root: Path, path: Path) -> bool:
-    """Whether any folder between root and path is a symlink (never delete through one)."""
-    current = root
-    for part in path.relative_to(root).parts[:-1]:
-        current = current / part
-        if current.is_symlink():
-            return True
-    return False
+        issues = [verify_file(p) for p in paths]
+    found = ((p, issue) for p, issue in zip(paths, issues, strict=True) if issue)
+    return next((f"{p.relative_to(root)}: {issue}" for p, issue in found), None)
 
 
 def remove_outputs(root: Path, paths: Iterable[Path], keep: Iterable[Path] = ()) -> int:
@@ -122,7 +98,7 @@ def remove_outputs(root: Path, paths: Iterable[Path], keep: Iterable[Path] = ())
     kept = {os.path.realpath(p) for p in keep}
     removed = 0
     for path in paths:
-        if not path.is_file() or path.is_symlink() or _under_symlink(root, path):
+        if not path.is_file() or path.is_symlink() or under_symlink(root, path):
             continue
         if os.path.realpath(path) in kept:
             continue

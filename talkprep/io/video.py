@@ -256,6 +256,18 @@ def _with_decoded_duration(info: VideoInfo) -> VideoInfo:
     return dataclasses.replace(info, duration=end + period)
 
 
+def count_video_packets(path: str | Path) -> int:
+    """Packets of the first video stream (one per frame), demuxed without decoding: a stream's
+    length in frames when the container does not say it."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        try:
+            return sum(1 for packet in container.demux(stream) if packet.size)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path} cannot be read to its end ({exc}); re-export it") from None
+
+
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
     """Decode every video frame once, in presentation order, as BGR arrays.
 

@@ -31,7 +31,7 @@ from talkprep.audio_math import (
 )
 from talkprep.errors import MissingWeightsError, TaskError
 from talkprep.hints import fetch_words, shell
-from talkprep.manifest import file_fingerprint
+from talkprep.manifest import quick_fingerprint
 from talkprep.models.closing import ClosingModel
 
 HUB_CONNECT_TIMEOUT_S = 3.0
@@ -184,11 +184,11 @@ def _folder_hash(folder: Path) -> str:
     for name in (CONFIG_FILE, PREPROCESSOR_FILE, *WEIGHT_FILES):
         path = folder / name
         if path.is_file():
-            digest.update(f"{name}={file_fingerprint(path)};".encode())
+            digest.update(f"{name}={quick_fingerprint(path)};".encode())
     for shard in sorted(folder.glob("model-*.safetensors")) + sorted(
         folder.glob("pytorch_model-*.bin")
     ):
-        digest.update(f"{shard.name}={file_fingerprint(shard)};".encode())
+        digest.update(f"{shard.name}={quick_fingerprint(shard)};".encode())
     return digest.hexdigest()[:16]
 
 

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from talkprep.errors import OutputError
+from talkprep.io.paths import relative_name_problem
 from talkprep.manifest import STATE_DIR, read_manifest
 
 VIEW_RECORD = "view.json"
@@ -14,12 +16,35 @@ DEFAULT_FPS = 25.0
 
 
 def read_record(root: Path) -> dict[str, Any]:
-    """The view record of `root` ({} when there is none or it is unreadable)."""
+    """The view record of `root`; {} when there is none or it is unreadable. Raises OutputError,
+    in one line, for a record whose file names leave the folder (it may come from someone else)."""
+    path = root / STATE_DIR / VIEW_RECORD
     try:
-        data = json.loads((root / STATE_DIR / VIEW_RECORD).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    files, replaced = data.get("files", []), data.get("replaced", {})
+    if not isinstance(files, list) or not isinstance(replaced, dict):
+        raise OutputError(f"{path} is malformed ('files' or 'replaced'); delete it")
+    for name in [*files, *replaced]:
+        problem = relative_name_problem(name)
+        if problem:
+            raise OutputError(f"{path} names a file outside the folder: {problem}; delete it")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in replaced.values()):
+        raise OutputError(f"{path} is malformed ('replaced' times); delete it")
+    return data
+
+
+def view_files(root: Path) -> list[str]:
+    """The files a view written into `root` holds, as its record lists them."""
+    return list(read_record(root).get("files") or [])
+
+
+def view_replaced(root: Path) -> list[str]:
+    """Canonical files an in-place view replaced (their digests are the canonical files')."""
+    return list(read_record(root).get("replaced") or {})
 
 
 def dataset_fps(root: Path) -> float:

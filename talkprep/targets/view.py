@@ -9,9 +9,11 @@ Either way a file that talkprep did not write is never overwritten: the view's o
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +25,15 @@ from talkprep.errors import OutputError, UsageError
 from talkprep.io.atomic import atomic_path, write_bytes, write_json, write_npy, write_torch
 from talkprep.io.audio import write_wav
 from talkprep.io.images import encode_jpeg, write_png
+from talkprep.io.paths import under_symlink
 from talkprep.manifest import STATE_DIR, read_manifest
 from talkprep.targets.base import Target
 from talkprep.targets.record import VIEW_RECORD, dataset_fps, read_record
 from talkprep.targets.render import RENDERERS, Progress
 
+CLOCK_SLACK_S = 1.0
+"""File times come from a coarser clock than time.time(): a resumed export owns files this much
+older than its start."""
 CANONICAL_DIR = f"{STATE_DIR}/canonical"
 """Where an in-place view keeps the canonical files it re-rendered."""
 SUPPORT_FILES = ("landmarks.npy", "track_params.pt", "au.csv")
@@ -64,16 +70,23 @@ class ViewWriter:
     in_place: bool
     replaced: dict[str, int]
     """Canonical files this folder's view replaced: path -> mtime_ns of the view's version."""
+    resumed_since: float | None = None
+    """Start (epoch s) of an export into this folder that never finished: files created after
+    that (by their ctime, which a copy keeping its source's mtime still moves) are talkprep's
+    too, so a killed export resumes."""
 
     @classmethod
     def open(cls, root: Path, in_place: bool) -> ViewWriter:
         record = read_record(root)
+        started = record.get("started")
+        unfinished = record.get("complete") is False and isinstance(started, (int, float))
         return cls(
             root,
             set(record.get("files", [])),
-            _talkprep_outputs(root),
+            _talkprep_outputs(root) if in_place else [],
             in_place,
             dict(record.get("replaced", {})),
+            float(started) - CLOCK_SLACK_S if unfinished else None,
         )
 
     def _canonical(self, rel: str) -> bool:
@@ -100,7 +113,13 @@ class ViewWriter:
             self.replaced[rel] = (self.root / rel).stat().st_mtime_ns
 
     def _ours(self, rel: str) -> bool:
-        return rel in self.owned or any(fnmatch.fnmatch(rel, p) for p in self.patterns)
+        if rel in self.owned or any(fnmatch.fnmatch(rel, p) for p in self.patterns):
+            return True
+        if self.resumed_since is None:
+            return False
+        with contextlib.suppress(OSError):
+            return os.lstat(self.root / rel).st_ctime >= self.resumed_since
+        return False
 
     def png(self, rel: str, image: np.ndarray) -> None:
         write_png(self._target(rel), image)
@@ -134,7 +153,7 @@ class ViewWriter:
             return
         path = self._target(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, note=False) as tmp:
             tmp.unlink()
             try:
                 os.link(source, tmp)
@@ -145,34 +164,43 @@ class ViewWriter:
         """Put back the canonical files an earlier view replaced (renderers read those)."""
         for rel, mtime in list(self.replaced.items()):
             kept, path = self.root / CANONICAL_DIR / rel, self.root / rel
-            if kept.is_file() and path.is_file() and path.stat().st_mtime_ns == mtime:
+            safe = not under_symlink(self.root, kept) and not under_symlink(self.root, path)
+            if safe and kept.is_file() and path.is_file() and path.stat().st_mtime_ns == mtime:
                 os.replace(kept, path)
-            kept.unlink(missing_ok=True)
+            if safe:
+                kept.unlink(missing_ok=True)
             del self.replaced[rel]
 
-    def save_record(self, target: Target, fps: float, source: Path) -> None:
-        write_json(
-            self.root / STATE_DIR / VIEW_RECORD,
-            {
-                "target": target.name,
-                "source": str(source.resolve()),
-                "fps": fps,
-                "files": sorted(self.owned),
-                "replaced": self.replaced,
-            },
-        )
+    def save_record(
+        self, target: Target, fps: float, source: Path, started: float | None = None
+    ) -> None:
+        """Write the view's record: with `started`, the record of an export under way (a kill
+        leaves it, and the next export into the folder resumes), else the finished one."""
+        record = {
+            "target": target.name,
+            "source": str(source.resolve()),
+            "fps": fps,
+            "files": sorted(self.owned),
+            "replaced": self.replaced,
+        }
+        if started is not None:
+            record.update(complete=False, started=started)
+        write_json(self.root / STATE_DIR / VIEW_RECORD, record)
 
 
 def restore_canonical(root: Path) -> None:
     """Put back the canonical files an in-place view replaced (TalkingGaussian's parsing colours,
     AD-NeRF's transforms, GaussianTalker's track_params.pt), so that a rerun verifies and reads
     talkprep's own outputs instead of rebuilding them; the view is written again after the run."""
+    from talkprep.pipeline import folder_lock
+
     record = read_record(root)
     if not record.get("replaced"):
         return
-    writer = ViewWriter.open(root, in_place=True)
-    writer.restore()
-    write_json(root / STATE_DIR / VIEW_RECORD, {**record, "replaced": writer.replaced})
+    with folder_lock(root):
+        writer = ViewWriter.open(root, in_place=True)
+        writer.restore()
+        write_json(root / STATE_DIR / VIEW_RECORD, {**record, "replaced": writer.replaced})
 
 
 def _matches(root: Path, pattern: str) -> Iterator[str]:
@@ -206,6 +234,8 @@ def write_view(
         TaskError: a file a renderer needs is missing (the message names the talkprep command).
         OutputError: a file in the way that talkprep did not write.
     """
+    from talkprep.pipeline import folder_lock
+
     progress = progress or _no_progress
     src = Path(src)
     if not (src / "transforms_train.json").is_file() and not read_manifest(src):
@@ -214,23 +244,61 @@ def write_view(
     out = src if in_place else Path(dst)
     if not in_place and out.resolve().is_relative_to(src.resolve()):
         raise UsageError(f"-o {out} lies inside {src}; export to a folder outside it")
-    out.mkdir(parents=True, exist_ok=True)
-    writer = ViewWriter.open(out, in_place)
-    if in_place and not writer.patterns:
-        raise UsageError(f"{src} has no talkprep manifest; process it with talkprep first")
-    writer.restore()
-    rendered = {p for name in target.renders for p in RENDERERS[name].writes}
-    for name in target.renders:
-        RENDERERS[name].run(src, writer, progress)
-    for source, rel in _alias_pairs(src, target):
-        writer.link(source, rel)
     if not in_place:
-        for pattern in (*target.reads, *SUPPORT_FILES, "aud.wav", *(c.file for c in target.audio)):
-            for rel in _matches(src, pattern):
-                if not any(fnmatch.fnmatch(rel, p) for p in rendered):
-                    writer.link(src / rel, rel)
-    writer.save_record(target, dataset_fps(src), src)
+        _refuse_foreign_destination(src, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create {out}: {exc.strerror or exc}; choose another -o"
+        ) from None
+    source_lock = contextlib.nullcontext()
+    if not in_place and os.access(src, os.W_OK):  # a read-only source races no run
+        source_lock = folder_lock(src)
+    with source_lock, folder_lock(out):
+        if not in_place:
+            _refuse_foreign_destination(src, out)
+        writer = ViewWriter.open(out, in_place)
+        if in_place and not writer.patterns:
+            raise UsageError(f"{src} has no talkprep manifest; process it with talkprep first")
+        fps = dataset_fps(src)
+        if not in_place:
+            writer.save_record(target, fps, src, started=writer.resumed_since or time.time())
+        writer.restore()
+        rendered = {p for name in target.renders for p in RENDERERS[name].writes}
+        for name in target.renders:
+            RENDERERS[name].run(src, writer, progress)
+        for source, rel in _alias_pairs(src, target):
+            writer.link(source, rel)
+        if not in_place:
+            reads = (*target.reads, *SUPPORT_FILES, "aud.wav", *(c.file for c in target.audio))
+            for pattern in reads:
+                for rel in _matches(src, pattern):
+                    if not any(fnmatch.fnmatch(rel, p) for p in rendered):
+                        writer.link(src / rel, rel)
+        writer.save_record(target, fps, src)
     return list(target.renders)
+
+
+def _refuse_foreign_destination(src: Path, out: Path) -> None:
+    """An export goes only into a missing or empty folder, or into an earlier export of the same
+    processed folder (finished or killed): never over another dataset's files."""
+    from talkprep.pipeline import LOCK_NAME
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"-o {out} is a file; give a folder")
+    source = read_record(out).get("source")
+    if isinstance(source, str) and source == str(src.resolve()):
+        return
+    with os.scandir(out) as entries:
+        names = sorted(e.name for e in entries if e.name != LOCK_NAME)
+    if names:
+        raise OutputError(
+            f"-o {out} holds files talkprep did not write there for this export (e.g. {names[0]}); "
+            f"export only into an empty folder or an earlier export of {src}"
+        )
 
 
 def require_folder(path: Path) -> Path:

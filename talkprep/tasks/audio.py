@@ -45,6 +45,11 @@ class AudioTask(Task):
                     "(the video tasks still run)"
                 ) from None
             raise TaskError(str(exc)) from None
+        if track.tracks > 1:
+            ctx.warn(
+                f"{source.name} has {track.tracks} audio tracks; the first is used (give another "
+                "with --audio PATH)"
+            )
         # An external file starts with the video; the video's own track keeps its container offset.
         start = 0.0 if ctx.config.audio is not None else track.start
         video_start = float(ctx.input["video_start_s"])
