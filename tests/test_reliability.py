@@ -568,6 +568,11 @@ def test_a_view_record_naming_files_outside_out_is_one_line(video, tmp_path, cap
 # issue 23, 4. export writes only into an empty folder or its own earlier view, under the lock
 
 
+PARTIAL_VIEW = 3
+"""export's exit status for a view it wrote of a folder no trainer can train on yet (tasks 1-3
+only): written, and the table says what is missing."""
+
+
 def _processed(video: Path, out: Path) -> Path:
     args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
     assert main([*args, "-q"]) == 0
@@ -607,7 +612,7 @@ def test_export_is_refused_while_a_run_holds_the_folder(video, tmp_path, capsys)
         assert "in use by another talkprep run" in capsys.readouterr().err
     finally:
         holder.communicate("\n", timeout=30)
-    assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == 0
+    assert main(["export", str(mine), "-o", str(tmp_path / "view")]) == PARTIAL_VIEW
 
 
 def test_a_killed_export_resumes_into_its_own_folder(video, tmp_path, monkeypatch):
@@ -634,9 +639,10 @@ def test_a_killed_export_resumes_into_its_own_folder(video, tmp_path, monkeypatc
     assert main(["export", str(mine), "-o", str(dst)]) == 130
     monkeypatch.undo()
     assert 0 < len(list((dst / "gt_imgs").glob("*.jpg"))) < 50
-    assert main(["export", str(mine), "-o", str(dst)]) == 0
+    assert main(["export", str(mine), "-o", str(dst)]) in (0, PARTIAL_VIEW)
     assert len(list((dst / "gt_imgs").glob("*.jpg"))) == 50
-    assert main(["export", str(mine), "-o", str(dst)]) == 0, "its own view may be written again"
+    again = main(["export", str(mine), "-o", str(dst)])
+    assert again in (0, PARTIAL_VIEW), "its own view may be written again"
 
 
 # issue 23, 5. an input changed anywhere is not "up to date"
@@ -693,7 +699,7 @@ def test_editing_a_hard_linked_export_is_noticed_in_the_dataset(video, tmp_path,
     args = ["process", str(video), "-o", str(out), "--tasks", "1-3", "--audio-features", "mel"]
     assert main([*args, "-q"]) == 0
     view = tmp_path / "view"
-    assert main(["export", str(out), "-o", str(view)]) == 0
+    assert main(["export", str(out), "-o", str(view)]) == PARTIAL_VIEW
     assert os.path.samefile(view / "aud.wav", out / "aud.wav")
     _damage_middle(view / "aud.wav")
     capsys.readouterr()
