@@ -984,3 +984,33 @@ def test_batch_json_marks_a_video_running_when_the_runner_stops_as_interrupted(t
     tracker.close()  # the runner stopped (Ctrl-C, an engine error) while the video ran
     videos = json.loads((tmp_path / BATCH_JSON).read_text())["videos"]
     assert videos[0]["status"] == "interrupted"
+
+
+def test_a_users_report_html_is_never_replaced(video, tmp_path, capsys):
+    """Issue 23 item 9: only the report.html talkprep wrote (its recorded digest) is replaced; a
+    user's page is kept even with talkprep in its title, and so is talkprep's page once edited."""
+    from talkprep.report.html import build_report
+
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    ours = out / "report.html"
+    first = ours.read_bytes()
+    assert build_report(out) == ours  # talkprep's own page: rebuilt
+    ours.write_text("<html><head><title>talkprep notes</title></head><body>mine</body></html>")
+    with pytest.raises(OutputError, match="was not written by talkprep"):
+        build_report(out)
+    assert "mine" in ours.read_text()
+    ours.write_bytes(first + b"<!-- my edit -->")
+    with pytest.raises(OutputError, match="was not written by talkprep"):
+        build_report(out)
+
+
+def test_a_video_name_that_is_not_utf8_still_gets_its_report(tmp_path):
+    """Issue 23 item 13: a file name with bytes that are not UTF-8 is shown escaped."""
+    frames = moving_square_frames(30)
+    name = os.fsdecode(b"clip-\xff\xfe.mp4")
+    video = write_video(tmp_path / name, frames, fps=25, audio=_tone(1.2))
+    out = tmp_path / "o"
+    assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
+    page = (out / "report.html").read_text()
+    assert "clip-\\udcff\\udcfe.mp4" in page

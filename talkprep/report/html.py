@@ -13,6 +13,7 @@ crafted manifest cannot inject markup, and the page forbids scripts altogether.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import importlib.metadata
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +33,7 @@ from talkprep.io.atomic import write_text
 from talkprep.io.audio import read_wav
 from talkprep.io.images import encode_jpeg, frame_indices, read_image
 from talkprep.io.prefetch import read_ahead
-from talkprep.manifest import read_manifest
+from talkprep.manifest import STATE_DIR, read_manifest
 from talkprep.report.fitness import screening_section, sync_section
 from talkprep.report.frames import FolderView
 from talkprep.report.overlays import ClassSource, draw_index, fit_side
@@ -55,6 +56,8 @@ from talkprep.semantics import MASK_JUMP_KEY, SEMANTICS_DIR
 REPORT_NAME = "report.html"
 Progress = Callable[..., Iterable[Any]]
 GENERATOR = "talkprep report"
+REPORT_DIGEST = "report.sha256"
+"""In OUT/.talkprep/: the SHA-256 of the report.html talkprep last wrote."""
 """Written into the page's <meta name="generator">: marks a report.html as talkprep's own."""
 CONTACT_FRAMES = 8
 THUMB_SIDE = 240
@@ -105,8 +108,10 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; media-src 
 
 
 def _e(value: Any) -> str:
-    """Any value as escaped HTML text."""
-    return html.escape(str(value), quote=True)
+    """Any value as escaped HTML text; bytes of a file name that are not UTF-8 (which Python
+    keeps as lone surrogates) are shown as \\udcXX escapes instead of failing the page."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return html.escape(text, quote=True)
 
 
 def _img(image_bgr: np.ndarray, title: str = "") -> str:
@@ -657,13 +662,21 @@ def _section(key: str, heading: str, content: str) -> str:
 
 
 def _check_owned(path: Path) -> None:
-    """Refuse to replace a report.html that talkprep did not write."""
+    """Refuse to replace a report.html that talkprep did not write: talkprep's own is the one
+    whose SHA-256 it recorded when it wrote it (REPORT_DIGEST); a folder from before that record
+    is recognised by the exact generator tag in the page's head, never by a title alone."""
     if not path.exists():
         return
-    with path.open("rb") as handle:
-        head = handle.read(4096).decode("utf-8", "replace")
-    if GENERATOR not in head and "<title>talkprep" not in head:
-        raise OutputError(f"{path} exists and was not written by talkprep; move it away first")
+    recorded = path.parent / STATE_DIR / REPORT_DIGEST
+    if recorded.is_file():
+        if recorded.read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest():
+            return
+    else:
+        with path.open("rb") as handle:
+            head = handle.read(4096).decode("utf-8", "replace")
+        if f'<meta name="generator" content="{GENERATOR}">' in head:
+            return
+    raise OutputError(f"{path} exists and was not written by talkprep; move it away first")
 
 
 def build_report(root: Path, progress: Progress = _no_progress) -> Path:
@@ -723,5 +736,8 @@ def build_report(root: Path, progress: Progress = _no_progress) -> Path:
         f"<title>talkprep: {title}</title><style>{_STYLE}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
+    body_bytes = page.encode("utf-8")
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    write_text(root / STATE_DIR / REPORT_DIGEST, hashlib.sha256(body_bytes).hexdigest() + "\n")
     write_text(path, page)
     return path
