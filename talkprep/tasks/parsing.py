@@ -3,11 +3,13 @@ four colours rendered from it).
 
 Default backend `mediapipe`: a first pass over a few frames spread over the video fits per-video
 colour models of skin, hair and clothes (talkprep.geometry.appearance); the main pass streams the
-frames through the selfie segmenter and the models, averages person and class probabilities over
-five frames, and splits each frame into classes with the face mesh of task 4
-(talkprep.geometry.masks.parse_frame). Backend `bisenet`: face-parsing.PyTorch's 19-class BiSeNet,
-its classes mapped onto the same semantic classes. Either way, parts of the person mask not
-connected to the tracked face (other people, objects) become OTHER, which counts as background.
+frames through the selfie segmenter, MediaPipe Hands and the models, averages person and class
+probabilities over five frames, and splits each frame into classes with the face mesh of task 4
+(talkprep.geometry.masks.split_person, full_resolution, label_hands); hands and what they hold
+become HAND. Backend `bisenet`: face-parsing.PyTorch's 19-class BiSeNet, its classes mapped onto
+the same semantic classes. Either way, parts of the person mask not connected to the tracked face
+(other people, objects) become OTHER; both count as background. Every frame's parsing-defect
+figures (talkprep.geometry.parsing_defects) go to the task's info for the report.
 """
 
 from __future__ import annotations
