@@ -92,7 +92,7 @@ def test_an_interrupted_run_is_repaired_by_the_same_command(complete, tmp_path):
         (folder / name).unlink()
     for group in ("gt_imgs", "torso_imgs", "depth"):
         shutil.rmtree(folder / group)
-    (folder / "parsing" / ".3.png.tmp-talkprep-abc").write_bytes(b"half")
+    (folder / "parsing" / ".3.png.tmp-talkprep-999999999-0").write_bytes(b"half")  # from a gone run
     _edit_manifest(folder, parsing={"status": "running"}, background=None, torso=None, depth=None)
     _edit_manifest(folder, transforms=None)
     results = check_folder(folder)

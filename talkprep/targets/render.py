@@ -343,7 +343,6 @@ def _render_audio_by_frame(src: Path, out: ViewOut, progress: Progress) -> int:
     """For loaders that read frame img_id's audio at row img_id (TalkingGaussian, InsTaG): the
     audio files moved by task 9's applied offset, so that they hear what aud_id points at."""
     from talkprep.io.audio import read_wav
-    from talkprep.targets.view import dataset_fps
 
     try:
         shift = audio_shift(_split_documents(src))
