@@ -994,7 +994,7 @@ def gt_and_torso(
     Alpha is 255 on neck, torso and the carried areas, 0 elsewhere (colour 0 there too).
 
     With `keep_band` > 0 the gt image keeps the frame's own pixels in the background within
-    that many pixels of the person: the plate is filled in (guessed) next to a person who never
+    that many pixels (a square) of the person: the plate is filled in (guessed) next to a person who never
     moves away, and the guess would show as a pale strip along the hair (RAD-NeRF pastes it).
     """
     head = labels == HEAD
@@ -1020,8 +1020,7 @@ def gt_and_torso(
     rgba = cv2.cvtColor(out, cv2.COLOR_BGR2BGRA)  # alpha 255 everywhere ...
     torso_image = cv2.bitwise_and(rgba, rgba, mask=keep)  # ... then colour and alpha 0 off `keep`
     if keep_band > 0:  # after the torso image, which stays RAD-NeRF's exactly
-        side = 2 * keep_band + 1
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-        near = cv2.dilate(mask8(labels != BACKGROUND), kernel)
+        side = 2 * keep_band + 1  # a square: separable, a tenth of a disc's cost
+        near = cv2.dilate(mask8(labels != BACKGROUND), np.ones((side, side), np.uint8))
         cv2.copyTo(image_bgr, cv2.bitwise_and(near, mask8(labels == BACKGROUND)), gt)
     return gt, torso_image

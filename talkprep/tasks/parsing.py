@@ -93,11 +93,11 @@ APPEARANCE_FRAMES = 24
 OTHER_MIN_FRACTION = 0.002
 """A frame 'shows another person or object' when OTHER covers more than this fraction of it."""
 HAND_STRIDE = 2
-HAND_STRIDE_IDLE = 4
-"""Hands are looked for in every fourth frame, and in every second one while the last look
+HAND_STRIDE_IDLE = 2 * SMOOTH_RADIUS + 1
+"""Hands are looked for in every fifth frame, and in every second one while the last look
 found any (the detector costs three times the segmenter); each frame takes the hands found
-within the time window around it (five frames: a look always falls inside), so a hand is
-covered in the frames between."""
+within the time window around it (five frames: exactly one idle look falls inside), so a hand
+is covered in the frames between."""
 BISENET_BATCH = 4
 WORKERS = 2
 """Pool threads. Besides decoding and encoding they run each frame's stateless work (colour
