@@ -359,3 +359,14 @@ def test_a_frame_without_a_face_gets_no_borrowed_face(tmp_path, monkeypatch) -> 
     with_face = read_image(tmp_path / "semantics" / "1.png", cv2.IMREAD_UNCHANGED)
     assert np.count_nonzero(with_face == C.FACE_SKIN) > 1000
     assert result.info["hair_in_torso"][2] is None
+
+
+def test_the_defect_figures_have_one_set_of_names() -> None:
+    from talkprep.geometry.parsing_defects import DEFECT_WORDS, FrameDefects
+    from talkprep.report.quality import PARSING_DEFECTS
+    from talkprep.semantics import DEFECT_KEYS
+
+    names = set(DEFECT_KEYS)
+    assert names == set(DEFECT_FRAME_LIMITS) == set(DEFECT_WORDS)
+    assert names == set(PARSING_DEFECTS.values())
+    assert names == {*FrameDefects.__dataclass_fields__, "hair_in_torso"}
