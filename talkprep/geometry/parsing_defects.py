@@ -35,7 +35,7 @@ DEFECT_FRAME_LIMITS: dict[str, float] = {
     "hand_over_face": 0.05,
 }
 """Per frame, the value of each parsing-defect figure above which the frame counts as showing
-that defect (shares; see talkprep.geometry.parsing_defects)."""
+that defect (shares: see FrameDefects and hair_like_torso)."""
 DEFECT_WORDS: dict[str, str] = {
     "hair_in_torso": "hair-coloured pixels left in the torso",
     "torso_above_chin": "torso labelled beside the face, above the mouth",
