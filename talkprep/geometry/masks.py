@@ -994,8 +994,9 @@ def gt_and_torso(
     Alpha is 255 on neck, torso and the carried areas, 0 elsewhere (colour 0 there too).
 
     With `keep_band` > 0 the gt image keeps the frame's own pixels in the background within
-    that many pixels (a square) of the person: the plate is filled in (guessed) next to a person who never
-    moves away, and the guess would show as a pale strip along the hair (RAD-NeRF pastes it).
+    that many pixels (a square) of the person: the plate is filled in (guessed) next to a person
+    who never moves away, and the guess would show as a pale strip along the hair (RAD-NeRF
+    pastes it).
     """
     head = labels == HEAD
     torso = labels == TORSO
