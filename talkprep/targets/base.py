@@ -69,3 +69,19 @@ class Target:
     the NeRF and Gaussian trainers' reference clips run 3-5 minutes (4,000-8,000 frames)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
     """What the user should know that no check can tell (shown by check and in the README)."""
+
+
+def main_py(iters: int) -> tuple[str, ...]:
+    """The train line of the RAD-NeRF family's main.py (ER-NeRF, RAD-NeRF, SyncTalk), which differ
+    only in their iteration counts."""
+    return (
+        "python",
+        "main.py",
+        "{data}",
+        "--workspace",
+        "{workspace}",
+        "-O",
+        "--iters",
+        str(iters),
+        "{flags}",
+    )

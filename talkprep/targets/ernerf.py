@@ -12,7 +12,7 @@ Follows `nerf_triplane/provider.py` of that commit:
 applied after `nerf_matrix_to_ngp` (provider.py lines 19-26) with `--scale` 4, `--offset` 0.
 """
 
-from talkprep.targets.base import AudioChoice, Target
+from talkprep.targets.base import AudioChoice, Target, main_py
 
 ASR_DEFAULT = "deepspeech"
 """ER-NeRF main.py's `--asr_model` default (line 109)."""
@@ -41,17 +41,5 @@ TARGET = Target(
     ),
     au_columns=(" AU45_r",),
     box_check=True,
-    train=(
-        (
-            "python",
-            "main.py",
-            "{data}",
-            "--workspace",
-            "{workspace}",
-            "-O",
-            "--iters",
-            "100000",
-            "{flags}",
-        ),
-    ),  # README "Training": head, then --finetune_lips, then --torso
+    train=(main_py(100000),),  # README "Training": head, then --finetune_lips, then --torso
 )

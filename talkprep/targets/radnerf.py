@@ -12,7 +12,7 @@ Follows `nerf/provider.py` of that commit:
 `nerf_matrix_to_ngp` (provider.py lines 19-26) with `--scale` 4 (main.py line 53), offset 0.
 """
 
-from talkprep.targets.base import AudioChoice, Target
+from talkprep.targets.base import AudioChoice, Target, main_py
 
 TARGET = Target(
     name="radnerf",
@@ -31,17 +31,5 @@ TARGET = Target(
     ),
     au_columns=(),
     box_check=True,
-    train=(
-        (
-            "python",
-            "main.py",
-            "{data}",
-            "--workspace",
-            "{workspace}",
-            "-O",
-            "--iters",
-            "200000",
-            "{flags}",
-        ),
-    ),  # README "Train"
+    train=(main_py(200000),),  # README "Train"
 )

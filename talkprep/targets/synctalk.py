@@ -17,7 +17,7 @@ Follows `nerf_triplane/provider.py` of that commit:
 `nerf_triplane/renderer.py` line 86: the same `aabb_train` as ER-NeRF.
 """
 
-from talkprep.targets.base import AudioChoice, Target
+from talkprep.targets.base import AudioChoice, Target, main_py
 
 BS_SMOOTH_WINDOW, BS_SMOOTH_ORDER = 5, 3
 """blendshape_capture/main.py line 77: savgol_filter(column, 5, 3)."""
@@ -48,17 +48,5 @@ TARGET = Target(
     flags=("--portrait",),
     box_check=True,
     notes=("--asr_model ave encodes aud.wav with SyncTalk's audio_visual_encoder.pth (git LFS)",),
-    train=(
-        (
-            "python",
-            "main.py",
-            "{data}",
-            "--workspace",
-            "{workspace}",
-            "-O",
-            "--iters",
-            "60000",
-            "{flags}",
-        ),
-    ),  # README "Train"
+    train=(main_py(60000),),  # README "Train"
 )

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from talkprep.errors import OutputError, UsageError
-from talkprep.io.atomic import atomic_path, write_bytes, write_json, write_npy, write_torch
+from talkprep.io.atomic import (
+    atomic_path,
+    os_error_reason,
+    write_bytes,
+    write_json,
+    write_npy,
+    write_torch,
+)
 from talkprep.io.audio import write_wav
 from talkprep.io.images import encode_jpeg, write_png
 from talkprep.io.paths import under_symlink
@@ -250,7 +257,7 @@ def write_view(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(
-            f"cannot create {out}: {exc.strerror or exc}; choose another -o"
+            f"cannot create {out}: {os_error_reason(exc)}; choose another -o"
         ) from None
     source_lock = contextlib.nullcontext()
     if not in_place and os.access(src, os.W_OK):  # a read-only source races no run
