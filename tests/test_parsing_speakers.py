@@ -279,6 +279,8 @@ def test_long_hair_is_head_and_the_report_figures_exist(processed, clip: str) ->
     landmarks = np.load(folder / "landmarks.npy")
     for i in range(0, n, max(1, n // 8)):
         classes = read_image(folder / "semantics" / f"{i}.png", cv2.IMREAD_UNCHANGED)
+        torso = read_image(folder / "torso_imgs" / f"{i}.png", cv2.IMREAD_UNCHANGED)
+        assert not (torso[..., 3][classes == C.HAND] > 0).any(), f"frame {i}: an opaque hand"
         points = landmarks[i, :, :2]
         if not np.isfinite(points).all():
             continue

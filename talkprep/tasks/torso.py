@@ -19,7 +19,7 @@ from talkprep.geometry.masks import classes_to_labels, gt_and_torso
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
-from talkprep.semantics import SEMANTICS_DIR
+from talkprep.semantics import SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.background import margin_for
 from talkprep.tasks.base import (
     CheckResult,
@@ -41,9 +41,10 @@ never moved away (see gt_and_torso)."""
 CHECK_SAMPLES = 3
 
 
-def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """A frame and its AD-NeRF label map (from the class map)."""
-    return read_image(paths[0]), classes_to_labels(read_image(paths[1], cv2.IMREAD_UNCHANGED))
+def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frame, its AD-NeRF label map (from the class map) and its hands (bool mask)."""
+    classes = read_image(paths[1], cv2.IMREAD_UNCHANGED)
+    return read_image(paths[0]), classes_to_labels(classes), classes == SemanticClass.HAND
 
 
 class TorsoTask(Task):
@@ -52,7 +53,7 @@ class TorsoTask(Task):
     title = "gt and torso images -> gt_imgs/, torso_imgs/"
     needs = ("frames", "parsing", "background")
     makes = (f"{GT_DIR}/*.jpg", f"{TORSO_DIR}/*.png")
-    version = 3
+    version = 4
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
@@ -72,12 +73,13 @@ class TorsoTask(Task):
             writer = WriteBehind(pool)
             loaded = read_ahead(pool, load_pair, pairs)
             progress = ctx.progress(enumerate(loaded), total=n_frames, desc="torso")
-            for index, (frame, labels) in progress:
+            for index, (frame, labels, hands) in progress:
                 if frame.shape != plate.shape or labels.shape != frame.shape[:2]:
                     raise TaskError(
                         f"frame {index}, its parsing and bc.jpg differ in size; rerun tasks 5-6"
                     )
                 gt, torso = gt_and_torso(frame, labels, plate, band)
+                torso[hands] = 0  # the carried-up neck never paints over a hand
                 torso_fraction[index] = np.count_nonzero(torso[..., 3]) / labels.size
                 writer.submit(write_jpeg, ctx.out / GT_DIR / f"{index}.jpg", gt)
                 writer.submit(write_png_fast, ctx.out / TORSO_DIR / f"{index}.png", torso)
