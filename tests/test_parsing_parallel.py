@@ -137,3 +137,27 @@ def test_task_output_does_not_depend_on_the_threads(
         own = iou(person, tracked[i])
         assert own > 0.9
         assert own > max(iou(person, tracked[i - 1]), iou(person, tracked[i + 1]))
+
+
+@pytest.mark.parametrize("skin_off_head", [False, True])
+def test_hands_are_looked_for_where_skin_lies_off_the_head_and_now_and_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skin_off_head: bool
+) -> None:
+    """Idle looks (every HAND_STRIDE_IDLE frames) ask the detector only where the gate sees skin
+    off the head, and every HAND_STRIDE_BLIND frames regardless."""
+    from talkprep.models import hand_detector
+
+    asked: list[int] = []
+
+    def detect(self: object, image: np.ndarray) -> np.ndarray:
+        asked.append(1)
+        return parsing.NO_HANDS
+
+    monkeypatch.setattr(parsing, "skin_off_head", lambda *args: skin_off_head)
+    monkeypatch.setattr(hand_detector.HandDetector, "detect", detect)
+    monkeypatch.setattr(parsing, "HAND_STRIDE_BLIND", 2 * parsing.HAND_STRIDE_IDLE)
+    people, _ = moving_scene(tmp_path)
+    run_task(tmp_path, people, monkeypatch)
+    looks = range(0, N_FRAMES, parsing.HAND_STRIDE_IDLE)
+    blind = range(0, N_FRAMES, 2 * parsing.HAND_STRIDE_IDLE)
+    assert len(asked) == len(looks if skin_off_head else blind)

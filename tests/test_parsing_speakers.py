@@ -18,6 +18,7 @@ from talkprep.geometry.masks import (
     full_resolution,
     hand_regions,
     label_hands,
+    skin_off_head,
     sort_hands,
     split_person,
     top_runs,
@@ -121,6 +122,29 @@ def test_shadow_under_the_chin_is_neck() -> None:
     assert np.mean(classes[shadow] == C.NECK) > 0.95
 
 
+def test_a_strand_beside_the_neck_is_hair_and_a_dark_collar_below_it_is_not() -> None:
+    """Hair that hangs into the band about the chin, beside the neck, joins the hair; hair-dark
+    clothes below the neck in that band stay off the hair."""
+    size = 256
+    layout = FaceLayout.from_points(face_points((128, 90), 70, 90))
+    yy, xx = np.mgrid[0:size, 0:size]
+    person = ((xx - 128) / 60) ** 2 + ((yy - 80) / 70) ** 2 < 1.0
+    person |= (yy > 110) & (np.abs(xx - 128) < 110)
+    neck = (np.abs(xx - 128) < 8) & (yy > 130) & (yy < 175)
+    strand = (xx >= 116) & (xx < 120) & (yy > 130) & (yy < 175)  # inside NECK_CORE of the chin
+    curtain = (xx >= 60) & (xx < 120) & (yy > 30) & (yy < 200)
+    collar = (np.abs(xx - 128) < 14) & (yy >= 205) & (yy < 215)
+    face = ((xx - 128) / 35) ** 2 + ((yy - 90) / 45) ** 2 < 1
+    skin = np.where(neck | face, 0.9, 0.05)
+    hair = np.where((curtain & ~face & ~neck) | (yy < 50) | collar, 0.9, 0.05)
+    clothes = np.clip(1.0 - skin - hair, 0.02, None)
+    posteriors = np.stack([skin, hair, clothes]).astype(np.float32)
+    posteriors /= posteriors.sum(axis=0, keepdims=True)
+    classes = split_person(person, posteriors, layout)
+    assert np.mean(classes[strand] == C.HAIR) > 0.9, "the strand beside the neck is not hair"
+    assert np.count_nonzero(classes[collar] == C.HAIR) == 0
+
+
 # ---- hands, earrings, models ---------------------------------------------------------------------
 
 
@@ -145,6 +169,21 @@ def test_hands_and_what_they_hold_are_hand_not_torso_and_spare_the_face() -> Non
     assert (out[face_near] == C.FACE_SKIN).all()
     assert C.HAND in NOT_PLATE_CLASSES and C.HAND not in (C.NECK, C.TORSO)
     assert (label_hands(classes, []) == classes).all()
+
+
+def test_the_hand_detector_is_asked_only_where_skin_lies_off_the_head() -> None:
+    layout = FaceLayout.from_points(face_points((100, 70), 60, 80))
+    yy, xx = np.mgrid[0:200, 0:200]
+    person = (((xx - 100) / 50) ** 2 + ((yy - 70) / 60) ** 2 < 1.0) | (yy > 120)
+    skin_p = np.full((200, 200), 0.1, np.float32)
+    skin_p[(((xx - 100) / 30) ** 2 + ((yy - 70) / 40) ** 2 < 1.0)] = 0.9  # the face
+    skin_p[(np.abs(xx - 100) < 20) & (yy >= 110) & (yy < 130)] = 0.9  # the neck under the chin
+    skin_p[10:40, 60:140] = 0.9  # a bald crown above the face's centre
+    assert not skin_off_head(person, skin_p, layout)
+    hand = skin_p.copy()
+    hand[170:190, 20:40] = 0.9  # 400 px, a twelfth of the face box: a hand low in the frame
+    assert skin_off_head(person, hand, layout)
+    assert not skin_off_head(np.zeros_like(person), hand, layout)  # not on the person
 
 
 def test_hands_on_the_head_or_not_skin_coloured_are_not_labelled() -> None:

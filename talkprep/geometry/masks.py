@@ -153,6 +153,9 @@ HAND_FACE_MIN = 0.15
 """A hand on the head covers the face from this share of the face polygon up."""
 HAND_SKIN_MIN = 0.35
 """Mean skin posterior a detected hand's hull needs to count as a hand."""
+HAND_SKIN_AREA = 0.02
+"""Skin-coloured person pixels away from the head and the neck, as a share of the face box, from
+which a frame may show a hand (see skin_off_head)."""
 LOG_FLOOR = -12.0
 """Log prior of a class that the geometry rules out."""
 POSTERIOR_BLUR = 1.0
@@ -553,6 +556,14 @@ def split_person(
         clothes_p + skin_p * (1.0 - fair) + tiny
     )
     hair = np.where(low, top_runs(rest & ~under_chin & ~core, hair_odds, start), hair)
+    # a strand that hangs into the band about the chin, beside the neck, is hair when it joins the
+    # hair outside the band; never on the chin's axis (the shadow under the chin), and only on
+    # rows the neck reaches, so a dark collar under the neck stays torso
+    beside_axis = np.broadcast_to(np.abs(dx) >= NECK_CORE / 2, (height, width))
+    strands = core & rest & is_hair & beside_axis & under_chin.any(axis=1)[:, None]
+    strands = _components_touching(strands | hair, hair) & strands
+    hair |= strands
+    under_chin &= ~strands
     skin = np.where(low, under_chin | (skin & ~core), skin)
     head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
     # an ear (and what hangs from it) is attached to the head: ear-zone pixels that are not hair
@@ -701,6 +712,26 @@ def sort_hands(
         skin.append(cv2.countNonZero(hull) > 0 and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN)
     skin_hand, head_hand = np.asarray(skin, bool), np.asarray(on_head, bool)
     return hands[skin_hand & ~head_hand], hands[skin_hand & head_hand]
+
+
+def skin_off_head(person: np.ndarray, skin_p: np.ndarray, layout: FaceLayout) -> bool:
+    """Whether a frame may show a hand the detector would keep: skin-coloured person pixels
+    (person and skin_p of one work-resolution frame) outside the head (head_region) and the neck
+    below the chin cover HAND_SKIN_AREA of the face box.
+
+    sort_hands keeps only skin-coloured hands, so a frame without such pixels has none to label;
+    the detector costs three times the segmenter and most talking heads keep their hands out of
+    view, so it is asked only where this says yes (and now and then regardless).
+    """
+    height, width = skin_p.shape
+    dx, _ = _grid(height, width, layout)
+    chin = layout.points[CHIN_POINT][1]
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    below_chin = (rows >= chin) & (rows < chin + NECK_FREE * layout.height)
+    neck = (np.abs(dx) < NECK_HALF_WIDTH) & below_chin
+    off_head = ~(head_region(height, width, layout) | neck)
+    skin = (person > 0.5) & (skin_p > 0.5) & off_head
+    return np.count_nonzero(skin) >= HAND_SKIN_AREA * layout.width * layout.height
 
 
 def face_under_hands(hands: Sequence[np.ndarray], face: np.ndarray) -> float:

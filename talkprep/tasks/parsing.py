@@ -47,6 +47,7 @@ from talkprep.geometry.masks import (
     mask8,
     region_jump,
     skin_hsv,
+    skin_off_head,
     sort_hands,
     split_person,
 )
@@ -98,6 +99,12 @@ HAND_STRIDE_IDLE = 2 * SMOOTH_RADIUS + 1
 found any (the detector costs three times the segmenter); each frame takes the hands found
 within the time window around it (five frames: exactly one idle look falls inside), so a hand
 is covered in the frames between."""
+NO_HANDS = np.zeros((0, 21, 2), np.float32)
+"""What a look that does not ask the detector finds."""
+HAND_STRIDE_BLIND = 5 * HAND_STRIDE_IDLE
+"""An idle look asks the detector only where skin lies off the head (skin_off_head), except in
+every 25th frame, which looks regardless: a hand over the face, or in a glove, is found within
+a second and then followed every second frame."""
 BISENET_BATCH = 4
 WORKERS = 2
 """Pool threads. Besides decoding and encoding they run each frame's stateless work (colour
@@ -431,6 +438,7 @@ class ParsingTask(Task):
             def probabilities() -> Iterator[tuple[np.ndarray, Hands | None]]:
                 loaded = read_ahead(pool, prepare, range(len(paths)), LOOK_AHEAD)
                 seen_hands = False
+                figures["hand_detector_frames"] = 0
                 for index, (frame, small, posteriors) in enumerate(loaded):
                     pending.append(frame)
                     person = segmenter.segment(small)[None]
@@ -440,7 +448,13 @@ class ParsingTask(Task):
                             (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
                         )
                         layout = layouts.get(index, small.shape[:2], frame.shape[:2])
-                        found = hand_detector.detect(small)
+                        look = (
+                            seen_hands
+                            or index % HAND_STRIDE_BLIND == 0
+                            or skin_off_head(person[0], posteriors[0], layout)
+                        )
+                        found = hand_detector.detect(small) if look else NO_HANDS
+                        figures["hand_detector_frames"] += look
                         labelled, on_head = sort_hands(found, posteriors[0], layout)
                         hands = Hands(labelled * scale, on_head * scale)
                         seen_hands = len(found) > 0
