@@ -212,11 +212,11 @@ def collect_values(
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
 
-def grade_all(values: dict[str, float], length: Threshold) -> list[Graded]:
+def grade_all(values: dict[str, float], length: Threshold | None = None) -> list[Graded]:
     """Every known figure graded, worst first (red, amber, green), in THRESHOLDS order within,
-    the clip's length against `length` (length_threshold)."""
+    and the clip's length against `length` (length_threshold) when given."""
     graded = []
-    for key, threshold in {**THRESHOLDS, "frames": length}.items():
+    for key, threshold in {**THRESHOLDS, **({"frames": length} if length else {})}.items():
         if key not in values:
             continue
         value = values[key]

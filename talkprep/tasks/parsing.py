@@ -332,16 +332,15 @@ def parsing_figures_out_of_range(root: Path, n_frames: int) -> list[str]:
     """The parsing-defect figures of a folder's manifest that the report grades amber or red,
     in its words (empty for a folder without them)."""
     from talkprep.manifest import read_manifest
-    from talkprep.report.quality import PARSING_DEFECTS, THRESHOLDS, collect_values
+    from talkprep.report.quality import PARSING_DEFECTS, collect_values, grade_all
 
     values = collect_values(read_manifest(root), n_frames, {})
-    out = []
-    for key in PARSING_DEFECTS:
-        threshold = THRESHOLDS[key]
-        if key in values and (status := threshold.grade(values[key])) != "green":
-            shown = f"{values[key]:.3g}{threshold.unit}"
-            out.append(f"{threshold.label} {shown} ({status}; {threshold.stated()})")
-    return out
+    parsing = {key: value for key, value in values.items() if key in PARSING_DEFECTS}
+    return [
+        f"{g.threshold.label} {g.shown} ({g.status}; {g.threshold.stated()})"
+        for g in grade_all(parsing)
+        if g.status != "green"
+    ]
 
 
 class ParsingTask(Task):
