@@ -1014,3 +1014,71 @@ def test_a_video_name_that_is_not_utf8_still_gets_its_report(tmp_path):
     assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
     page = (out / "report.html").read_text()
     assert "clip-\\udcff\\udcfe.mp4" in page
+
+
+# 12. the same command on the same input gives the same bytes, whatever threads or malloc do
+
+SIDE = 512
+MARGIN = 5.0
+
+
+def _plate_inputs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Twelve frames of one noisy backdrop with a person of ragged outline (as a segmenter
+    gives) moving across it."""
+    import cv2
+
+    rng = np.random.default_rng(12)
+    backdrop = rng.integers(40, 200, (SIDE, SIDE, 3), np.uint8)
+    field = cv2.GaussianBlur(rng.random((SIDE, 2 * SIDE)).astype(np.float32), (0, 0), 6)
+    frames = []
+    for k in range(12):
+        noise = rng.integers(-3, 4, backdrop.shape)
+        frame = np.clip(backdrop.astype(int) + noise, 0, 255).astype(np.uint8)
+        person = field[:, 8 * k : 8 * k + SIDE] > np.median(field)
+        frames.append((frame, np.ascontiguousarray(person)))
+    return frames
+
+
+_DISTANCE_TRANSFORM = __import__("cv2").distanceTransform
+
+
+def _plate_bytes(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> bytes:
+    """bc.jpg's bytes from _plate_inputs with OpenCV at `threads` threads and every distance
+    transform writing into an array `offset` bytes past a 64-byte boundary (where malloc puts
+    numpy's arrays varies between runs)."""
+    import cv2
+
+    from talkprep.geometry.masks import BackgroundPlate, background_mismatch
+    from talkprep.io.images import encode_jpeg
+
+    transform = _DISTANCE_TRANSFORM
+
+    def placed(src: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        store = np.empty(src.size * 4 + 128, np.uint8)
+        start = (-store.ctypes.data) % 64 + offset
+        dst = np.frombuffer(store.data, np.float32, src.size, start).reshape(src.shape)
+        return transform(src, *args, dst=dst, **kwargs)
+
+    monkeypatch.setattr(cv2, "distanceTransform", placed)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        inputs = _plate_inputs()
+        plate = BackgroundPlate(SIDE, SIDE)
+        for frame, person in inputs:
+            plate.add(frame, person)
+        image = plate.plate(MARGIN)
+        mismatch = [background_mismatch(frame, person, image, MARGIN) for frame, person in inputs]
+        filled = plate.filled_in_view(MARGIN)
+    finally:
+        cv2.setNumThreads(before)
+    return encode_jpeg(image) + repr(mismatch).encode() + filled.tobytes()
+
+
+def test_the_background_plate_is_the_same_whatever_threads_or_memory_alignment(monkeypatch):
+    """bc.jpg and every gt image differed between two identical runs on a 2-core Xeon: OpenCV's
+    precise distance transform (IPP's with one thread) rounds differently by the output array's
+    alignment, and by thread count, which decided ties between frames."""
+    reference = _plate_bytes(monkeypatch, threads=1, offset=0)
+    for threads, offset in ((1, 32), (1, 16), (2, 0), (2, 48)):
+        assert _plate_bytes(monkeypatch, threads, offset) == reference, (threads, offset)
