@@ -986,6 +986,74 @@ def test_batch_json_marks_a_video_running_when_the_runner_stops_as_interrupted(t
     assert videos[0]["status"] == "interrupted"
 
 
+def _lock_and_sleep(job):
+    """A worker's job that holds the video's folder lock, as a real one does, and never ends."""
+    from talkprep.pipeline import folder_lock
+
+    job.out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(job.out):
+        (job.out / "worker.pid").write_text(str(os.getpid()))
+        time.sleep(600)
+
+
+def test_after_a_kill_9_of_the_batch_runner_its_video_reads_as_interrupted(tmp_path, capsys):
+    """Issue 23 item 10: a runner killed with -9 cannot rewrite batch.json, so the file still says
+    running; `check ROOT` and read_summary see that ROOT's lock is free and say interrupted, and
+    the worker died with its runner, so the next run does not find the video's folder in use."""
+    from talkprep.batch.status import BATCH_JSON, read_summary
+    from talkprep.pipeline import folder_lock
+
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom talkprep.batch.jobs import VideoJob\n"
+        "from talkprep.batch.local import run_local\n"
+        "from talkprep.batch.runner import BatchOptions, _Tracker\n"
+        "from talkprep.console import Console\nfrom talkprep.pipeline import folder_lock\n"
+        "from test_reliability import _lock_and_sleep\n"
+        "root = Path(sys.argv[1])\n"
+        "job = VideoJob(root / 'v.mp4', 'v', root / 'v', root / 'v.log', {}, 'run')\n"
+        "with folder_lock(root):\n"
+        "    tracker = _Tracker(root, [job], BatchOptions(), Console(quiet=True))\n"
+        "    run_local([job], 1, 1, tracker, work=_lock_and_sleep)\n"
+    )
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    root = tmp_path / "root"
+    root.mkdir()
+    runner = subprocess.Popen([sys.executable, "-c", script, str(root)], env=env)
+    noted = root / "v" / "worker.pid"
+    deadline = time.monotonic() + 240
+    while not noted.is_file() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert noted.is_file(), "the worker never started"
+    worker = int(noted.read_text())
+
+    def raw_status() -> str:
+        return json.loads((root / BATCH_JSON).read_text())["videos"][0]["status"]
+
+    try:
+        assert raw_status() == "running"
+        assert read_summary(root)["videos"][0]["status"] == "running"  # its runner is alive
+    finally:
+        runner.kill()
+        runner.wait()
+    assert raw_status() == "running"  # nothing could rewrite the file
+    summary = read_summary(root)
+    assert summary["videos"][0]["status"] == "interrupted" and not summary["complete"]
+    capsys.readouterr()
+    assert main(["check", str(root)]) == 1
+    printed = capsys.readouterr().out
+    assert "interrupted" in printed and "running" not in printed
+    assert "rerun the same `talkprep batch` command" in printed
+    deadline = time.monotonic() + 60
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its runner")
+    with folder_lock(root / "v"):  # free: the next run will not say "in use"
+        pass
+
+
 def test_a_users_report_html_is_never_replaced(video, tmp_path, capsys):
     """Issue 23 item 9: only the report.html talkprep wrote (its recorded digest) is replaced; a
     user's page is kept even with talkprep in its title, and so is talkprep's page once edited."""
