@@ -1110,43 +1110,78 @@ def _plate_inputs() -> list[tuple[np.ndarray, np.ndarray]]:
 _DISTANCE_TRANSFORM = __import__("cv2").distanceTransform
 
 
-def _plate_bytes(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> bytes:
-    """bc.jpg's bytes from _plate_inputs with OpenCV at `threads` threads and every distance
-    transform writing into an array `offset` bytes past a 64-byte boundary (where malloc puts
-    numpy's arrays varies between runs)."""
+def _placed(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> None:
+    """OpenCV at `threads` threads, and every distance transform writing into an array `offset`
+    bytes past a 64-byte boundary (where malloc puts numpy's arrays varies between runs)."""
     import cv2
-
-    from talkprep.geometry.masks import BackgroundPlate, background_mismatch
-    from talkprep.io.images import encode_jpeg
-
-    transform = _DISTANCE_TRANSFORM
 
     def placed(src: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
         store = np.empty(src.size * 4 + 128, np.uint8)
         start = (-store.ctypes.data) % 64 + offset
         dst = np.frombuffer(store.data, np.float32, src.size, start).reshape(src.shape)
-        return transform(src, *args, dst=dst, **kwargs)
+        return _DISTANCE_TRANSFORM(src, *args, dst=dst, **kwargs)
 
     monkeypatch.setattr(cv2, "distanceTransform", placed)
-    before = cv2.getNumThreads()
     cv2.setNumThreads(threads)
-    try:
-        inputs = _plate_inputs()
-        plate = BackgroundPlate(SIDE, SIDE)
-        for frame, person in inputs:
-            plate.add(frame, person)
-        image = plate.plate(MARGIN)
-        mismatch = [background_mismatch(frame, person, image, MARGIN) for frame, person in inputs]
-        filled = plate.filled_in_view(MARGIN)
-    finally:
-        cv2.setNumThreads(before)
+
+
+@pytest.fixture
+def opencv_threads():
+    """Gives OpenCV its thread count back after a test that changes it."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    yield
+    cv2.setNumThreads(before)
+
+
+def _plate_bytes(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> bytes:
+    """bc.jpg's bytes from _plate_inputs, with the mismatch figures and the filled pixels, under
+    _placed(threads, offset)."""
+    from talkprep.geometry.masks import BackgroundPlate, background_mismatch
+    from talkprep.io.images import encode_jpeg
+
+    _placed(monkeypatch, threads, offset)
+    inputs = _plate_inputs()
+    plate = BackgroundPlate(SIDE, SIDE)
+    for frame, person in inputs:
+        plate.add(frame, person)
+    image = plate.plate(MARGIN)
+    mismatch = [background_mismatch(frame, person, image, MARGIN) for frame, person in inputs]
+    filled = plate.filled_in_view(MARGIN)
     return encode_jpeg(image) + repr(mismatch).encode() + filled.tobytes()
 
 
-def test_the_background_plate_is_the_same_whatever_threads_or_memory_alignment(monkeypatch):
+def test_the_background_plate_is_the_same_whatever_threads_or_memory_alignment(
+    monkeypatch, opencv_threads
+):
     """bc.jpg and every gt image differed between two identical runs on a 2-core Xeon: OpenCV's
     precise distance transform (IPP's with one thread) rounds differently by the output array's
     alignment, and by thread count, which decided ties between frames."""
     reference = _plate_bytes(monkeypatch, threads=1, offset=0)
     for threads, offset in ((1, 32), (1, 16), (2, 0), (2, 48)):
         assert _plate_bytes(monkeypatch, threads, offset) == reference, (threads, offset)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (720, 1280)])
+def test_exact_distances_are_the_same_whatever_threads_or_memory_alignment(
+    monkeypatch, opencv_threads, shape
+):
+    """Both of exact_distance's paths (float32 squares, float64 for large frames) give the same
+    bits under every alignment and thread count, and the exact Euclidean distance."""
+    import cv2
+
+    from talkprep.geometry.distance import exact_distance
+
+    rng = np.random.default_rng(3)
+    field = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 8)
+    free = np.where(field > np.median(field), 255, 0).astype(np.uint8)
+    results = []
+    for threads, offset in ((1, 0), (1, 16), (1, 48), (2, 0), (2, 32)):
+        _placed(monkeypatch, threads, offset)
+        results.append(exact_distance(free))
+    assert all(np.array_equal(result, results[0]) for result in results)
+    rows, cols = np.nonzero(free == 0)
+    for y, x in ((0, 0), (shape[0] // 2, shape[1] // 3), (shape[0] - 1, shape[1] - 1)):
+        nearest = np.min((rows - y) ** 2 + (cols - x) ** 2)
+        assert results[0][y, x] == np.float32(np.sqrt(nearest))

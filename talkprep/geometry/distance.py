@@ -16,9 +16,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+FLOAT32_SQUARES = 1 << 20
+"""Below this squared distance float32 resolves sixteenths, so the square's rounding (with the
+routines' error, under 0.01) cannot reach the next integer; larger frames square in float64."""
+
 
 def exact_distance(free: np.ndarray) -> np.ndarray:
     """float32 [H, W]: each pixel's Euclidean distance to the nearest zero pixel of the uint8
-    mask `free`, identical whatever OpenCV's thread count, CPU or memory alignment."""
-    rough = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).astype(np.float64)
-    return np.sqrt(np.rint(rough * rough)).astype(np.float32)
+    mask `free`, identical whatever OpenCV's thread count, CPU or memory alignment (each step
+    after the transform is one correctly rounded IEEE operation per pixel)."""
+    rough = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    height, width = free.shape[:2]
+    if (height - 1) ** 2 + (width - 1) ** 2 < FLOAT32_SQUARES:
+        square = cv2.multiply(rough, rough)
+        np.rint(square, out=square)
+        return cv2.sqrt(square)
+    wide = rough.astype(np.float64)
+    return np.sqrt(np.rint(wide * wide)).astype(np.float32)
