@@ -100,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
     _add_process_options(batch)
 
-    check = commands.add_parser("check", help="validate a dataset folder against the format")
+    check = commands.add_parser(
+        "check", help="validate a dataset folder against the format (a batch's ROOT: each video)"
+    )
     check.add_argument("folder", type=Path)
     check.add_argument("--target", help=f"also check against a trainer's contract: {_TARGETS}")
 
@@ -289,6 +291,7 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check(args: argparse.Namespace, console: Console) -> int:
+    from talkprep.batch.status import BATCH_JSON
     from talkprep.check import check_folder, format_table, repairs
     from talkprep.manifest import read_manifest
     from talkprep.targets.ready import format_readiness, readiness
@@ -296,6 +299,8 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     target = args.target or _view_target(args.folder)
     if target is not None:
         return _check_target(args.folder, target)
+    if not read_manifest(args.folder) and (args.folder / BATCH_JSON).is_file():
+        return _check_batch(args.folder)
     results = check_folder(args.folder)
     print(format_table(results))
     bad = [r for r in results if not r.ok]
@@ -308,6 +313,18 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     if read_manifest(args.folder):
         print(format_readiness(readiness(args.folder)))
     return EXIT_OK
+
+
+def _check_batch(root: Path) -> int:
+    """A batch's ROOT: each video's status as it stands now (a video batch.json still calls
+    running is interrupted once its runner is gone); exit 0 only when every video is done."""
+    from talkprep.batch.jobs import OK_STATUSES
+    from talkprep.batch.status import format_status, read_summary
+
+    data = read_summary(root) or {}
+    print(format_status(root, data))
+    videos = [v for v in data.get("videos") or [] if isinstance(v, dict)]
+    return EXIT_OK if all(v.get("status") in OK_STATUSES for v in videos) else EXIT_USAGE
 
 
 def _view_target(folder: Path) -> str | None:

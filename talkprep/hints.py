@@ -9,6 +9,7 @@ safely (a newline or another control character) gives a sentence saying so inste
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -192,3 +193,30 @@ def feature_hint(manifest: dict[str, Any], root: Path, feature: str) -> str:
     if config.get("offline") and model and not Path(model).is_dir():
         before.append(fetch_words(model))
     return process_hint(manifest, root, tasks=[2], before=before, audio_features=[*have, feature])
+
+
+def train_hint(data: Path, steps: Sequence[Sequence[str]], flags: Sequence[str]) -> str:
+    """A trainer's training steps for dataset folder `data`, in order and joined by `&&`, to run
+    from the trainer's checkout (empty without steps). In each step's words `{data}` is the
+    folder, `{name}` its name, `{workspace}` the trainer's output folder (trial_NAME, as the
+    trainers' READMEs name it), `{logs}` the folder's logs/, and the word `{flags}` the flags
+    (each possibly several words)."""
+    folder = data.resolve()
+    fill = {
+        "{data}": str(folder),
+        "{workspace}": f"trial_{folder.name}",
+        "{name}": folder.name,
+        "{logs}": str(folder / "logs"),
+    }
+    extra = [word for flag in flags for word in shlex.split(flag)]
+    field = re.compile("|".join(re.escape(key) for key in fill))
+    commands = []
+    for step in steps:
+        command: list[str] = []
+        for word in step:
+            if word == "{flags}":
+                command += extra
+            else:  # one pass: a folder named like a field stays as it is
+                command.append(field.sub(lambda found: fill[found.group(0)], word))
+        commands.append(command)
+    return shell(*commands) if commands else ""

@@ -142,6 +142,12 @@ def test_local_batch_matches_process_and_reports_the_broken_file(
     assert re.search(r"^broken +error +0\.\d s +.*not a readable video", printed, re.M)
     data = json.loads((root / BATCH_JSON).read_text())
     assert data["complete"] is True and data["counts"] == {"done": 2, "error": 1}
+    stream = io.StringIO()
+    with contextlib.redirect_stdout(stream):
+        assert main(["check", str(root)]) == 1  # a batch's ROOT: each video's status
+    assert re.search(r"^broken +error +.*not a readable video", stream.getvalue(), re.M)
+    assert re.search(r"^hdtf_512_25fps_8s_mpeg4 +done +200 ", stream.getvalue(), re.M)
+    assert "the batch ended (3 video(s))" in stream.getvalue()
 
 
 def test_rerun_skips_finished_videos(local_batch: dict[str, Any], clips: list[Path]) -> None:

@@ -187,7 +187,7 @@ def test_check_target_prints_the_whole_train_command(complete, capsys):
         ["python", "main.py", data, "--workspace", "trial_anchor", "-O", "--iters", "60000"]
     )
     flags = "--portrait --asr_model ave --au45"
-    assert f"train it (from SyncTalk's checkout): {command} {flags}\n" in printed
+    assert f"train it (from SyncTalk's checkout): {command} {flags} && " in printed
     assert [x.split(" ")[0] for x in printed.splitlines()].count("au.csv") == 1, "one row a group"
     tg = check_target(complete, get_target("talkinggaussian"))
     steps = tg.train.split(" && ")
@@ -199,11 +199,85 @@ def test_check_target_prints_the_whole_train_command(complete, capsys):
     assert all(shlex.split(s)[2:6] == ["-s", data, "-m", "trial_anchor"] for s in steps)
     gt = check_target(complete, get_target("gaussiantalker")).train
     assert shlex.split(gt)[:6] == ["python", "train.py", "-s", data, "--model_path", "trial_anchor"]
-    ad = train_command(complete, get_target("adnerf"), ["--near 0.300 --far 0.900"])
-    assert shlex.split(ad) == [
+    ad = check_target(complete, get_target("adnerf"))
+    assert any(f.startswith("--near ") and " --testskip " in f for f in ad.flags)
+    assert shlex.split(ad.train.split(" && ")[0])[:8] == [
         "python", "NeRFs/HeadNeRF/run_nerf.py", "--expname", "anchor_head", "--datadir", data,
-        "--basedir", f"{data}/logs", "--near", "0.300", "--far", "0.900",
+        "--basedir", f"{data}/logs",
     ]  # fmt: skip
+    instag = check_target(complete, get_target("instag")).train.split(" && ")
+    assert [shlex.split(s)[1] for s in instag] == [
+        "train_face.py",
+        "train_mouth.py",
+        "train_fuse_con.py",
+    ]
+
+
+D, W = "/data/my clip$(x)", "trial_my clip$(x)"
+"""A dataset folder whose name a shell would split and run, and the workspace named after it."""
+STEPS = {
+    "ernerf": [
+        ["python", "main.py", D, "--workspace", W, "-O", "--iters", "100000", "F"],
+        ["python", "main.py", D, "--workspace", W, "-O", "--iters", "125000", "--finetune_lips",
+         "--patch_size", "32", "F"],
+        ["python", "main.py", D, "--workspace", f"{W}_torso", "-O", "--iters", "200000", "--torso",
+         "--head_ckpt", f"{W}/checkpoints/ngp.pth", "F"],
+    ],
+    "radnerf": [
+        ["python", "main.py", D, "--workspace", W, "-O", "--iters", "200000", "F"],
+        ["python", "main.py", D, "--workspace", W, "-O", "--iters", "250000", "--finetune_lips",
+         "F"],
+        ["python", "main.py", D, "--workspace", f"{W}_torso", "-O", "--iters", "200000", "--torso",
+         "--head_ckpt", f"{W}/checkpoints/ngp.pth", "F"],
+    ],
+    "synctalk": [
+        ["python", "main.py", D, "--workspace", W, "-O", "--iters", "60000", "F"],
+        ["python", "main.py", D, "--workspace", W, "-O", "--iters", "100000", "--finetune_lips",
+         "--patch_size", "64", "F"],
+    ],
+    "adnerf": [
+        ["python", "NeRFs/HeadNeRF/run_nerf.py", "--expname", "my clip$(x)_head", "--datadir", D,
+         "--basedir", f"{D}/logs", "F"],
+        ["mkdir", "-p", f"{D}/logs/my clip$(x)_com"],
+        ["cp", f"{D}/logs/my clip$(x)_head/400000_head.tar", f"{D}/logs/my clip$(x)_com/"],
+        ["python", "NeRFs/TorsoNeRF/run_nerf.py", "--expname", "my clip$(x)_com", "--datadir", D,
+         "--basedir", f"{D}/logs", "F"],
+    ],
+    "talkinggaussian": [
+        ["python", "train_mouth.py", "-s", D, "-m", W, "F"],
+        ["python", "train_face.py", "-s", D, "-m", W, "--init_num", "2000",
+         "--densify_grad_threshold", "0.0005", "F"],
+        ["python", "train_fuse.py", "-s", D, "-m", W, "--opacity_lr", "0.001", "F"],
+    ],
+    "gaussiantalker": [
+        ["python", "train.py", "-s", D, "--model_path", W, "--configs",
+         "arguments/64_dim_1_transformer.py", "F"],
+    ],
+    "instag": [
+        ["python", "train_face.py", "--type", "face", "-s", D, "-m", W, "--init_num", "2000",
+         "--densify_grad_threshold", "0.0005", "--pretrain_path",
+         "output/pretrain/chkpnt_ema_face_latest.pth", "--iterations", "10000", "--N_views", "-1",
+         "--long", "F"],
+        ["python", "train_mouth.py", "--type", "mouth", "-s", D, "-m", W, "--pretrain_path",
+         "output/pretrain/chkpnt_ema_mouth_latest.pth", "--init_num", "5000", "--iterations",
+         "10000", "--N_views", "-1", "--long", "F"],
+        ["python", "train_fuse_con.py", "-s", D, "-m", W, "--opacity_lr", "0.001", "--iterations",
+         "2000", "--N_views", "-1", "F"],
+    ],
+}  # fmt: skip
+"""Each trainer's training steps on a prepared folder, from its README and scripts (see each
+contract's docstring), with F for the flags `check --target` names."""
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_each_trainers_whole_training_command_in_its_steps(name, tmp_path):
+    """Issue 24 item 11: `check --target` prints the trainer's own commands, every stage in order
+    (InsTaG's adaptation, TalkingGaussian's mouth, face and fuse, AD-NeRF's head, the copy of its
+    checkpoint and the torso), with the folder's real path quoted for the shell."""
+    line = train_command(Path(D), get_target(name), ["F"])
+    steps = [_words_as_bash_reads_them(step, tmp_path) for step in line.split(" && ")]
+    assert steps == STEPS[name]
+    assert not list(tmp_path.iterdir()), "nothing in the line ran"
 
 
 def test_process_ends_with_the_trainers_and_a_quoted_check(tmp_path, monkeypatch, capsys):

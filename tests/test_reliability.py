@@ -986,6 +986,74 @@ def test_batch_json_marks_a_video_running_when_the_runner_stops_as_interrupted(t
     assert videos[0]["status"] == "interrupted"
 
 
+def _lock_and_sleep(job):
+    """A worker's job that holds the video's folder lock, as a real one does, and never ends."""
+    from talkprep.pipeline import folder_lock
+
+    job.out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(job.out):
+        (job.out / "worker.pid").write_text(str(os.getpid()))
+        time.sleep(600)
+
+
+def test_after_a_kill_9_of_the_batch_runner_its_video_reads_as_interrupted(tmp_path, capsys):
+    """Issue 23 item 10: a runner killed with -9 cannot rewrite batch.json, so the file still says
+    running; `check ROOT` and read_summary see that ROOT's lock is free and say interrupted, and
+    the worker died with its runner, so the next run does not find the video's folder in use."""
+    from talkprep.batch.status import BATCH_JSON, read_summary
+    from talkprep.pipeline import folder_lock
+
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom talkprep.batch.jobs import VideoJob\n"
+        "from talkprep.batch.local import run_local\n"
+        "from talkprep.batch.runner import BatchOptions, _Tracker\n"
+        "from talkprep.console import Console\nfrom talkprep.pipeline import folder_lock\n"
+        "from test_reliability import _lock_and_sleep\n"
+        "root = Path(sys.argv[1])\n"
+        "job = VideoJob(root / 'v.mp4', 'v', root / 'v', root / 'v.log', {}, 'run')\n"
+        "with folder_lock(root):\n"
+        "    tracker = _Tracker(root, [job], BatchOptions(), Console(quiet=True))\n"
+        "    run_local([job], 1, 1, tracker, work=_lock_and_sleep)\n"
+    )
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    root = tmp_path / "root"
+    root.mkdir()
+    runner = subprocess.Popen([sys.executable, "-c", script, str(root)], env=env)
+    noted = root / "v" / "worker.pid"
+    deadline = time.monotonic() + 240
+    while not noted.is_file() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert noted.is_file(), "the worker never started"
+    worker = int(noted.read_text())
+
+    def raw_status() -> str:
+        return json.loads((root / BATCH_JSON).read_text())["videos"][0]["status"]
+
+    try:
+        assert raw_status() == "running"
+        assert read_summary(root)["videos"][0]["status"] == "running"  # its runner is alive
+    finally:
+        runner.kill()
+        runner.wait()
+    assert raw_status() == "running"  # nothing could rewrite the file
+    summary = read_summary(root)
+    assert summary["videos"][0]["status"] == "interrupted" and not summary["complete"]
+    capsys.readouterr()
+    assert main(["check", str(root)]) == 1
+    printed = capsys.readouterr().out
+    assert "interrupted" in printed and "running" not in printed
+    assert "rerun the same `talkprep batch` command" in printed
+    deadline = time.monotonic() + 60
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its runner")
+    with folder_lock(root / "v"):  # free: the next run will not say "in use"
+        pass
+
+
 def test_a_users_report_html_is_never_replaced(video, tmp_path, capsys):
     """Issue 23 item 9: only the report.html talkprep wrote (its recorded digest) is replaced; a
     user's page is kept even with talkprep in its title, and so is talkprep's page once edited."""
@@ -1014,3 +1082,106 @@ def test_a_video_name_that_is_not_utf8_still_gets_its_report(tmp_path):
     assert main(["process", str(video), "-o", str(out), "--tasks", "3", "-q"]) == 0
     page = (out / "report.html").read_text()
     assert "clip-\\udcff\\udcfe.mp4" in page
+
+
+# 12. the same command on the same input gives the same bytes, whatever threads or malloc do
+
+SIDE = 512
+MARGIN = 5.0
+
+
+def _plate_inputs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Twelve frames of one noisy backdrop with a person of ragged outline (as a segmenter
+    gives) moving across it."""
+    import cv2
+
+    rng = np.random.default_rng(12)
+    backdrop = rng.integers(40, 200, (SIDE, SIDE, 3), np.uint8)
+    field = cv2.GaussianBlur(rng.random((SIDE, 2 * SIDE)).astype(np.float32), (0, 0), 6)
+    frames = []
+    for k in range(12):
+        noise = rng.integers(-3, 4, backdrop.shape)
+        frame = np.clip(backdrop.astype(int) + noise, 0, 255).astype(np.uint8)
+        person = field[:, 8 * k : 8 * k + SIDE] > np.median(field)
+        frames.append((frame, np.ascontiguousarray(person)))
+    return frames
+
+
+_DISTANCE_TRANSFORM = __import__("cv2").distanceTransform
+
+
+def _placed(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> None:
+    """OpenCV at `threads` threads, and every distance transform writing into an array `offset`
+    bytes past a 64-byte boundary (where malloc puts numpy's arrays varies between runs)."""
+    import cv2
+
+    def placed(src: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        store = np.empty(src.size * 4 + 128, np.uint8)
+        start = (-store.ctypes.data) % 64 + offset
+        dst = np.frombuffer(store.data, np.float32, src.size, start).reshape(src.shape)
+        return _DISTANCE_TRANSFORM(src, *args, dst=dst, **kwargs)
+
+    monkeypatch.setattr(cv2, "distanceTransform", placed)
+    cv2.setNumThreads(threads)
+
+
+@pytest.fixture
+def opencv_threads():
+    """Gives OpenCV its thread count back after a test that changes it."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    yield
+    cv2.setNumThreads(before)
+
+
+def _plate_bytes(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> bytes:
+    """bc.jpg's bytes from _plate_inputs, with the mismatch figures and the filled pixels, under
+    _placed(threads, offset)."""
+    from talkprep.geometry.masks import BackgroundPlate, background_mismatch
+    from talkprep.io.images import encode_jpeg
+
+    _placed(monkeypatch, threads, offset)
+    inputs = _plate_inputs()
+    plate = BackgroundPlate(SIDE, SIDE)
+    for frame, person in inputs:
+        plate.add(frame, person)
+    image = plate.plate(MARGIN)
+    mismatch = [background_mismatch(frame, person, image, MARGIN) for frame, person in inputs]
+    filled = plate.filled_in_view(MARGIN)
+    return encode_jpeg(image) + repr(mismatch).encode() + filled.tobytes()
+
+
+def test_the_background_plate_is_the_same_whatever_threads_or_memory_alignment(
+    monkeypatch, opencv_threads
+):
+    """bc.jpg and every gt image differed between two identical runs on a 2-core Xeon: OpenCV's
+    precise distance transform (IPP's with one thread) rounds differently by the output array's
+    alignment, and by thread count, which decided ties between frames."""
+    reference = _plate_bytes(monkeypatch, threads=1, offset=0)
+    for threads, offset in ((1, 32), (1, 16), (2, 0), (2, 48)):
+        assert _plate_bytes(monkeypatch, threads, offset) == reference, (threads, offset)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (720, 1280)])
+def test_exact_distances_are_the_same_whatever_threads_or_memory_alignment(
+    monkeypatch, opencv_threads, shape
+):
+    """Both of exact_distance's paths (float32 squares, float64 for large frames) give the same
+    bits under every alignment and thread count, and the exact Euclidean distance."""
+    import cv2
+
+    from talkprep.geometry.distance import exact_distance
+
+    rng = np.random.default_rng(3)
+    field = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 8)
+    free = np.where(field > np.median(field), 255, 0).astype(np.uint8)
+    results = []
+    for threads, offset in ((1, 0), (1, 16), (1, 48), (2, 0), (2, 32)):
+        _placed(monkeypatch, threads, offset)
+        results.append(exact_distance(free))
+    assert all(np.array_equal(result, results[0]) for result in results)
+    rows, cols = np.nonzero(free == 0)
+    for y, x in ((0, 0), (shape[0] // 2, shape[1] // 3), (shape[0] - 1, shape[1] - 1)):
+        nearest = np.min((rows - y) ** 2 + (cols - x) ** 2)
+        assert results[0][y, x] == np.float32(np.sqrt(nearest))

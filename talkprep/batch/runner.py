@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -17,13 +18,13 @@ from talkprep import __version__
 from talkprep.batch.inputs import assign_folders, collect_videos
 from talkprep.batch.jobs import VideoJob, VideoResult
 from talkprep.batch.ray_engine import DEFAULT_RAY_THREADS, RayPlan
+from talkprep.batch.status import BATCH_JSON, INTERRUPTED, PENDING, RUNNING
 from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.errors import OutputError, UsageError
 from talkprep.io.atomic import os_error_sentence, write_json
 from talkprep.manifest import STATE_DIR
 
-BATCH_JSON = "batch.json"
 LOG_DIR = Path(STATE_DIR) / "batch-logs"
 """Per-video worker logs, under ROOT (kept out of the dataset folders themselves)."""
 SAVE_EVERY_S = 2.0
@@ -256,7 +257,10 @@ class _Tracker:
         self._save()
 
     def started(self, job: VideoJob) -> None:
+        """A video is on a worker: batch.json says so at once (a reader that finds its runner
+        gone then knows the video was interrupted, not that it never began)."""
         self.running[job.name] = job
+        self._save()
 
     def retrying(self, job: VideoJob, reason: str) -> None:
         self._say(f"{job.name}: {reason}; retrying")
@@ -321,9 +325,9 @@ class _Tracker:
         for job in self.jobs:
             result = self.done.get(job.name)
             if result is None:
-                state = "running" if job.name in self.running else "pending"
-                if closing and state == "running":
-                    state = "interrupted"
+                state = RUNNING if job.name in self.running else PENDING
+                if closing and state == RUNNING:
+                    state = INTERRUPTED
                 entries.append({"video": str(job.video), "folder": job.name, "status": state})
             else:
                 entries.append(asdict(result))
@@ -333,6 +337,7 @@ class _Tracker:
             "engine": self.options.engine,
             "parallelism": self.engine,
             "options": self.jobs[0].values,
+            "runner": {"pid": os.getpid(), "host": socket.gethostname()},
             "started": self.started_at,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "complete": complete,

@@ -49,6 +49,7 @@ from talkprep.geometry.appearance import (
     ColourModels,
     quantise,
 )
+from talkprep.geometry.distance import exact_distance
 from talkprep.semantics import N_CLASSES, PERSON_CLASSES, SemanticClass, class_mask
 
 BACKGROUND, HEAD, NECK, TORSO = 0, 1, 2, 3
@@ -892,7 +893,7 @@ class BackgroundPlate:
             # no person: every pixel is free; a finite stand-in for "infinitely far"
             dist = np.full(person.shape, float(sum(person.shape)), np.float32)
         else:
-            dist = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            dist = exact_distance(free)
         better = dist > self.distance
         cv2.copyTo(image_bgr, mask8(better), self.colour)
         np.maximum(self.distance, dist, out=self.distance)
@@ -909,7 +910,7 @@ class BackgroundPlate:
         (so gt images show the plate there). A margin-wide rim next to seen pixels is filled
         well from beside it and does not count."""
         unseen = ~self.seen(margin)
-        far = cv2.distanceTransform(mask8(unseen), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > margin
+        far = exact_distance(mask8(unseen)) > margin
         return far & self.shown
 
     def plate(self, margin: float) -> np.ndarray:
@@ -934,7 +935,7 @@ def background_mismatch(
     when too little background shows. A static camera gives a few levels (noise, compression);
     a moving camera or scene tens."""
     free = mask8(~person)
-    distance = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    distance = exact_distance(free)
     far = mask8(distance > margin)
     count = cv2.countNonZero(far)
     if count < MISMATCH_MIN_PIXELS:

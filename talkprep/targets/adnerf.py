@@ -11,13 +11,21 @@ Follows `NeRFs/HeadNeRF/load_audface.py` of that commit:
 `NeRFs/TorsoNeRF/load_audface.py` lines 55-62 read `com_imgs/{img_id}.jpg`: the frame with its
 background replaced by the plate (process_data.py lines 170-177), i.e. talkprep's gt_imgs.
 `near`/`far` come from the config AD-NeRF's process_data.py writes (lines 247-276): mean camera
-distance -0.2 and +0.4 (metres).
+distance -0.2 and +0.4 (metres), and `testskip` = a seventh of the validation frames.
+Training (README "Train Two NeRFs"): Head-NeRF, then its latest checkpoint copied into the
+Torso-NeRF's log folder, then Torso-NeRF, each with the config's values as flags
+(configargparse reads the same keys from either).
 """
 
 from talkprep.targets.base import AudioChoice, Target
 
 NEAR_MARGIN_M, FAR_MARGIN_M = 0.2, 0.4
 """process_data.py lines 266-267: near = mean distance - 0.2, far = mean distance + 0.4."""
+TESTSKIP_SHARE = 7
+"""process_data.py line 246: testskip = int(validation frames / 7)."""
+HEAD_ITERS = 400000
+"""HeadNeRF/run_nerf.py lines 541, 630 and 932: --N_iters 400000 with a checkpoint every
+--i_weights 10000, so the last is `400000_head.tar`, the one Torso-NeRF starts from."""
 
 TARGET = Target(
     name="adnerf",
@@ -47,5 +55,18 @@ TARGET = Target(
             "{logs}",
             "{flags}",
         ),
-    ),  # the HeadNeRF_config.txt of process_data.py lines 247-256, as flags (configargparse)
+        ("mkdir", "-p", "{logs}/{name}_com"),
+        ("cp", f"{{logs}}/{{name}}_head/{HEAD_ITERS:06d}_head.tar", "{logs}/{name}_com/"),
+        (
+            "python",
+            "NeRFs/TorsoNeRF/run_nerf.py",
+            "--expname",
+            "{name}_com",
+            "--datadir",
+            "{data}",
+            "--basedir",
+            "{logs}",
+            "{flags}",
+        ),
+    ),  # HeadNeRF_config.txt and TorsoNeRF_config.txt (process_data.py lines 247-270) as flags
 )

@@ -60,10 +60,10 @@ class Target:
     face_rect: FaceRectLayout = "radnerf"
     """Layout of transforms_*.json's `face_rect` that the loader reads."""
     train: tuple[tuple[str, ...], ...] = ()
-    """The trainer's own training commands, run from its checkout: words, where `{data}` is the
-    dataset folder, `{name}` its name, `{workspace}` the trainer's output folder (`{logs}`: the
-    dataset's logs/) and `{flags}` the flags check names (the audio choice's, AD-NeRF's near and
-    far, ...)."""
+    """The trainer's own training commands, every stage in order, run from its checkout: words,
+    where `{data}` is the dataset folder, `{name}` its name, `{workspace}` the trainer's output
+    folder (`{logs}`: the dataset's logs/) and `{flags}` the flags check names (the audio
+    choice's, AD-NeRF's near and far, ...)."""
     advised_seconds: float = 100.0
     """Clip length below which the report advises more footage (an advice, never a defect):
     the NeRF and Gaussian trainers' reference clips run 3-5 minutes (4,000-8,000 frames)."""
@@ -71,17 +71,28 @@ class Target:
     """What the user should know that no check can tell (shown by check and in the README)."""
 
 
-def main_py(iters: int) -> tuple[str, ...]:
-    """The train line of the RAD-NeRF family's main.py (ER-NeRF, RAD-NeRF, SyncTalk), which differ
-    only in their iteration counts."""
+HEAD_CHECKPOINT = "{workspace}/checkpoints/ngp.pth"
+"""The head model main.py of the RAD-NeRF family saves (its Trainer's `best_path`, the one their
+READMEs test with), which the torso stage starts from (`--head_ckpt`)."""
+
+
+def main_py(iters: int, *extra: str, workspace: str = "{workspace}") -> tuple[str, ...]:
+    """A train line of the RAD-NeRF family's main.py (ER-NeRF, RAD-NeRF, SyncTalk): their stages
+    differ only in the iteration count, the stage's own flags and the workspace."""
     return (
         "python",
         "main.py",
         "{data}",
         "--workspace",
-        "{workspace}",
+        workspace,
         "-O",
         "--iters",
         str(iters),
+        *extra,
         "{flags}",
     )
+
+
+def torso_py(iters: int) -> tuple[str, ...]:
+    """The torso stage of ER-NeRF and RAD-NeRF: its own workspace, from the trained head."""
+    return main_py(iters, "--torso", "--head_ckpt", HEAD_CHECKPOINT, workspace="{workspace}_torso")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,26 +106,7 @@ def check_target(root: Path, target: Target) -> TargetReport:
 def train_command(root: Path, target: Target, flags: list[str]) -> str:
     """The trainer's training command(s) for `root`, to run from the trainer's checkout (empty
     when the contract names none)."""
-    words = [w for flag in flags for w in shlex.split(flag)]
-    data = root.resolve()
-    fill = {
-        "{data}": str(data),
-        "{workspace}": f"trial_{data.name}",
-        "{name}": data.name,
-        "{logs}": str(data / "logs"),
-    }
-    commands = []
-    for template in target.train:
-        command: list[str] = []
-        for word in template:
-            if word == "{flags}":
-                command += words
-            else:
-                for key, value in fill.items():
-                    word = word.replace(key, value)
-                command.append(word)
-        commands.append(command)
-    return hints.shell(*commands) if commands else ""
+    return hints.train_hint(root, target.train, flags)
 
 
 def _process(root: Path, tasks: list[int] | None = None, force: bool = False, **option: Any) -> str:
@@ -432,7 +412,7 @@ def _check_adnerf(root: Path, target: Target, flags: list[str]) -> Finding:
     import torch
 
     from talkprep.geometry.jaw_contour import landmarks68
-    from talkprep.targets.adnerf import FAR_MARGIN_M, NEAR_MARGIN_M
+    from talkprep.targets.adnerf import FAR_MARGIN_M, NEAR_MARGIN_M, TESTSKIP_SHARE
 
     group = "face_rect (AD-NeRF's x, y, w, h)"
     try:
@@ -444,7 +424,11 @@ def _check_adnerf(root: Path, target: Target, flags: list[str]) -> Finding:
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         return Finding(group, f"cannot read the transforms, landmarks or tracks ({exc})")
     distance = float(-np.nanmean(trans.numpy()[:, 2])) / 10.0
-    flags.append(f"--near {distance - NEAR_MARGIN_M:.3f} --far {distance + FAR_MARGIN_M:.3f}")
+    testskip = max(1, len(docs["val"]["frames"]) // TESTSKIP_SHARE)
+    flags.append(
+        f"--near {distance - NEAR_MARGIN_M:.3f} --far {distance + FAR_MARGIN_M:.3f} "
+        f"--testskip {testskip}"
+    )
     for doc in docs.values():
         frames = doc["frames"]
         ids = np.array([f["img_id"] for f in frames], dtype=np.int64)

@@ -12,7 +12,7 @@ Follows `nerf_triplane/provider.py` of that commit:
 applied after `nerf_matrix_to_ngp` (provider.py lines 19-26) with `--scale` 4, `--offset` 0.
 """
 
-from talkprep.targets.base import AudioChoice, Target, main_py
+from talkprep.targets.base import AudioChoice, Target, main_py, torso_py
 
 ASR_DEFAULT = "deepspeech"
 """ER-NeRF main.py's `--asr_model` default (line 109)."""
@@ -41,5 +41,9 @@ TARGET = Target(
     ),
     au_columns=(" AU45_r",),
     box_check=True,
-    train=(main_py(100000),),  # README "Training": head, then --finetune_lips, then --torso
+    train=(
+        main_py(100000),
+        main_py(125000, "--finetune_lips", "--patch_size", "32"),
+        torso_py(200000),
+    ),  # README "Train": the head, its lips fine-tuned, then the torso on the head
 )

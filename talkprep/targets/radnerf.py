@@ -12,7 +12,7 @@ Follows `nerf/provider.py` of that commit:
 `nerf_matrix_to_ngp` (provider.py lines 19-26) with `--scale` 4 (main.py line 53), offset 0.
 """
 
-from talkprep.targets.base import AudioChoice, Target, main_py
+from talkprep.targets.base import AudioChoice, Target, main_py, torso_py
 
 TARGET = Target(
     name="radnerf",
@@ -31,5 +31,9 @@ TARGET = Target(
     ),
     au_columns=(),
     box_check=True,
-    train=(main_py(200000),),  # README "Train"
+    train=(
+        main_py(200000),
+        main_py(250000, "--finetune_lips"),
+        torso_py(200000),
+    ),  # readme "Detailed Usage": the head, its lips fine-tuned, then the torso on the head
 )

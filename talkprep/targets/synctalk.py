@@ -48,5 +48,8 @@ TARGET = Target(
     flags=("--portrait",),
     box_check=True,
     notes=("--asr_model ave encodes aud.wav with SyncTalk's audio_visual_encoder.pth (git LFS)",),
-    train=(main_py(60000),),  # README "Train"
+    train=(
+        main_py(60000),
+        main_py(100000, "--finetune_lips", "--patch_size", "64"),
+    ),  # README "Train": the head, then its lips fine-tuned (no torso stage)
 )
