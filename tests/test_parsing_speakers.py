@@ -13,6 +13,7 @@ import pytest
 from talkprep.geometry.appearance import CLOTHES, N_BINS, fit_colour_models
 from talkprep.geometry.masks import (
     EAR_POINTS,
+    HAIR_TEXTURE,
     FaceLayout,
     face_under_hands,
     full_resolution,
@@ -21,6 +22,7 @@ from talkprep.geometry.masks import (
     skin_off_head,
     sort_hands,
     split_person,
+    texture_map,
     top_runs,
 )
 from talkprep.geometry.parsing_defects import DEFECT_FRAME_LIMITS, frame_defects, hair_like_torso
@@ -169,6 +171,59 @@ def test_hands_and_what_they_hold_are_hand_not_torso_and_spare_the_face() -> Non
     assert (out[face_near] == C.FACE_SKIN).all()
     assert C.HAND in NOT_PLATE_CLASSES and C.HAND not in (C.NECK, C.TORSO)
     assert (label_hands(classes, []) == classes).all()
+
+
+def fair_hair_scene(hair_hangs: bool) -> tuple[np.ndarray, np.ndarray, FaceLayout, np.ndarray]:
+    """A portrait whose hair, where it falls beside the neck, has the skin's colour (fair hair
+    over a pale neck), with or without hair hanging from the head past the chin beside it:
+    person, posteriors, layout, the fair strip."""
+    size = 256
+    layout = FaceLayout.from_points(face_points((128, 90), 70, 90))
+    yy, xx = np.mgrid[0:size, 0:size]
+    person = ((xx - 128) / 60) ** 2 + ((yy - 80) / 70) ** 2 < 1.0
+    person |= (yy > 110) & (np.abs(xx - 128) < 110)
+    face = ((xx - 128) / 35) ** 2 + ((yy - 90) / 45) ** 2 < 1
+    neck = (np.abs(xx - 128) < 32) & (yy > 120) & (yy < 190)
+    fair = (xx >= 146) & (xx < 160) & (yy > 140) & (yy < 190)  # beside the neck, skin-coloured
+    curtain = (xx >= 160) & (xx < 185) & (yy > 30) & (yy < 200) & hair_hangs
+    skin = np.where(face | neck | fair, 0.9, 0.05)
+    hair = np.where((curtain & ~face) | (yy < 50), 0.9, 0.05)
+    clothes = np.clip(1.0 - skin - hair, 0.02, None)
+    posteriors = np.stack([skin, hair, clothes]).astype(np.float32)
+    posteriors /= posteriors.sum(axis=0, keepdims=True)
+    return person, posteriors, layout, fair
+
+
+def test_fair_hair_beside_the_neck_is_told_from_skin_by_its_strands() -> None:
+    person, posteriors, layout, fair = fair_hair_scene(hair_hangs=True)
+    strands = np.where(fair, 3.0, 0.3).astype(np.float32)  # detail: strands against smooth skin
+    smooth = np.full(fair.shape, 0.3, np.float32)
+    with_strands = split_person(person, posteriors, layout, texture=lambda: strands)
+    assert np.mean(with_strands[fair] == C.HAIR) > 0.9
+    assert np.count_nonzero(split_person(person, posteriors, layout)[fair] == C.HAIR) == 0
+    assert (
+        np.count_nonzero(
+            split_person(person, posteriors, layout, texture=lambda: smooth)[fair] == C.HAIR
+        )
+        == 0
+    )
+    # short hair: nothing hangs past the chin, so detail (a collar, stubble) changes nothing and
+    # is never computed
+    person, posteriors, layout, fair = fair_hair_scene(hair_hangs=False)
+
+    def never() -> np.ndarray:
+        raise AssertionError("detail asked for without hanging hair")
+
+    short = split_person(person, posteriors, layout, texture=never)
+    assert (short == split_person(person, posteriors, layout)).all()
+
+
+def test_the_detail_map_sees_strands_and_not_smooth_skin() -> None:
+    image = np.full((128, 128, 3), (150, 170, 210), np.uint8)  # a smooth, skin-coloured frame
+    image[:, 64:, :] += (np.arange(64) % 4 < 2).astype(np.uint8)[None, :, None] * 40  # strands
+    detail = texture_map(image, (64, 64))
+    assert detail.shape == (64, 64)
+    assert np.median(detail[:, 40:]) > HAIR_TEXTURE > np.median(detail[:, :24]) + 0.5
 
 
 def test_the_hand_detector_is_asked_only_where_skin_lies_off_the_head() -> None:

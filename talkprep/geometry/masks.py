@@ -34,7 +34,7 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -147,6 +147,11 @@ centre (about the mouth) down; above it the head's own rules hold."""
 RUN_END_SMOOTH = 5
 """Columns over which each run's lower end is median-filtered (work-resolution pixels): a clean
 edge without the stair steps of neighbouring columns that disagree by chance."""
+HAIR_TEXTURE = 1.0
+"""Detail (texture_map, grey levels) above which skin-coloured pixels beside the neck that join
+the hanging hair are fair hair: on the shared clips neck skin measures 0.2-0.5, hair 1.5-4."""
+TEXTURE_BLUR = 1.5
+"""Gaussian blur (work-resolution pixels) of the detail map."""
 HAND_REACH = 0.15
 """Around a hand's hull, the person (or OTHER) pixels within this share of the hand's size are
 the hand's: fingers wider than their joints, and what the hand holds."""
@@ -513,6 +518,7 @@ def split_person(
     posteriors: np.ndarray,
     layout: FaceLayout | None,
     hair_differs: bool = True,
+    texture: Callable[[], np.ndarray] | None = None,
 ) -> np.ndarray:
     """The semantic class map (without mouth and teeth) at the work resolution.
 
@@ -525,6 +531,9 @@ def split_person(
         hair_differs: whether the hair colour differs from the skin (ColourModels); when it
             does, skin-coloured pixels above the face are forehead only close to the face (else
             blond hair), when it does not (a bald head) they are all skin.
+        texture: gives float [h, w], the frame's local detail (see texture_map), or None: beside
+            the neck, skin-coloured pixels with detail that join the hanging hair are fair hair
+            (asked for only when hair hangs past the chin).
     """
     height, width = person.shape
     classes = np.where(person, np.uint8(C.TORSO), np.uint8(C.BACKGROUND))
@@ -565,6 +574,11 @@ def split_person(
     strands = _components_touching(strands | hair, hair) & strands
     hair |= strands
     under_chin &= ~strands
+    if texture is not None:
+        fair_hair = _fair_hair(hair, low, core, is_skin | under_chin, is_clothes, layout, texture)
+        hair |= fair_hair
+        under_chin &= ~fair_hair
+        skin &= ~fair_hair
     skin = np.where(low, under_chin | (skin & ~core), skin)
     head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
     # an ear (and what hangs from it) is attached to the head: ear-zone pixels that are not hair
@@ -602,6 +616,38 @@ def split_person(
     classes[ears] = C.EARS
     classes[face] = C.FACE_SKIN
     return classes
+
+
+def _fair_hair(
+    hair: np.ndarray,
+    low: np.ndarray,
+    core: np.ndarray,
+    skin_like: np.ndarray,
+    clothes: np.ndarray,
+    layout: FaceLayout,
+    texture: Callable[[], np.ndarray],
+) -> np.ndarray:
+    """bool [h, w]: fair hair as pale as the skin beside the neck, which colour cannot tell but
+    its strands can (skin is smooth): skin-like pixels below the mouth (`low`), outside the band
+    about the chin (`core`) and off the clothes' edge, with detail over HAIR_TEXTURE, that join
+    hair hanging from the head past the chin. Empty (and no detail asked for) without such hair."""
+    below_chin = np.arange(hair.shape[0])[:, None] > layout.points[CHIN_POINT][1]
+    hanging = _components_touching(hair, hair & ~low) & below_chin
+    if not hanging.any():
+        return np.zeros_like(hair)
+    near_clothes = cv2.dilate(mask8(clothes & low), np.ones((5, 5), np.uint8)).view(bool)
+    candidate = low & ~core & skin_like & ~hair & ~near_clothes & (texture() > HAIR_TEXTURE)
+    return _components_touching(candidate | hanging, hanging) & candidate
+
+
+def texture_map(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 [h, w] (size: width, height): the local detail of a frame, the magnitude of the
+    Laplacian of its lightly blurred grey image (grey levels), averaged down to `size` and
+    blurred: strands of hair show in it, skin is smooth."""
+    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 1.0), cv2.CV_32F))
+    small = cv2.resize(detail, size, interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(small, (0, 0), TEXTURE_BLUR)
 
 
 def _grow(classes: np.ndarray, steps: int) -> np.ndarray:

@@ -50,6 +50,7 @@ from talkprep.geometry.masks import (
     skin_off_head,
     sort_hands,
     split_person,
+    texture_map,
 )
 from talkprep.geometry.parsing_defects import (
     DEFECT_FRAME_LIMITS,
@@ -640,7 +641,8 @@ def _frame_classes(
         whole = full_resolution(coarse, person > PERSON_THRESHOLD, frame, None, skin)
         return ParsedFrame(label_hands(whole, hands.labelled), None, None)
     small = layouts.get(index, maps.shape[1:], (height, width))
-    coarse = split_person(maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin)
+    detail = partial(texture_map, frame, (maps.shape[2], maps.shape[1]))
+    coarse = split_person(maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin, detail)
     layout = layouts.get(index, (height, width), (height, width))
     whole = full_resolution(
         coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
