@@ -184,8 +184,8 @@ def fair_hair_scene(hair_hangs: bool) -> tuple[np.ndarray, np.ndarray, FaceLayou
     person |= (yy > 110) & (np.abs(xx - 128) < 110)
     face = ((xx - 128) / 35) ** 2 + ((yy - 90) / 45) ** 2 < 1
     neck = (np.abs(xx - 128) < 32) & (yy > 120) & (yy < 190)
-    fair = (xx >= 146) & (xx < 160) & (yy > 140) & (yy < 190)  # beside the neck, skin-coloured
-    curtain = (xx >= 160) & (xx < 185) & (yy > 30) & (yy < 200) & hair_hangs
+    fair = (xx >= 150) & (xx < 162) & (yy > 140) & (yy < 190)  # beside the neck, skin-coloured
+    curtain = (xx >= 162) & (xx < 187) & (yy > 30) & (yy < 200) & hair_hangs
     skin = np.where(face | neck | fair, 0.9, 0.05)
     hair = np.where((curtain & ~face) | (yy < 50), 0.9, 0.05)
     clothes = np.clip(1.0 - skin - hair, 0.02, None)

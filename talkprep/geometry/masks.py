@@ -150,6 +150,9 @@ edge without the stair steps of neighbouring columns that disagree by chance."""
 HAIR_TEXTURE = 1.0
 """Detail (texture_map, grey levels) above which skin-coloured pixels beside the neck that join
 the hanging hair are fair hair: on the shared clips neck skin measures 0.2-0.5, hair 1.5-4."""
+FAIR_HAIR_FROM = 0.3
+"""Fair hair is told by its strands only this many face widths or more from the chin point: the
+neck's middle, its shadow and creases stay neck."""
 TEXTURE_BLUR = 1.5
 """Gaussian blur (work-resolution pixels) of the detail map."""
 HAND_REACH = 0.15
@@ -575,7 +578,7 @@ def split_person(
     hair |= strands
     under_chin &= ~strands
     if texture is not None:
-        fair_hair = _fair_hair(hair, low, core, is_skin | under_chin, is_clothes, layout, texture)
+        fair_hair = _fair_hair(hair, low, is_skin | under_chin, is_clothes, layout, texture)
         hair |= fair_hair
         under_chin &= ~fair_hair
         skin &= ~fair_hair
@@ -621,22 +624,24 @@ def split_person(
 def _fair_hair(
     hair: np.ndarray,
     low: np.ndarray,
-    core: np.ndarray,
     skin_like: np.ndarray,
     clothes: np.ndarray,
     layout: FaceLayout,
     texture: Callable[[], np.ndarray],
 ) -> np.ndarray:
     """bool [h, w]: fair hair as pale as the skin beside the neck, which colour cannot tell but
-    its strands can (skin is smooth): skin-like pixels below the mouth (`low`), outside the band
-    about the chin (`core`) and off the clothes' edge, with detail over HAIR_TEXTURE, that join
+    its strands can (skin is smooth): skin-like pixels below the mouth (`low`), FAIR_HAIR_FROM
+    or more beside the chin and off the clothes' edge, with detail over HAIR_TEXTURE, that join
     hair hanging from the head past the chin. Empty (and no detail asked for) without such hair."""
-    below_chin = np.arange(hair.shape[0])[:, None] > layout.points[CHIN_POINT][1]
+    height, width = hair.shape
+    chin_x, chin_y = layout.points[CHIN_POINT]
+    below_chin = np.arange(height)[:, None] > chin_y
     hanging = _components_touching(hair, hair & ~low) & below_chin
     if not hanging.any():
         return np.zeros_like(hair)
+    beside = np.abs(np.arange(width) - chin_x)[None, :] >= FAIR_HAIR_FROM * layout.width
     near_clothes = cv2.dilate(mask8(clothes & low), np.ones((5, 5), np.uint8)).view(bool)
-    candidate = low & ~core & skin_like & ~hair & ~near_clothes & (texture() > HAIR_TEXTURE)
+    candidate = low & beside & skin_like & ~hair & ~near_clothes & (texture() > HAIR_TEXTURE)
     return _components_touching(candidate | hanging, hanging) & candidate
 
 
