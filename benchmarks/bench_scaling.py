@@ -109,10 +109,25 @@ def run_child(command: list[str], cores: int, tree: Path) -> tuple[Timed, str]:
     return Timed(wall, usage.ru_utime + usage.ru_stime, peak_mib, load), text
 
 
+def talkprep_command(tree: Path) -> list[str]:
+    """`python -m talkprep` from `tree`: the installed (editable) talkprep is set aside for
+    another tree, whose folder goes first on the module path."""
+    if tree == HERE:
+        return [sys.executable, "-m", "talkprep"]
+    code = (
+        "import runpy, sys; "
+        "sys.meta_path[:] = [f for f in sys.meta_path "
+        "if not getattr(f, '__module__', '').startswith('__editable__')]; "
+        f"sys.path.insert(0, {str(tree)!r}); "
+        "runpy.run_module('talkprep', run_name='__main__')"
+    )
+    return [sys.executable, "-c", code]
+
+
 def whole_run(video: Path, out: Path, cores: int, tree: Path) -> Timed:
     """`talkprep process VIDEO --tasks 1,3-9` (no HuBERT) on `cores` cores, from scratch."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "talkprep", "process", str(video), "-o", str(out), "-q"]
+    command = [*talkprep_command(tree), "process", str(video), "-o", str(out), "-q"]
     timed, _ = run_child([*command, "--tasks", "1,3-9"], cores, tree)
     shutil.rmtree(out, ignore_errors=True)
     return timed
