@@ -231,12 +231,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300.0, help="input length")
     parser.add_argument("--cores", help="core counts, e.g. 1,2 (default 1..all)")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--tree", type=Path, action="append", help="another source tree")
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        help="run talkprep from this source tree (repeat to compare trees; default: this one)",
+    )
     parser.add_argument("--no-bare", action="store_true", help="skip the bare-cost measurement")
     args = parser.parse_args()
     available = len(os.sched_getaffinity(0))
     cores = [int(c) for c in args.cores.split(",")] if args.cores else list(range(1, available + 1))
-    trees = [HERE, *(t.resolve() for t in args.tree or [])]
+    trees = [t.resolve() for t in args.tree] if args.tree else [HERE]
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         video = repeat_clip(ANCHOR, scratch / "anchor_long.mp4", args.seconds)
@@ -247,7 +252,7 @@ def main() -> None:
         )
         bare = None
         if not args.no_bare:
-            stages, timed = bare_cost(video, HERE)
+            stages, timed = bare_cost(video, trees[0])
             bare = sum(stages.values())
             parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stages.items())
             print(

@@ -192,8 +192,9 @@ def run_spans(
     workers = min(memory_workers(workers, available_memory()), len(spans))
     if workers <= 1:
         return _run_here(function, spans, job, total, progress, desc)
-    pool = _Pool(workers)
+    pool = _Pool()
     try:
+        pool.start(workers)
         ticks = pool.run(function, spans, job)
         for _ in ticks if progress is None else progress(ticks, total=total, desc=desc):
             pass
@@ -229,12 +230,15 @@ def _run_here(
 class _Pool:
     """Spawned worker processes, each with its own pipe; spans are handed out one at a time."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[tuple[BaseProcess, Connection]] = []
         self._busy: dict[int, int] = {}
         """Worker number -> span number it holds."""
         self._results: dict[int, Any] = {}
+
+    def start(self, workers: int) -> None:
+        """Start the workers (those started before a failure here are ended by `close`)."""
         for _ in range(workers):
             here, there = self._context.Pipe()
             process = self._context.Process(

@@ -327,9 +327,10 @@ def _track_span(span: range, job: _OneFaceJob, tick: Tick) -> tuple[np.ndarray, 
 
     landmarks = np.full((len(span), NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
     measures = FrameMeasures(len(span))
-    with FaceMesh(max_faces=1) as mesh:
-        for index in range(max(0, span.start - WARM_UP), span.stop):
-            image = read_image(job.folder / f"{index}.jpg")
+    fed = range(max(0, span.start - WARM_UP), span.stop)
+    with FaceMesh(max_faces=1) as mesh, ThreadPoolExecutor(max_workers=1) as pool:
+        images = read_ahead(pool, read_image, (job.folder / f"{i}.jpg" for i in fed))
+        for index, image in zip(fed, images, strict=True):
             faces = mesh.process(image)
             if index >= span.start:
                 row = index - span.start
