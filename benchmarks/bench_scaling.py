@@ -133,35 +133,40 @@ def whole_run(video: Path, out: Path, cores: int, tree: Path) -> Timed:
     return timed
 
 
-def bare_stages(video: str) -> dict[str, float]:
-    """Seconds of each bare stage over every frame of `video` (run in the pinned child)."""
+def bare_stages(video: str) -> dict[str, dict[str, float]]:
+    """Wall and CPU seconds (all the process's threads) of each bare stage over every frame of
+    `video`, run in the pinned child: {"wall": {stage: s}, "cpu": {stage: s}}."""
     from talkprep.io.images import encode_jpeg
     from talkprep.io.video import iter_frames
     from talkprep.models.face_mesh import FaceMesh
     from talkprep.models.selfie_segmenter import SelfieSegmenter
 
-    spent = dict.fromkeys(BARE_STAGES, 0.0)
+    spent = {clock: dict.fromkeys(BARE_STAGES, 0.0) for clock in ("wall", "cpu")}
     frames = iter_frames(video)
+
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
     with FaceMesh(max_faces=1) as mesh, SelfieSegmenter() as segmenter:
         while True:
-            t0 = time.perf_counter()
+            marks = [now()]
             frame = next(frames, None)
-            t1 = time.perf_counter()
+            marks.append(now())
             if frame is None:
                 break
             mesh.process(frame.image)
-            t2 = time.perf_counter()
+            marks.append(now())
             segmenter.segment(frame.image)
-            t3 = time.perf_counter()
+            marks.append(now())
             encode_jpeg(frame.image)
-            t4 = time.perf_counter()
-            steps = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
-            for stage, seconds in zip(BARE_STAGES, steps, strict=True):
-                spent[stage] += seconds
+            marks.append(now())
+            for k, stage in enumerate(BARE_STAGES):
+                spent["wall"][stage] += marks[k + 1][0] - marks[k][0]
+                spent["cpu"][stage] += marks[k + 1][1] - marks[k][1]
     return spent
 
 
-def bare_cost(video: Path, tree: Path) -> tuple[dict[str, float], Timed]:
+def bare_cost(video: Path, tree: Path) -> tuple[dict[str, dict[str, float]], Timed]:
     """The bare stages measured in a child pinned to one core, and that child's totals."""
     code = (
         "import json, sys; from bench_scaling import bare_stages; "
@@ -169,6 +174,14 @@ def bare_cost(video: Path, tree: Path) -> tuple[dict[str, float], Timed]:
     )
     timed, output = run_child([sys.executable, "-c", code, str(video)], 1, tree)
     return json.loads(output.strip().splitlines()[-1]), timed
+
+
+def bare_parts(stages: dict[str, dict[str, float]]) -> str:
+    """Each stage's wall and CPU seconds, for a line of text."""
+    return ", ".join(
+        f"{name} {stages['wall'][name]:.1f} s / {stages['cpu'][name]:.1f} CPU-s"
+        for name in BARE_STAGES
+    )
 
 
 def commit_of(tree: Path) -> str:
@@ -189,9 +202,10 @@ def scaling_table(
     cores: list[int],
     repeats: int,
     trees: list[Path],
-    bare: float | None,
+    bare: tuple[float, float] | None,
 ) -> list[str]:
-    """Markdown rows of the interleaved runs: one per tree and core count."""
+    """Markdown rows of the interleaved runs: one per tree and core count; with the bare cost
+    (wall s, CPU s), each run's median wall time over it and its median CPU time over its CPU."""
     times: dict[tuple[Path, int], list[Timed]] = {(t, k): [] for t in trees for k in cores}
     for repeat in range(repeats):
         for k in cores:
@@ -207,7 +221,7 @@ def scaling_table(
         f"| code | cores | wall s | CPU s | speed-up over {cores[0]} | peak MiB | load at start |"
     )
     if bare is not None:
-        header += " x bare cost |"
+        header += " wall / bare wall | CPU / bare CPU |"
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
     for tree in trees:
         one = statistics.median(t.wall for t in times[(tree, cores[0])])
@@ -221,7 +235,8 @@ def scaling_table(
                 f"{' / '.join(f'{t.load:.2f}' for t in runs)} |"
             )
             if bare is not None:
-                row = row + f" {wall / bare:.2f} |"
+                cpu = statistics.median(t.cpu for t in runs)
+                row = row + f" {wall / bare[0]:.2f} | {cpu / bare[1]:.2f} |"
             rows.append(row)
     return rows
 
@@ -253,11 +268,10 @@ def main() -> None:
         bare = None
         if not args.no_bare:
             stages, timed = bare_cost(video, trees[0])
-            bare = sum(stages.values())
-            parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stages.items())
+            bare = (sum(stages["wall"].values()), sum(stages["cpu"].values()))
             print(
-                f"bare cost on one core: {bare:.1f} s ({parts}); child {timed.wall:.1f} s wall, "
-                f"{timed.cpu:.1f} CPU-s, load at start {timed.load:.2f}",
+                f"bare cost on one core: {bare[0]:.1f} s wall, {bare[1]:.1f} CPU-s "
+                f"({bare_parts(stages)}); load at start {timed.load:.2f}",
                 flush=True,
             )
         rows = scaling_table(video, scratch, cores, args.repeats, trees, bare)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench_audio_features import HUBERT_LARGE
-from bench_scaling import HERE, bare_cost, commit_of, scaling_table
+from bench_scaling import HERE, bare_cost, bare_parts, commit_of, scaling_table
 from long_clip import repeat_clip
 
 from talkprep.manifest import read_manifest
@@ -126,14 +126,13 @@ def scaling_section(scratch: Path, seconds: float) -> list[str]:
     """The scaling table on the anchor clip repeated to `seconds`, with the bare cost."""
     video = repeat_clip(ANCHOR, scratch / "anchor_scaling.mp4", seconds)
     stages, _ = bare_cost(video, HERE)
-    bare = sum(stages.values())
+    bare = (sum(stages["wall"].values()), sum(stages["cpu"].values()))
     cores = list(range(1, len(os.sched_getaffinity(0)) + 1))
-    parts = ", ".join(f"{name} {stage:.1f} s" for name, stage in stages.items())
     return [
         f"### scaling: anchor repeated to {seconds:.0f} s, without HuBERT (`--tasks 1,3-9`)",
         "",
         f"Each run pinned with `taskset` to the first k cores. Bare cost (one core each): "
-        f"{bare:.1f} s ({parts}).",
+        f"{bare[0]:.1f} s, {bare[1]:.1f} CPU-s ({bare_parts(stages)}).",
         "",
         *scaling_table(video, scratch, cores, 1, [HERE], bare),
         "",

@@ -54,6 +54,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol, TypeVar
 
+from talkprep.errors import TaskError
+
 R = TypeVar("R")
 A = TypeVar("A")
 
@@ -177,6 +179,17 @@ def task_slot() -> contextlib.AbstractContextManager[int]:
     return BUDGET.claim(1)
 
 
+def start_tracker() -> None:
+    """Start multiprocessing's resource tracker (every spawned worker registers with it) now,
+    before the command line routes fd 2 through its log filter: started later, the tracker
+    would inherit the filter's pipe and hold it open until the run exits, so that the filter
+    waited its whole timeout at the end of every run."""
+    if BUDGET.total > 1:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+
+
 def run_spans(
     function: SpanFunction[A, R],
     spans: Sequence[range],
@@ -244,7 +257,13 @@ class _Pool:
             process = self._context.Process(
                 target=_serve, args=(there, os.getpid()), name="talkprep-span", daemon=False
             )
-            process.start()
+            # Ctrl-C goes to the whole process group: a worker keeps it blocked from its start
+            # (the mask is inherited) until it ignores it; the runner alone stops the run
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             there.close()
             self._workers.append((process, here))
 
@@ -269,8 +288,6 @@ class _Pool:
                 if message is None:
                     span = spans[self._busy[number]]
                     process.join(STOP_GRACE_S)
-                    from talkprep.errors import TaskError
-
                     raise TaskError(
                         f"a worker process died ({_exit_text(process.exitcode)}) in frames "
                         f"{span.start}-{span.stop - 1}; rerun to resume"
@@ -347,6 +364,7 @@ class _RemoteTraceback(Exception):
 def _serve(conn: Connection, parent: int) -> None:
     """A worker's life: one core's thread limits, then spans until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     die_with_parent(parent)
     for name in WORKER_THREAD_VARIABLES:
         os.environ[name] = "1"

@@ -3,9 +3,14 @@ failures and stops that leave no worker behind, and the same files from one work
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +187,46 @@ def test_one_worker_writes_the_same_files_as_two(tmp_path: Path) -> None:
     assert different == []
     landmarks = np.load(two / "landmarks.npy")
     assert np.isfinite(landmarks).all()
+
+
+def span_workers_of(pid: int) -> list[int]:
+    """Process ids of the span workers of `pid` (from /proc; not multiprocessing's tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_during_span_workers_ends_them_and_the_rerun_resumes(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group (as from a terminal): the run stops with 130, its
+    span workers are gone, and the rerun keeps the frames and redoes the landmarks."""
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "talkprep", "process", str(clip_path("anchor"))]
+    command += ["-o", str(out), "--tasks", "3,4", "-q"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+        workers = span_workers_of(process.pid)
+    if not workers:
+        process.kill()
+        pytest.skip("no span workers started (one core, or too little memory)")
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "an orphan worker"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    tasks = json.loads((out / ".talkprep" / "manifest.json").read_text())["tasks"]
+    assert tasks["landmarks"]["status"] == "done"
+    assert np.isfinite(np.load(out / "landmarks.npy")).all()
