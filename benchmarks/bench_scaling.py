@@ -1,15 +1,17 @@
 """One video on 1, 2, ... cores, and the whole run as a multiple of the bare cost.
 
     python benchmarks/bench_scaling.py [--seconds 300] [--cores 1,2] [--repeats 1]
-                                       [--tree DIR ...] [--no-bare]
+                                       [--tasks 1,3-9] [--tree DIR ...] [--no-bare]
 
 The input is the anchor clip repeated to `--seconds` (the issue's 5 minutes by default; a
 2-minute input is quicker where time is short). Each run is `talkprep process --tasks 1,3-9`
-(no HuBERT) in a child pinned with `taskset` to the first k cores; configurations are interleaved
-(all core counts, then again for each repeat) so that a busy machine weighs on each alike, and
-each row gives wall time, the child's CPU seconds, the speed-up over one core (medians over the
-repeats) and the load average at its start. `--tree DIR` runs the same table for another source
-tree (e.g. an older commit unpacked with `git archive`) interleaved with this one.
+(no HuBERT; `--tasks` picks others) in a child pinned with `taskset` to the first k cores.
+Configurations are interleaved (all core counts, then again for each repeat) so that a busy
+machine weighs on each alike; each row gives wall time, the CPU seconds of the run and its
+workers, the speed-up over the fewest cores (medians over the repeats), the peak memory of the
+process tree and the load average at its start. `--tree DIR` (repeatable) runs talkprep from
+source trees (commits unpacked with `git archive` into folders named after them) instead of
+this checkout, interleaved, so that two commits are compared in one run.
 
 The bare cost (issue 25): what any run must spend on this input, measured in one child pinned
 to one core: decoding every frame, MediaPipe's face mesh (one face, video mode) and selfie
@@ -37,6 +39,8 @@ from long_clip import repeat_clip
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ANCHOR = DATA / "anchor_512_25fps_20s.mp4"
 HERE = Path(__file__).resolve().parents[1]
+DEFAULT_TASKS = "1,3-9"
+"""The default run without HuBERT, the issue's measure."""
 PAGE = os.sysconf("SC_PAGE_SIZE")
 RSS_EVERY_S = 0.25
 """How often the memory of a run's process tree is sampled."""
@@ -124,13 +128,19 @@ def talkprep_command(tree: Path) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def whole_run(video: Path, out: Path, cores: int, tree: Path) -> Timed:
-    """`talkprep process VIDEO --tasks 1,3-9` (no HuBERT) on `cores` cores, from scratch."""
+def whole_run(video: Path, out: Path, cores: int, tree: Path, tasks: str) -> tuple[Timed, str]:
+    """`talkprep process VIDEO --tasks TASKS` on `cores` cores, from scratch; and each task's
+    wall seconds from its manifest."""
     shutil.rmtree(out, ignore_errors=True)
     command = [*talkprep_command(tree), "process", str(video), "-o", str(out), "-q"]
-    timed, _ = run_child([*command, "--tasks", "1,3-9"], cores, tree)
+    timed, _ = run_child([*command, "--tasks", tasks], cores, tree)
+    records = json.loads((out / ".talkprep" / "manifest.json").read_text())["tasks"]
+    walls = ", ".join(
+        f"{record.get('number')} {name} {record.get('wall_s', 0):.1f}"
+        for name, record in sorted(records.items(), key=lambda item: item[1].get("number", 0))
+    )
     shutil.rmtree(out, ignore_errors=True)
-    return timed
+    return timed, walls
 
 
 def bare_stages(video: str) -> dict[str, dict[str, float]]:
@@ -203,6 +213,7 @@ def scaling_table(
     repeats: int,
     trees: list[Path],
     bare: tuple[float, float] | None,
+    tasks: str = DEFAULT_TASKS,
 ) -> list[str]:
     """Markdown rows of the interleaved runs: one per tree and core count; with the bare cost
     (wall s, CPU s), each run's median wall time over it and its median CPU time over its CPU."""
@@ -210,11 +221,12 @@ def scaling_table(
     for repeat in range(repeats):
         for k in cores:
             for tree in trees:
-                timed = whole_run(video, scratch / "out", k, tree)
+                timed, walls = whole_run(video, scratch / "out", k, tree, tasks)
                 times[(tree, k)].append(timed)
                 print(
                     f"run {repeat + 1}: {commit_of(tree)} on {k} core(s): {timed.wall:.1f} s wall, "
-                    f"{timed.cpu:.1f} CPU-s, peak {timed.peak_mib:.0f} MiB, load {timed.load:.2f}",
+                    f"{timed.cpu:.1f} CPU-s, peak {timed.peak_mib:.0f} MiB, load {timed.load:.2f}; "
+                    f"task wall s: {walls}",
                     flush=True,
                 )
     header = (
@@ -246,6 +258,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300.0, help="input length")
     parser.add_argument("--cores", help="core counts, e.g. 1,2 (default 1..all)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--tasks", default=DEFAULT_TASKS, help="tasks of each run")
     parser.add_argument(
         "--tree",
         type=Path,
@@ -274,7 +287,7 @@ def main() -> None:
                 f"({bare_parts(stages)}); load at start {timed.load:.2f}",
                 flush=True,
             )
-        rows = scaling_table(video, scratch, cores, args.repeats, trees, bare)
+        rows = scaling_table(video, scratch, cores, args.repeats, trees, bare, args.tasks)
     print("\n".join(rows))
 
 
