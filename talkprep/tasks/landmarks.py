@@ -268,7 +268,12 @@ def tracking_spans(n: int) -> list[range]:
     """The frames each tracker is fed, in order: SPAN_FRAMES-long spans (a function of N alone,
     so the landmarks never depend on the worker count), each after the first starting WARM_UP
     frames early."""
-    return [range(max(0, span.start - WARM_UP), span.stop) for span in frame_spans(n, SPAN_FRAMES)]
+    return [fed_frames(span) for span in frame_spans(n, SPAN_FRAMES)]
+
+
+def fed_frames(span: range) -> range:
+    """The frames a span's tracker is fed: the span, after WARM_UP frames before it."""
+    return range(max(0, span.start - WARM_UP), span.stop)
 
 
 class FrameMeasures:
@@ -317,17 +322,16 @@ class _OneFaceJob:
     """What a span worker needs to track one face over its span of ori_imgs/."""
 
     folder: Path
-    n: int
 
 
 def _track_span(span: range, job: _OneFaceJob, tick: Tick) -> tuple[np.ndarray, FrameMeasures]:
-    """One tracker over `span` (fed from WARM_UP frames before it, as `tracking_spans`):
+    """One tracker over `span` (fed from WARM_UP frames before it, `fed_frames`):
     float32 [len(span), 478, 3] landmarks (NaN rows where no face) and the span's measures."""
     from talkprep.models.face_mesh import FaceMesh
 
     landmarks = np.full((len(span), NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
     measures = FrameMeasures(len(span))
-    fed = range(max(0, span.start - WARM_UP), span.stop)
+    fed = fed_frames(span)
     with FaceMesh(max_faces=1) as mesh, ThreadPoolExecutor(max_workers=1) as pool:
         images = read_ahead(pool, read_image, (job.folder / f"{i}.jpg" for i in fed))
         for index, image in zip(fed, images, strict=True):
@@ -356,7 +360,7 @@ def detect_one_face(
     the result is the same for any worker count.
     """
     spans = frame_spans(n, SPAN_FRAMES)
-    parts = run_spans(_track_span, spans, _OneFaceJob(folder, n), workers, progress, "landmarks")
+    parts = run_spans(_track_span, spans, _OneFaceJob(folder), workers, progress, "landmarks")
     landmarks = np.full((n, NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
     for span, (rows, part) in zip(spans, parts, strict=True):
         landmarks[span.start : span.stop] = rows
