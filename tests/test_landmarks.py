@@ -247,6 +247,9 @@ def test_one_face_tracking_stops_with_its_progress_and_on_a_failure(
     import multiprocessing
 
     import talkprep.tasks.landmarks as landmarks_module
+    from talkprep import parallel
+
+    monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", 1)  # two workers for 500 frames
 
     source = processed("anchor", tasks="3") / "ori_imgs"
     reads = []

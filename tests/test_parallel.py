@@ -3,6 +3,7 @@ failures and stops that leave no worker behind, and the same files from one work
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -32,6 +33,14 @@ from talkprep.parallel import (
     run_spans,
 )
 from talkprep.pipeline import Pipeline
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def small_work_on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests hand a few frames to each worker: start workers for them all the same."""
+    monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", 1)
 
 
 def squares(span: range, job: int, tick: parallel.Tick) -> list[int]:
@@ -168,10 +177,23 @@ def dataset(root: Path, cores: int) -> Path:
     return out
 
 
-def test_one_worker_writes_the_same_files_as_two(tmp_path: Path) -> None:
+def test_one_worker_writes_the_same_files_as_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Byte for byte: frames, landmarks, .lms, the track and every depth map, with one core and
     with two (task 4 and task 8 on two span workers each)."""
-    one, two = dataset(tmp_path, 1), dataset(tmp_path, 2)
+    started: list[int] = []
+    start = parallel._Pool.start
+
+    def counted(pool: parallel._Pool, workers: int) -> None:
+        started.append(workers)
+        start(pool, workers)
+
+    monkeypatch.setattr(parallel._Pool, "start", counted)
+    one = dataset(tmp_path, 1)
+    assert started == []
+    two = dataset(tmp_path, 2)
+    assert started == [2, 2], "tasks 4 and 8 each on two workers"
     names = sorted(
         str(p.relative_to(one))
         for p in one.rglob("*")
@@ -207,9 +229,15 @@ def span_workers_of(pid: int) -> list[int]:
 
 def test_ctrl_c_during_span_workers_ends_them_and_the_rerun_resumes(tmp_path: Path) -> None:
     """Ctrl-C reaches the whole process group (as from a terminal): the run stops with 130, its
-    span workers are gone, and the rerun keeps the frames and redoes the landmarks."""
+    span workers are gone, and the rerun keeps the frames and redoes the landmarks. The clip is
+    the anchor repeated to 1250 frames, enough for two workers in the child's own run."""
+    spec = importlib.util.spec_from_file_location("long_clip", BENCHMARKS / "long_clip.py")
+    assert spec is not None and spec.loader is not None
+    long_clip = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(long_clip)
+    video = long_clip.repeat_clip(clip_path("anchor"), tmp_path / "anchor_50s.mp4", 50.0)
     out = tmp_path / "o"
-    command = [sys.executable, "-m", "talkprep", "process", str(clip_path("anchor"))]
+    command = [sys.executable, "-m", "talkprep", "process", str(video)]
     command += ["-o", str(out), "--tasks", "3,4", "-q"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
