@@ -21,6 +21,10 @@ How a task uses it (tasks 4 and 8 do; any per-frame task can do the same):
         parts = run_spans(depth_span, spans, job, workers, ctx.progress, "depth")
 
 - `parts` come back in span order, whatever order the spans finished in.
+- Work too short to pay for starting processes (under MIN_WORKER_FRAMES frames a worker) runs
+  its spans on threads of the calling process instead, as many as the workers granted: a span
+  function keeps its state to itself (its own models, files and arrays), so that it is safe
+  on a thread as in a process.
 - `job` is pickled once per span: keep it to paths, options and arrays of modest size.
 - A span function raises as in-process code does: TaskError (or any exception) reaches the task
   with the worker's traceback as its cause; a worker that dies (killed, out of memory) fails the
@@ -46,10 +50,12 @@ import ctypes
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol, TypeVar
@@ -203,13 +209,15 @@ def run_spans(
     desc: str = "",
 ) -> list[R]:
     """`function(span, job, tick)` for every span, on up to `workers` processes (fewer when
-    memory is short or there are under MIN_WORKER_FRAMES frames a worker; one: in this process,
-    in order); results in span order. See the module docstring for the contract."""
+    memory is short; one: in this process, in order; under MIN_WORKER_FRAMES frames a worker:
+    on as many threads of this process); results in span order. See the module docstring for
+    the contract."""
     total = sum(len(span) for span in spans)
     workers = min(memory_workers(workers, available_memory()), len(spans))
-    workers = min(workers, total // MIN_WORKER_FRAMES)
     if workers <= 1:
         return _run_here(function, spans, job, total, progress, desc)
+    if total < workers * MIN_WORKER_FRAMES:
+        return _run_threads(function, spans, job, workers, total, progress, desc)
     pool = _Pool()
     try:
         pool.start(workers)
@@ -243,6 +251,64 @@ def _run_here(
         for _ in bar:
             pass
     return results
+
+
+class _SpanStopped(Exception):
+    """Ends a span on a thread at its next tick once the run has stopped or another failed."""
+
+
+def _run_threads(
+    function: SpanFunction[A, R],
+    spans: Sequence[range],
+    job: A,
+    threads: int,
+    total: int,
+    progress: Callable[..., Iterator[Any]] | None,
+    desc: str,
+) -> list[R]:
+    """The spans on `threads` threads of this process (MediaPipe, OpenCV and the codecs let go
+    of the GIL), for work too short to pay for starting workers; this thread moves the progress
+    bar, and a stop or a failure ends every span at its next tick."""
+    results: dict[int, R] = {}
+    ticks: queue.SimpleQueue[int | BaseException | None] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def tick(count: int) -> None:
+        if stop.is_set():
+            raise _SpanStopped
+        ticks.put(count)
+
+    def one(number: int) -> None:
+        try:
+            results[number] = function(spans[number], job, tick)
+            ticks.put(None)  # after the span's own ticks: one more span has ended
+        except _SpanStopped:
+            pass
+        except BaseException as exc:  # re-raised by the thread that moves the bar
+            ticks.put(exc)
+
+    def frames_done() -> Iterator[None]:
+        ended = 0
+        while ended < len(spans):
+            item = ticks.get()
+            if item is None:
+                ended += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield from (None for _ in range(item))
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="talkprep-span")
+    try:
+        for number in range(len(spans)):
+            pool.submit(one, number)
+        done = frames_done()
+        for _ in done if progress is None else progress(done, total=total, desc=desc):
+            pass
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [results[k] for k in range(len(spans))]
 
 
 class _Pool:

@@ -37,10 +37,13 @@ from talkprep.pipeline import Pipeline
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(autouse=True)
-def small_work_on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests hand a few frames to each worker: start workers for them all the same."""
-    monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", 1)
+@pytest.fixture(autouse=True, params=["processes", "threads"])
+def where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """These tests hand a few frames to each worker: on worker processes all the same, and on
+    threads, as work too short for processes runs."""
+    minimum = 1 if request.param == "processes" else 10**9
+    monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", minimum)
+    return request.param
 
 
 def squares(span: range, job: int, tick: parallel.Tick) -> list[int]:
@@ -127,15 +130,19 @@ def test_results_come_back_in_span_order_with_every_tick(workers: int) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_failing_span_reaches_the_caller_and_ends_every_worker(workers: int) -> None:
+def test_a_failing_span_reaches_the_caller_and_ends_every_worker(workers: int, where: str) -> None:
+    threads = threading.active_count()
     with pytest.raises(TaskError, match="frame 37 is unreadable") as caught:
         run_spans(fails_at, frame_spans(100, 10), 37, workers)
-    if workers > 1:
+    assert threading.active_count() == threads
+    if workers > 1 and where == "processes":
         assert "fails_at" in str(caught.value.__cause__), "the worker's traceback is the cause"
     assert not multiprocessing.active_children()
 
 
-def test_a_worker_that_dies_fails_the_task_with_its_frames() -> None:
+def test_a_worker_that_dies_fails_the_task_with_its_frames(where: str) -> None:
+    if where == "threads":
+        pytest.skip("a thread cannot die alone")
     with pytest.raises(TaskError, match=r"worker process died \(exit status 3\) in frames 40-49"):
         run_spans(dies_at, frame_spans(100, 10), 42, 2)
     assert not multiprocessing.active_children()
@@ -151,9 +158,11 @@ def test_a_stopped_run_ends_its_workers() -> None:
                 raise Stopped
             yield item
 
+    threads = threading.active_count()
     with pytest.raises(Stopped):
         run_spans(squares, frame_spans(10_000, 10), 0, 2, progress)
     assert not multiprocessing.active_children()
+    assert threading.active_count() == threads
 
 
 def test_workers_hand_their_files_digests_to_the_runner(tmp_path: Path) -> None:
@@ -178,10 +187,10 @@ def dataset(root: Path, cores: int) -> Path:
 
 
 def test_one_worker_writes_the_same_files_as_two(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     """Byte for byte: frames, landmarks, .lms, the track and every depth map, with one core and
-    with two (task 4 and task 8 on two span workers each)."""
+    with two (task 4 and task 8 on two span workers each, or on two threads each)."""
     started: list[int] = []
     start = parallel._Pool.start
 
@@ -192,8 +201,12 @@ def test_one_worker_writes_the_same_files_as_two(
     monkeypatch.setattr(parallel._Pool, "start", counted)
     one = dataset(tmp_path, 1)
     assert started == []
-    two = dataset(tmp_path, 2)
-    assert started == [2, 2], "tasks 4 and 8 each on two workers"
+    if where == "threads":
+        two = dataset(tmp_path, 2)
+        assert started == [], "two threads each for tasks 4 and 8"
+    else:
+        two = dataset(tmp_path, 2)
+        assert started == [2, 2], "tasks 4 and 8 each on two workers"
     names = sorted(
         str(p.relative_to(one))
         for p in one.rglob("*")
@@ -227,10 +240,14 @@ def span_workers_of(pid: int) -> list[int]:
     return found
 
 
-def test_ctrl_c_during_span_workers_ends_them_and_the_rerun_resumes(tmp_path: Path) -> None:
+def test_ctrl_c_during_span_workers_ends_them_and_the_rerun_resumes(
+    tmp_path: Path, where: str
+) -> None:
     """Ctrl-C reaches the whole process group (as from a terminal): the run stops with 130, its
     span workers are gone, and the rerun keeps the frames and redoes the landmarks. The clip is
     the anchor repeated to 1250 frames, enough for two workers in the child's own run."""
+    if where == "threads":
+        pytest.skip("the child runs with its own settings")
     spec = importlib.util.spec_from_file_location("long_clip", BENCHMARKS / "long_clip.py")
     assert spec is not None and spec.loader is not None
     long_clip = importlib.util.module_from_spec(spec)
