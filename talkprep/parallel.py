@@ -39,8 +39,8 @@ How a task uses it (tasks 4 and 8 do; any per-frame task can do the same):
   affinity mask's cores (`taskset`, containers), or `--threads-per-video` under `talkprep batch`
   (`set_cores`), and `run_spans` lowers the worker count when memory is short.
 
-Only the standard library is imported at the top: a worker sets its thread limits before numpy,
-OpenCV or torch load.
+Only the standard library and talkprep.errors are imported at the top: a worker sets its thread
+limits before numpy, OpenCV or torch load.
 """
 
 from __future__ import annotations
