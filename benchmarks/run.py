@@ -2,6 +2,7 @@
 memory and the real-time factor, written to BENCHMARKS.md.
 
     python benchmarks/run.py [--long] [--device auto|cpu|cuda] [--out BENCHMARKS.md]
+                             [--scaling-seconds 300 | --no-scaling]
 
 Inputs: the 20 s anchor clip and the anchor clip repeated to 5 minutes (with --long also to 20
 minutes). Every run is `talkprep process VIDEO -o OUT` with the default options in a child
@@ -9,6 +10,11 @@ process. HuBERT-large is the default feature; without its weights in the Hugging
 run with randomly initialised weights of the real architecture, saved to a local folder and passed
 as --hubert-model (the same code path and the same cost: compute does not depend on the weights),
 and the table says so.
+
+Then the scaling table (`bench_scaling.py`): the anchor clip repeated to --scaling-seconds (the
+5-minute input by default) without HuBERT on 1, 2, ... up to all the cores, each pinned with
+`taskset`, with wall time, CPU time, speed-up and the multiple of the bare cost (decode, face
+mesh, selfie segmentation, JPEG encoding, one core each) measured in the same run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench_audio_features import HUBERT_LARGE
+from bench_scaling import HERE, bare_cost, bare_parts, commit_of, scaling_table
 from long_clip import repeat_clip
 
 from talkprep.manifest import read_manifest
@@ -115,11 +122,30 @@ def write_section(path: Path, device: str, text: str) -> None:
     path.write_text("# Benchmarks\n\n" + "\n\n".join(ordered) + kept + "\n")
 
 
+def scaling_section(scratch: Path, seconds: float) -> list[str]:
+    """The scaling table on the anchor clip repeated to `seconds`, with the bare cost."""
+    video = repeat_clip(ANCHOR, scratch / "anchor_scaling.mp4", seconds)
+    stages, _ = bare_cost(video, HERE)
+    bare = (sum(stages["wall"].values()), sum(stages["cpu"].values()))
+    cores = list(range(1, len(os.sched_getaffinity(0)) + 1))
+    return [
+        f"### scaling: anchor repeated to {seconds:.0f} s, without HuBERT (`--tasks 1,3-9`)",
+        "",
+        f"Each run pinned with `taskset` to the first k cores. Bare cost (one core each): "
+        f"{bare[0]:.1f} s, {bare[1]:.1f} CPU-s ({bare_parts(stages)}).",
+        "",
+        *scaling_table(video, scratch, cores, 1, [HERE], bare),
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long", action="store_true", help="also the 20-minute input")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--scaling-seconds", type=float, default=300.0)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     args = parser.parse_args()
     import torch
 
@@ -131,7 +157,8 @@ def main() -> None:
         "",
         f"Made by `python benchmarks/run.py{' --long' if args.long else ''}` on "
         f"{time.strftime('%Y-%m-%d')}: {cpu_model()}, {os.cpu_count()} cores, GPU: {gpu}, "
-        f"torch device {device}, Python {platform.python_version()}, torch {torch.__version__}.",
+        f"torch device {device}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"commit {commit_of(HERE)}, load average {os.getloadavg()[0]:.2f} at the start.",
         "",
     ]
     with tempfile.TemporaryDirectory() as scratch_name:
@@ -178,6 +205,9 @@ def main() -> None:
                 "",
             ]
             print("\n".join(lines[-12:]), flush=True)
+        if not args.no_scaling:
+            lines += scaling_section(scratch, args.scaling_seconds)
+            print("\n".join(lines[-8:]), flush=True)
     write_section(args.out, device, "\n".join(lines))
     print(f"wrote the {device} section of {args.out}")
     print(json.dumps({"device": device, "cpu": cpu_model(), "cores": os.cpu_count()}))

@@ -17,6 +17,7 @@ from talkprep.config import build_config, load_toml
 from talkprep.console import Console
 from talkprep.errors import TalkprepError, UsageError
 from talkprep.models.native_log import filter_native_logs
+from talkprep.parallel import start_tracker
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -356,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
+        start_tracker()
         with filter_native_logs():
             return _main(argv)
     finally:

@@ -45,6 +45,7 @@ from talkprep.io.outputs import (
 )
 from talkprep.io.video import VideoInfo, count_video_packets, output_frame_count, probe_video
 from talkprep.manifest import Manifest, file_fingerprint, same_input
+from talkprep.parallel import task_slot
 from talkprep.tasks import ALL_TASKS
 from talkprep.tasks.base import Task, TaskContext
 from talkprep.tasks.frames import require_frames
@@ -314,7 +315,8 @@ class Pipeline:
         ended: queue.Queue[tuple[str, TaskOutcome | BaseException]],
     ) -> None:
         try:
-            ended.put((task.name, self._run_one(task, manifest, outcomes, input_facts)))
+            with task_slot():  # the task's core in the budget its span workers share
+                ended.put((task.name, self._run_one(task, manifest, outcomes, input_facts)))
         except BaseException as exc:  # RunStopped, or a runner error the main thread re-raises
             ended.put((task.name, exc))
 

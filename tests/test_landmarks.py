@@ -24,7 +24,7 @@ from talkprep.pipeline import Pipeline
 from talkprep.tasks.base import FolderFacts
 from talkprep.tasks.landmarks import (
     BLENDSHAPES_NAME,
-    SPLIT_MIN_FRAMES,
+    SPAN_FRAMES,
     WARM_UP,
     LandmarkFile,
     LandmarksTask,
@@ -216,10 +216,11 @@ def test_landmark_file_reads_rows_as_np_load(tmp_path: Path) -> None:
 
 
 def test_tracking_spans_keep_every_frame_once() -> None:
-    assert tracking_spans(SPLIT_MIN_FRAMES - 1) == [range(SPLIT_MIN_FRAMES - 1)]
-    first, second = tracking_spans(501)
-    assert first == range(250)
-    assert second == range(250 - WARM_UP, 501)
+    assert tracking_spans(SPAN_FRAMES - 1) == [range(SPAN_FRAMES - 1)]
+    first, second, third = tracking_spans(501)
+    assert first == range(167)
+    assert second == range(167 - WARM_UP, 334)
+    assert third == range(334 - WARM_UP, 501)
 
 
 def test_one_face_tracked_in_halves_matches_one_pass(processed) -> None:
@@ -228,7 +229,7 @@ def test_one_face_tracked_in_halves_matches_one_pass(processed) -> None:
     about 4 px)."""
     folder = processed("anchor", tasks="3") / "ori_imgs"
     n = 500
-    assert n >= SPLIT_MIN_FRAMES
+    assert n == 2 * SPAN_FRAMES
     assert not several_faces(folder, n)
     halves = detect_one_face(folder, n)
     one_pass, multi_face = detect_landmarks(folder, n)
@@ -240,9 +241,15 @@ def test_one_face_tracked_in_halves_matches_one_pass(processed) -> None:
 def test_one_face_tracking_stops_with_its_progress_and_on_a_failure(
     processed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ctrl-C (the progress wrapper raising) and a frame that cannot be read both end every
-    span's thread at its next frame and reach the caller."""
+    """Ctrl-C (the progress wrapper raising) stops the spans at their next frame, and a frame
+    that cannot be read reaches the caller, in this process and from span workers alike; no
+    thread or worker process is left behind."""
+    import multiprocessing
+
     import talkprep.tasks.landmarks as landmarks_module
+    from talkprep import parallel
+
+    monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", 1)  # two workers for 500 frames
 
     source = processed("anchor", tasks="3") / "ori_imgs"
     reads = []
@@ -267,15 +274,18 @@ def test_one_face_tracking_stops_with_its_progress_and_on_a_failure(
         detect_one_face(source, 500, progress)
     assert threading.active_count() == threads
     assert len(reads) < 100, "the spans went on after the stop"
+    with pytest.raises(Stopped):
+        detect_one_face(source, 500, progress, workers=2)
+    assert not multiprocessing.active_children()
 
     folder = tmp_path / "ori_imgs"
     shutil.copytree(source, folder)
     (folder / "300.jpg").unlink()
-    reads.clear()
-    with pytest.raises(FileNotFoundError):
-        detect_one_face(folder, 500)
-    assert threading.active_count() == threads
-    assert len(reads) < 200, "the first span went on after the second failed"
+    for workers in (1, 2):
+        with pytest.raises(FileNotFoundError):
+            detect_one_face(folder, 500, workers=workers)
+        assert threading.active_count() == threads
+        assert not multiprocessing.active_children()
 
 
 def test_blendshapes_when_a_model_is_given(processed, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ exactly that video is retried on a fresh worker, up to MAX_ATTEMPTS tries.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -20,12 +19,11 @@ from multiprocessing.process import BaseProcess
 
 from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, Work, crashed
 from talkprep.batch.worker import limit_threads, process_video
+from talkprep.parallel import die_with_parent
 
 TICK_S = 0.5
 """How often the runner refreshes progress while every worker is busy."""
 STOP_GRACE_S = 5.0
-PR_SET_PDEATHSIG = 1
-"""prctl option: the signal a process gets when its parent dies (linux/prctl.h)."""
 
 
 @dataclass
@@ -91,7 +89,7 @@ def run_local(
 def _serve(conn: Connection, threads: int, runner: int) -> None:
     """A worker's life: limit threads, then run jobs until told to stop or the runner is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-    _die_with_runner(runner)
+    die_with_parent(runner)
     limit_threads(threads)
     while True:
         try:
@@ -107,24 +105,13 @@ def _serve(conn: Connection, threads: int, runner: int) -> None:
             return
 
 
-def _die_with_runner(runner: int) -> None:
-    """Have the kernel kill this worker when its runner dies, even by `kill -9`, so that no
-    orphan keeps processing a video and holding its folder's lock (Linux; elsewhere a worker
-    ends when it next reads from the runner's closed pipe)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != runner:  # the runner died before the request took effect
-        os._exit(1)
-
-
 def _start(slot: _Slot, context: multiprocessing.context.SpawnContext, threads: int) -> None:
     runner_end, worker_end = context.Pipe()
     process = context.Process(
         target=_serve,
         args=(worker_end, threads, os.getpid()),
         name="talkprep-batch",
-        daemon=True,
+        daemon=False,  # a video's own span workers are its children; _stop ends it
     )
     process.start()
     worker_end.close()

@@ -24,6 +24,7 @@ from talkprep.console import Console
 from talkprep.errors import OutputError, UsageError
 from talkprep.io.atomic import os_error_sentence, write_json
 from talkprep.manifest import STATE_DIR
+from talkprep.parallel import available_cores
 
 LOG_DIR = Path(STATE_DIR) / "batch-logs"
 """Per-video worker logs, under ROOT (kept out of the dataset folders themselves)."""
@@ -97,14 +98,6 @@ def split_batch_options(values: dict[str, Any]) -> tuple[BatchOptions, dict[str,
     if options.gpus_per_video is not None and options.engine != "ray":
         raise UsageError("--gpus-per-video is for --engine ray; local workers share the GPUs")
     return options, rest
-
-
-def available_cores() -> int:
-    """Cores this process may use (the affinity mask, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def default_workers(cores: int) -> int:

@@ -19,6 +19,7 @@ from typing import Any, TextIO, TypeVar
 from talkprep.batch.jobs import VideoJob, VideoResult
 from talkprep.console import Console
 from talkprep.errors import TalkprepError
+from talkprep.parallel import set_cores
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ def limit_threads(threads: int) -> None:
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
+    set_cores(threads)  # the video's span workers share these cores
     import torch
 
     torch.set_num_threads(threads)

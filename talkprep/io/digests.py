@@ -53,6 +53,15 @@ def remember(path: str | os.PathLike[str], size: int, digest: bytes) -> None:
         _written[os.path.abspath(path)] = (size, digest)
 
 
+def take_noted() -> dict[str, tuple[int, bytes]]:
+    """Every digest noted and not yet taken: a span worker hands its files' digests to the
+    process whose runner keeps the table (talkprep.parallel)."""
+    with _written_guard:
+        noted = dict(_written)
+        _written.clear()
+    return noted
+
+
 def forget_all() -> None:
     """Drop every digest not taken (files a run wrote that no task claimed: report, view)."""
     with _written_guard:

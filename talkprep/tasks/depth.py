@@ -20,6 +20,7 @@ disp_to_depth(0.1, 100) units (see `talkprep.models.dagan`).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from talkprep.geometry.raster import DepthWindow, rasterize_depth_window
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
+from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -55,6 +57,9 @@ DAGAN_UNITS_PER_COUNT = 2e-3
 MAX_COUNT = np.iinfo(np.uint16).max
 MESH_BATCH = 64
 """Frames whose meshes are placed in one batched step."""
+SPAN_FRAMES = 250
+"""Frames per span of the span workers (talkprep.parallel); each frame is drawn on its own, so
+the span only sets how evenly the work spreads."""
 DAGAN_BATCH = 8
 """Frames per DaGAN forward pass."""
 POLY_SHIFT = 4
@@ -182,48 +187,19 @@ class DepthTask(Task):
     ) -> TaskResult:
         n = len(landmarks)
         track = _load_track(ctx.out / TRACK_NAME, n)
-        focal, cx, cy = track["focal"], width / 2.0, height / 2.0
         rotation, translation = track["rotation"], track["translation"]
         posable = (
             landmarks.valid()
             & np.isfinite(rotation).all(axis=(1, 2))
             & np.isfinite(translation).all(axis=1)
         )
+        job = _MeshJob(ctx.out, n, height, width, track, posable)
+        spans = frame_spans(n, SPAN_FRAMES)
+        with claim_cores(len(spans)) as workers:
+            parts = run_spans(_depth_span, spans, job, workers, ctx.progress, "depth")
         stats = _MeshStats(n, height, width)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            writer = WriteBehind(pool)
-            for batch in batched(ctx.progress(range(n), total=n, desc="depth"), MESH_BATCH):
-                frames = np.asarray(batch)
-                block = landmarks.rows(batch[0], batch[-1] + 1)  # frames of the batch, in order
-                good = frames[posable[frames]]
-                points = place_face_meshes(
-                    block[good - batch[0]],
-                    rotation[good],
-                    translation[good],
-                    track["shape"],
-                    track["rigid_index"],
-                    focal,
-                    cx,
-                    cy,
-                )
-                placed = dict(zip(good.tolist(), points, strict=True))
-                for i in batch:
-                    if i not in placed:
-                        empty = np.zeros((height, width), np.uint16)
-                        writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", empty)
-                        continue
-                    frame_points = block[i - batch[0]]
-                    window = rasterize_depth_window(
-                        frame_points[:, :2], placed[i][:, 2], FACE_TRIANGLES, height, width
-                    )
-                    stats.add(i, window, frame_points, rotation[i], translation[i], track)
-                    counts = np.zeros((height, width), np.uint16)
-                    win_h, win_w = window.depth.shape
-                    counts[window.top : window.top + win_h, window.left : window.left + win_w] = (
-                        encode_depth(window.depth, MESH_METRES_PER_COUNT)
-                    )
-                    writer.submit(write_png_fast, ctx.out / DEPTH_DIR / f"{i}.png", counts)
-            writer.finish()
+        for span, part in zip(spans, parts, strict=True):
+            stats.put(span.start, part)
         if not posable.any():
             raise TaskError("no frame has both a face and a tracked pose; rerun task 4 (landmarks)")
         figures = stats.figures()
@@ -236,7 +212,7 @@ class DepthTask(Task):
             "backend": "mesh",
             "unit": UNIT_MESH,
             "metres_per_count": MESH_METRES_PER_COUNT,
-            "focal": focal,
+            "focal": track["focal"],
             "frames_with_depth": int(posable.sum()),
         }
         return TaskResult(frames=n, figures=figures, info=result_info)
@@ -321,6 +297,65 @@ class DepthTask(Task):
         return [result]
 
 
+@dataclass(frozen=True)
+class _MeshJob:
+    """What a span worker needs to write the mesh depth of its frames."""
+
+    out: Path
+    n: int
+    height: int
+    width: int
+    track: dict[str, Any]
+    """`_load_track`'s arrays (poses of all N frames: a few hundred kB per 10,000 frames)."""
+    posable: np.ndarray
+    """bool [N]: frames with a face and a tracked pose."""
+
+
+def _depth_span(span: range, job: _MeshJob, tick: Tick) -> _MeshStats:
+    """depth/{i}.png for the frames of `span` (each frame on its own: any split gives the same
+    files); returns the span's figures."""
+    track, height, width = job.track, job.height, job.width
+    rotation, translation = track["rotation"], track["translation"]
+    focal, cx, cy = track["focal"], width / 2.0, height / 2.0
+    stats = _MeshStats(len(span), height, width)
+    folder = job.out / DEPTH_DIR
+    with LandmarkFile(job.out / LANDMARKS_NAME, job.n) as landmarks, ThreadPoolExecutor(2) as pool:
+        writer = WriteBehind(pool)
+        for batch in batched(span, MESH_BATCH):
+            frames = np.asarray(batch)
+            block = landmarks.rows(batch[0], batch[-1] + 1)  # frames of the batch, in order
+            good = frames[job.posable[frames]]
+            points = place_face_meshes(
+                block[good - batch[0]],
+                rotation[good],
+                translation[good],
+                track["shape"],
+                track["rigid_index"],
+                focal,
+                cx,
+                cy,
+            )
+            placed = dict(zip(good.tolist(), points, strict=True))
+            for i in batch:
+                counts = np.zeros((height, width), np.uint16)
+                if i in placed:
+                    frame_points = block[i - batch[0]]
+                    window = rasterize_depth_window(
+                        frame_points[:, :2], placed[i][:, 2], FACE_TRIANGLES, height, width
+                    )
+                    stats.add(
+                        i - span.start, window, frame_points, rotation[i], translation[i], track
+                    )
+                    win_h, win_w = window.depth.shape
+                    counts[window.top : window.top + win_h, window.left : window.left + win_w] = (
+                        encode_depth(window.depth, MESH_METRES_PER_COUNT)
+                    )
+                writer.submit(write_png_fast, folder / f"{i}.png", counts)
+                tick(1)
+        writer.finish()
+    return stats
+
+
 class _MeshStats:
     """Per-frame depth figures, summarised for the manifest."""
 
@@ -331,6 +366,12 @@ class _MeshStats:
         self.face = np.full(n, np.nan)
         self.tracked_face = np.full(n, np.nan)
         self.distance = np.full(n, np.nan)
+
+    def put(self, start: int, part: _MeshStats) -> None:
+        """Take a span's figures (made by a span worker) for frames start, start + 1, ..."""
+        stop = start + len(part.coverage)
+        for name in ("coverage", "nose", "face", "tracked_face", "distance"):
+            getattr(self, name)[start:stop] = getattr(part, name)
 
     def add(
         self,

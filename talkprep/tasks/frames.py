@@ -12,6 +12,7 @@ from talkprep.geometry.crop import CropChoice, choose_crop_box, crop_square, lar
 from talkprep.io.images import image_size, write_jpeg
 from talkprep.io.prefetch import WriteBehind
 from talkprep.io.video import VideoInfo, iter_frames, output_frame_count, resample_by_time
+from talkprep.parallel import BUDGET, claim_cores
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -28,6 +29,11 @@ MAX_DETECTIONS = 150
 UPSCALE_NOTE = 1.5
 """Enlarging the crop by more than this to reach --size gets a warning (soft frames)."""
 
+
+WRITE_BEHIND_PER_THREAD = 8
+"""Frames waiting for each JPEG writer thread: the decoder runs ahead of the writers by this
+much at most (cv2's encoder lets go of the GIL, so the writers scale with the cores claimed
+without copying frames between processes; the one stream is decoded by FFmpeg's own threads)."""
 
 MIN_FRAMES = 2
 """The fewest frames a dataset can have: one to train on and one to validate."""
@@ -123,8 +129,8 @@ class FramesTask(Task):
         folder = ctx.out / FRAMES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         last_time = -1.0
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            writer = WriteBehind(pool)
+        with claim_cores(BUDGET.total) as cores, ThreadPoolExecutor(max(2, cores)) as pool:
+            writer = WriteBehind(pool, WRITE_BEHIND_PER_THREAD * max(2, cores))
             picked = resample_by_time(iter_frames(config.video), fps, n_out)
             for out_index, frame in ctx.progress(picked, total=n_out, desc="frames"):
                 image = frame.image if box is None else crop_square(frame.image, box, config.size)

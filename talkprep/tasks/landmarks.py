@@ -3,7 +3,8 @@
 Landmarks stream over the frames in order (a few frames in memory); the only array that grows with
 the video is the [N, 478, 3] landmark table. A census of sampled frames first decides how the mesh
 runs: where one face is in view, it tracks that face alone (MediaPipe's detector then runs only
-when the track is lost), in two halves at once on long videos; where several are, it looks for up
+when the track is lost), in spans of frames on as many span worker processes as the cores allow
+(talkprep.parallel; the same landmarks for any count); where several are, it looks for up
 to MAX_FACES on every frame and keeps the one that continues the track. Short gaps are filled by
 linear interpolation and flagged; longer gaps stay NaN and those frames are left out of the
 train/val splits.
@@ -12,10 +13,9 @@ train/val splits.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from talkprep.io.atomic import write_npy, write_text, write_torch
 from talkprep.io.images import read_image
 from talkprep.io.prefetch import read_ahead
 from talkprep.io.verify import npy_header
+from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -50,10 +51,11 @@ MAX_GAP = 5
 """Longest run of faceless frames (in frames) that is filled by linear interpolation."""
 CENSUS_EVERY = 25
 """One frame in this many (about one a second) is searched for faces before tracking."""
-SPLIT_MIN_FRAMES = 250
-"""A one-face video at least this long is tracked as two halves at once, one per core."""
+SPAN_FRAMES = 250
+"""A one-face video is tracked in spans of about this many frames, each on its own graph, as
+many at once as the span workers granted (a function of N alone: see talkprep.parallel)."""
 WARM_UP = 8
-"""Frames before the second half that its tracker sees and discards: by its first kept frame the
+"""Frames before a span that its tracker sees and discards: by its first kept frame the
 mesh's region of interest comes from tracked landmarks, as in one pass (on the shared clips that
 frame then differs from one pass by no more than the tracker's own frame-to-frame noise)."""
 LANDMARK_BLOCK = 1024
@@ -263,12 +265,15 @@ def detect_landmarks(
 
 
 def tracking_spans(n: int) -> list[range]:
-    """The frames each tracker is fed, in order: the whole video, or (from SPLIT_MIN_FRAMES on)
-    a first half and a second one that starts WARM_UP frames early."""
-    if n < SPLIT_MIN_FRAMES:
-        return [range(n)]
-    middle = n // 2
-    return [range(middle), range(middle - WARM_UP, n)]
+    """The frames each tracker is fed, in order: SPAN_FRAMES-long spans (a function of N alone,
+    so the landmarks never depend on the worker count), each after the first starting WARM_UP
+    frames early."""
+    return [fed_frames(span) for span in frame_spans(n, SPAN_FRAMES)]
+
+
+def fed_frames(span: range) -> range:
+    """The frames a span's tracker is fed: the span, after WARM_UP frames before it."""
+    return range(max(0, span.start - WARM_UP), span.stop)
 
 
 class FrameMeasures:
@@ -282,6 +287,13 @@ class FrameMeasures:
         self.sharpness = np.full(n, np.nan)
         self.thumbs = np.zeros((n, THUMB_SIDE * THUMB_SIDE * 3), dtype=np.float32)
         self.second_face = np.full(n, np.nan)
+
+    def put(self, start: int, part: FrameMeasures) -> None:
+        """Take a span's measures (made by a span worker) for frames start, start + 1, ..."""
+        stop = start + len(part.sharpness)
+        self.sharpness[start:stop] = part.sharpness
+        self.thumbs[start:stop] = part.thumbs
+        self.second_face[start:stop] = part.second_face
 
     def take(self, index: int, image: np.ndarray, face: np.ndarray | None) -> None:
         from talkprep.screening import frame_measures, midface_box
@@ -305,60 +317,55 @@ class FrameMeasures:
         return out
 
 
+@dataclass(frozen=True)
+class _OneFaceJob:
+    """What a span worker needs to track one face over its span of ori_imgs/."""
+
+    folder: Path
+
+
+def _track_span(span: range, job: _OneFaceJob, tick: Tick) -> tuple[np.ndarray, FrameMeasures]:
+    """One tracker over `span` (fed from WARM_UP frames before it, `fed_frames`):
+    float32 [len(span), 478, 3] landmarks (NaN rows where no face) and the span's measures."""
+    from talkprep.models.face_mesh import FaceMesh
+
+    landmarks = np.full((len(span), NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
+    measures = FrameMeasures(len(span))
+    fed = fed_frames(span)
+    with FaceMesh(max_faces=1) as mesh, ThreadPoolExecutor(max_workers=1) as pool:
+        images = read_ahead(pool, read_image, (job.folder / f"{i}.jpg" for i in fed))
+        for index, image in zip(fed, images, strict=True):
+            faces = mesh.process(image)
+            if index >= span.start:
+                row = index - span.start
+                if len(faces):
+                    landmarks[row] = faces[0]
+                measures.take(row, image, faces[0] if len(faces) else None)
+                tick(1)
+    return landmarks, measures
+
+
 def detect_one_face(
     folder: Path,
     n: int,
     progress: Callable[..., Iterator[Any]] | None = None,
     measures: FrameMeasures | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """Face mesh of `folder`/{i}.jpg, i < n, in video mode, tracking a single face: float32
-    [N, 478, 3] with NaN rows where no face. `measures` takes each kept frame's image measures.
+    [N, 478, 3] with NaN rows where no face. `measures` takes each frame's image measures.
 
-    Each span of `tracking_spans` has its own graph, fed in order on its own thread (MediaPipe
-    and the JPEG decoder release the GIL); frames a span sees before its start only warm its
-    tracker up. The spans run freely: stepping them together cost a quarter more time.
+    Each span of `frame_spans(n, SPAN_FRAMES)` has its own graph, fed in order and warmed up on
+    the WARM_UP frames before it, on up to `workers` span worker processes (talkprep.parallel):
+    the result is the same for any worker count.
     """
-    from talkprep.models.face_mesh import FaceMesh
-
+    spans = frame_spans(n, SPAN_FRAMES)
+    parts = run_spans(_track_span, spans, _OneFaceJob(folder), workers, progress, "landmarks")
     landmarks = np.full((n, NUM_MESH_POINTS, 3), np.nan, dtype=np.float32)
-    spans = tracking_spans(n)
-    starts = [0, *(span.stop for span in spans[:-1])]
-    kept: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
-    stop = threading.Event()
-
-    def track(span: range, start: int) -> None:
-        try:
-            with FaceMesh(max_faces=1) as mesh:
-                for index in span:
-                    if stop.is_set():
-                        return
-                    image = read_image(folder / f"{index}.jpg")
-                    faces = mesh.process(image)
-                    if index >= start:
-                        if len(faces):
-                            landmarks[index] = faces[0]
-                        if measures is not None:
-                            measures.take(index, image, faces[0] if len(faces) else None)
-                        kept.put(None)
-        except BaseException as exc:  # re-raised by the thread that waits for the frames
-            kept.put(exc)
-
-    def frames_kept() -> Iterator[None]:
-        for _ in range(n):
-            failure = kept.get()
-            if failure is not None:
-                raise failure
-            yield None
-
-    with ThreadPoolExecutor(max_workers=len(spans)) as pool:
-        for span, start in zip(spans, starts, strict=True):
-            pool.submit(track, span, start)
-        ticks = frames_kept()
-        try:
-            for _ in ticks if progress is None else progress(ticks, total=n, desc="landmarks"):
-                pass
-        finally:
-            stop.set()  # a failed or stopped run ends every span at its next frame
+    for span, (rows, part) in zip(spans, parts, strict=True):
+        landmarks[span.start : span.stop] = rows
+        if measures is not None:
+            measures.put(span.start, part)
     return landmarks
 
 
@@ -395,7 +402,7 @@ class LandmarksTask(Task):
     title = (
         "face mesh landmarks and head tracking -> landmarks.npy, ori_imgs/*.lms, track_params.pt"
     )
-    version = 3
+    version = 4
     needs = ("frames",)
     makes = (LANDMARKS_NAME, f"{FRAMES_DIR}/*.lms", TRACK_NAME)
     config_fields = ("blendshape_model", "blendshapes")
@@ -492,7 +499,8 @@ class LandmarksTask(Task):
         folder = ctx.out / FRAMES_DIR
         if several_faces(folder, n):
             return (*detect_landmarks(folder, n, ctx.progress, measures), MAX_FACES)
-        return detect_one_face(folder, n, ctx.progress, measures), 0, 1
+        with claim_cores(len(tracking_spans(n))) as workers:
+            return detect_one_face(folder, n, ctx.progress, measures, workers), 0, 1
 
     def _write_lms(self, ctx: TaskContext, landmarks: np.ndarray) -> None:
         """ori_imgs/{i}.lms for every frame ('nan nan' lines where no face, as np.savetxt).

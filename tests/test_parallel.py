@@ -1,0 +1,277 @@
+"""Span workers (talkprep.parallel): spans of N alone, a shared core budget, results in span order,
+failures and stops that leave no worker behind, and the same files from one worker as from two."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TEST_DEFAULTS, clip_path
+
+from talkprep import parallel
+from talkprep.config import build_config
+from talkprep.console import Console
+from talkprep.errors import TaskError
+from talkprep.io.atomic import write_bytes
+from talkprep.io.digests import take_table
+from talkprep.parallel import (
+    MEMORY_RESERVE,
+    WORKER_MEMORY,
+    CoreBudget,
+    frame_spans,
+    memory_workers,
+    run_spans,
+)
+from talkprep.pipeline import Pipeline
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(autouse=True, params=["processes", "threads"])
+def where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """These tests hand a few frames to each worker: on worker processes all the same, and on
+    threads, as work too short for processes runs."""
+    minimum = 1 if request.param == "processes" else 10**9
+    monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", minimum)
+    return request.param
+
+
+def squares(span: range, job: int, tick: parallel.Tick) -> list[int]:
+    """A span function: each frame's value, one tick per frame."""
+    out = []
+    for i in span:
+        out.append(i * i + job)
+        tick(1)
+    return out
+
+
+def fails_at(span: range, job: int, tick: parallel.Tick) -> None:
+    for i in span:
+        if i == job:
+            raise TaskError(f"frame {i} is unreadable")
+        tick(1)
+
+
+def dies_at(span: range, job: int, tick: parallel.Tick) -> None:
+    if job in span:
+        os._exit(3)
+    for _ in span:
+        tick(1)
+
+
+def writes_files(span: range, job: Path, tick: parallel.Tick) -> None:
+    for i in span:
+        write_bytes(job / f"{i}.bin", f"frame {i}".encode())
+        tick(1)
+
+
+def test_frame_spans_cover_every_frame_once_whatever_the_length() -> None:
+    for n in (1, 2, 249, 250, 251, 500, 7501):
+        spans = frame_spans(n, 250)
+        assert [i for span in spans for i in span] == list(range(n))
+        assert len(spans) == -(-n // 250)
+        assert max(map(len, spans)) - min(map(len, spans)) <= 1
+
+
+def test_budget_shares_its_cores_and_counts_a_threads_claims_once() -> None:
+    budget = CoreBudget(4)
+    with budget.claim(1) as slot:
+        assert slot == 1
+        with budget.claim(10) as inner:  # the task's own claim includes its slot
+            assert inner == 4
+            granted: list[int] = []
+
+            def other() -> None:
+                with budget.claim(1) as one, budget.claim(3) as more:
+                    granted.extend([one, more])
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+            assert granted == [1, 1], "a task always runs, on one core when none is free"
+        with budget.claim(3) as again:
+            assert again == 3
+    with budget.claim(2) as alone:
+        assert alone == 2
+
+
+def test_memory_lowers_the_worker_count() -> None:
+    assert memory_workers(8, None) == 8
+    assert memory_workers(8, MEMORY_RESERVE + 3 * WORKER_MEMORY) == 4
+    assert memory_workers(8, MEMORY_RESERVE // 2) == 1
+    assert memory_workers(1, 0) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_results_come_back_in_span_order_with_every_tick(workers: int) -> None:
+    spans = frame_spans(100, 7)
+    seen = []
+
+    def progress(items, total: int, desc: str):
+        assert total == 100 and desc == "squares"
+        for item in items:
+            seen.append(item)
+            yield item
+
+    parts = run_spans(squares, spans, 5, workers, progress, "squares")
+    assert [v for part in parts for v in part] == [i * i + 5 for i in range(100)]
+    assert len(seen) == 100
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_span_reaches_the_caller_and_ends_every_worker(workers: int, where: str) -> None:
+    threads = threading.active_count()
+    with pytest.raises(TaskError, match="frame 37 is unreadable") as caught:
+        run_spans(fails_at, frame_spans(100, 10), 37, workers)
+    assert threading.active_count() == threads
+    if workers > 1 and where == "processes":
+        assert "fails_at" in str(caught.value.__cause__), "the worker's traceback is the cause"
+    assert not multiprocessing.active_children()
+
+
+def test_a_worker_that_dies_fails_the_task_with_its_frames(where: str) -> None:
+    if where == "threads":
+        pytest.skip("a thread cannot die alone")
+    with pytest.raises(TaskError, match=r"worker process died \(exit status 3\) in frames 40-49"):
+        run_spans(dies_at, frame_spans(100, 10), 42, 2)
+    assert not multiprocessing.active_children()
+
+
+def test_a_stopped_run_ends_its_workers() -> None:
+    class Stopped(BaseException):
+        pass
+
+    def progress(items, total: int, desc: str):
+        for count, item in enumerate(items):
+            if count == 30:
+                raise Stopped
+            yield item
+
+    threads = threading.active_count()
+    with pytest.raises(Stopped):
+        run_spans(squares, frame_spans(10_000, 10), 0, 2, progress)
+    assert not multiprocessing.active_children()
+    assert threading.active_count() == threads
+
+
+def test_workers_hand_their_files_digests_to_the_runner(tmp_path: Path) -> None:
+    """Files written in a worker are noted in the runner's process, as if written there."""
+    run_spans(writes_files, frame_spans(20, 5), tmp_path, 2)
+    paths = [tmp_path / f"{i}.bin" for i in range(20)]
+    expected = take_table(paths)["digest"].copy()  # noted digests, taken and forgotten
+    assert (take_table(paths)["digest"] == expected).all()  # the same, hashed from the files
+
+
+def dataset(root: Path, cores: int) -> Path:
+    """The anchor clip (500 frames: two landmark spans) through tasks 3, 4 and 8 on `cores`."""
+    out = root / f"cores{cores}"
+    parallel.set_cores(cores)
+    try:
+        values = {**TEST_DEFAULTS, "video": clip_path("anchor"), "out": out, "tasks": "3,4,8"}
+        outcomes = Pipeline(build_config(values), Console(quiet=True)).run()
+    finally:
+        parallel.set_cores(None)
+    assert [o.status for o in outcomes] == ["done"] * 3
+    return out
+
+
+def test_one_worker_writes_the_same_files_as_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Byte for byte: frames, landmarks, .lms, the track and every depth map, with one core and
+    with two (task 4 and task 8 on two span workers each, or on two threads each)."""
+    started: list[int] = []
+    start = parallel._Pool.start
+
+    def counted(pool: parallel._Pool, workers: int) -> None:
+        started.append(workers)
+        start(pool, workers)
+
+    monkeypatch.setattr(parallel._Pool, "start", counted)
+    one = dataset(tmp_path, 1)
+    assert started == []
+    if where == "threads":
+        two = dataset(tmp_path, 2)
+        assert started == [], "two threads each for tasks 4 and 8"
+    else:
+        two = dataset(tmp_path, 2)
+        assert started == [2, 2], "tasks 4 and 8 each on two workers"
+    names = sorted(
+        str(p.relative_to(one))
+        for p in one.rglob("*")
+        if p.is_file() and ".talkprep" not in p.parts and not p.name.startswith(".talkprep")
+    )
+    assert {"landmarks.npy", "track_params.pt", "ori_imgs/499.jpg", "depth/499.png"} <= set(names)
+    assert names == sorted(
+        str(p.relative_to(two))
+        for p in two.rglob("*")
+        if p.is_file() and ".talkprep" not in p.parts and not p.name.startswith(".talkprep")
+    )
+    different = [name for name in names if (one / name).read_bytes() != (two / name).read_bytes()]
+    assert different == []
+    landmarks = np.load(two / "landmarks.npy")
+    assert np.isfinite(landmarks).all()
+
+
+def span_workers_of(pid: int) -> list[int]:
+    """Process ids of the span workers of `pid` (from /proc; not multiprocessing's tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_during_span_workers_ends_them_and_the_rerun_resumes(
+    tmp_path: Path, where: str
+) -> None:
+    """Ctrl-C reaches the whole process group (as from a terminal): the run stops with 130, its
+    span workers are gone, and the rerun keeps the frames and redoes the landmarks. The clip is
+    the anchor repeated to 1250 frames, enough for two workers in the child's own run."""
+    if where == "threads":
+        pytest.skip("the child runs with its own settings")
+    spec = importlib.util.spec_from_file_location("long_clip", BENCHMARKS / "long_clip.py")
+    assert spec is not None and spec.loader is not None
+    long_clip = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(long_clip)
+    video = long_clip.repeat_clip(clip_path("anchor"), tmp_path / "anchor_50s.mp4", 50.0)
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "talkprep", "process", str(video)]
+    command += ["-o", str(out), "--tasks", "3,4", "-q"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+        workers = span_workers_of(process.pid)
+    if not workers:
+        process.kill()
+        pytest.skip("no span workers started (one core, or too little memory)")
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "an orphan worker"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    tasks = json.loads((out / ".talkprep" / "manifest.json").read_text())["tasks"]
+    assert tasks["landmarks"]["status"] == "done"
+    assert np.isfinite(np.load(out / "landmarks.npy")).all()
