@@ -23,6 +23,9 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   mosaic: there hair hanging from the head is one run per column that ends where the colour
   evidence turns (`top_runs`), and so is the neck, down from the chin while the pixels are not
   clothes (the shadow under the chin is neck) and sideways while they are skin (`_neck_run`).
+  A strand hanging into the band about the chin beside the neck joins the hair; fair hair as
+  pale as the neck's skin is told by its strands (`texture_map`: skin is smooth) where it joins
+  hair hanging past the chin (`_fair_hair`).
 - Connectivity settles the rest: hair-coloured (or blond, skin-coloured) pixels are hair only when
   connected to the head above the ears, the neck is the one piece under the chin, ear-zone
   pixels that are not hair and reach the face (ears, earrings) are ears, and small torso pieces

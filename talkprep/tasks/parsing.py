@@ -351,7 +351,7 @@ class ParsingTask(Task):
     needs = ("frames", "landmarks")
     makes = (f"{SEMANTICS_DIR}/*.png", f"{PARSING_DIR}/*.png")
     config_fields = ("parser",)
-    version = 3
+    version = 4
 
     def input_files(self, config: Config) -> list[Path]:
         if config.parser == "bisenet" and config.parser_weights is not None:
