@@ -3,17 +3,22 @@ failures and stops that leave no worker behind, and the same files from one work
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import importlib.util
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from conftest import TEST_DEFAULTS, clip_path
@@ -33,6 +38,8 @@ from talkprep.parallel import (
     run_spans,
 )
 from talkprep.pipeline import Pipeline
+from talkprep.tasks import depth
+from talkprep.tasks.landmarks import LandmarkFile
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -219,9 +226,94 @@ def test_one_worker_writes_the_same_files_as_two(
         if p.is_file() and ".talkprep" not in p.parts and not p.name.startswith(".talkprep")
     )
     different = [name for name in names if (one / name).read_bytes() != (two / name).read_bytes()]
-    assert different == []
+    assert different == [], explain_depth_difference(one, tmp_path, different)
     landmarks = np.load(two / "landmarks.npy")
     assert np.isfinite(landmarks).all()
+
+
+def numeric_environment() -> dict[str, Any]:
+    """What can make float results differ between processes: flush-to-zero and denormals-are-zero
+    (MXCSR), the rounding of 1/3, numpy's SIMD features and OpenBLAS's kernels."""
+    from numpy.core._multiarray_umath import __cpu_features__
+
+    blas = sorted(Path(np.__file__).parent.parent.glob("numpy.libs/libopenblas*.so"))
+    corename = ""
+    if blas:
+        function = getattr(ctypes.CDLL(str(blas[0])), "openblas_get_corename64_", None)
+        if function is not None:
+            function.restype = ctypes.c_char_p
+            corename = function().decode()
+    with np.errstate(all="ignore"):
+        return {
+            "ftz": bool((np.array([1e-300]) * 1e-10)[0] == 0),
+            "daz": bool((np.array([5e-324]) * 1.0)[0] == 0),
+            "third": (np.array([1.0]) / 3.0)[0].hex(),
+            "features": sorted(k for k, v in __cpu_features__.items() if v),
+            "openblas": corename,
+        }
+
+
+def depth_probe(folder: Path, out: Path, start: int, stop: int) -> dict[str, Any]:
+    """Task 8's depth maps of frames start .. stop - 1 drawn again in this process from `folder`'s
+    landmarks and track into `out`: each file's digest and its pixels' digest, and this process's
+    numeric environment."""
+    out.mkdir(parents=True)
+    for name in ("landmarks.npy", "track_params.pt"):
+        shutil.copy(folder / name, out / name)
+    n = len(list((folder / "ori_imgs").glob("*.jpg")))
+    height, width = cv2.imread(str(folder / "ori_imgs" / "0.jpg")).shape[:2]
+    track = depth._load_track(out / depth.TRACK_NAME, n)
+    with LandmarkFile(out / "landmarks.npy", n) as landmarks:
+        posable = landmarks.valid()
+    job = depth._MeshJob(out, n, height, width, track, posable)
+    (out / depth.DEPTH_DIR).mkdir()
+    depth._depth_span(range(start, stop), job, lambda count: None)
+    files = {}
+    for i in range(start, stop):
+        path = out / depth.DEPTH_DIR / f"{i}.png"
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        files[i] = (
+            hashlib.md5(path.read_bytes()).hexdigest(),
+            hashlib.md5(pixels.tobytes()).hexdigest(),
+        )
+    return {"files": files, "environment": numeric_environment()}
+
+
+def explain_depth_difference(one: Path, scratch: Path, different: list[str]) -> str:
+    """For a failure: the span of the first differing depth map drawn again here and in a fresh
+    process, which frames then differ in bytes and which in pixels, and both environments."""
+    frames = sorted(int(Path(name).stem) for name in different if name.startswith("depth/"))
+    if not frames:
+        return f"differing files: {different}"
+    start = frames[0] // depth.SPAN_FRAMES * depth.SPAN_FRAMES
+    stop = min(start + depth.SPAN_FRAMES, len(list((one / depth.DEPTH_DIR).glob("*.png"))))
+    here = depth_probe(one, scratch / "probe_here", start, stop)
+    code = (
+        "import json, sys; from pathlib import Path; sys.path[:0] = sys.argv[1:2];"
+        "from test_parallel import depth_probe;"
+        "print(json.dumps(depth_probe(Path(sys.argv[2]), Path(sys.argv[3]), "
+        "int(sys.argv[4]), int(sys.argv[5]))))"
+    )
+    arguments = [str(Path(__file__).parent), str(one), str(scratch / "probe_fresh"), str(start)]
+    printed = subprocess.run(
+        [sys.executable, "-c", code, *arguments, str(stop)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[-1]
+    fresh = json.loads(printed)
+    there = {int(i): tuple(pair) for i, pair in fresh["files"].items()}
+    mine = here["files"]
+    written = {
+        i: hashlib.md5((one / depth.DEPTH_DIR / f"{i}.png").read_bytes()).hexdigest() for i in mine
+    }
+    return (
+        f"differing files: {different}; frames {start}-{stop - 1} drawn again: bytes differ "
+        f"here/fresh at {[i for i in mine if mine[i][0] != there[i][0]]}, pixels at "
+        f"{[i for i in mine if mine[i][1] != there[i][1]]}; here differs from the first run at "
+        f"{[i for i in mine if mine[i][0] != written[i]]}; environment here "
+        f"{here['environment']}, fresh {fresh['environment']}"
+    )
 
 
 def span_workers_of(pid: int) -> list[int]:
