@@ -360,7 +360,7 @@ class _Pool:
                     span = spans[self._busy[number]]
                     process.join(STOP_GRACE_S)
                     raise TaskError(
-                        f"a worker process died ({_exit_text(process.exitcode)}) in frames "
+                        f"a worker process died ({exit_text(process.exitcode)}) in frames "
                         f"{span.start}-{span.stop - 1}; rerun to resume"
                     )
                 kind, value = message
@@ -495,7 +495,8 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _exit_text(code: int | None) -> str:
+def exit_text(code: int | None) -> str:
+    """A dead process's exit code in words: its exit status, or the signal that killed it."""
     if code is None:
         return "stopped answering"
     if code < 0:

@@ -262,10 +262,8 @@ def depth_probe(folder: Path, out: Path, start: int, stop: int) -> dict[str, Any
         shutil.copy(folder / name, out / name)
     n = len(list((folder / "ori_imgs").glob("*.jpg")))
     height, width = cv2.imread(str(folder / "ori_imgs" / "0.jpg")).shape[:2]
-    track = depth._load_track(out / depth.TRACK_NAME, n)
     with LandmarkFile(out / "landmarks.npy", n) as landmarks:
-        posable = landmarks.valid()
-    job = depth._MeshJob(out, n, height, width, track, posable)
+        job = depth.mesh_job(out, landmarks, height, width)
     (out / depth.DEPTH_DIR).mkdir()
     depth._depth_span(range(start, stop), job, lambda count: None)
     files = {}

@@ -41,6 +41,13 @@ def video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "v.mp4", moving_square_frames(50), fps=25, audio=_tone(2.0))
 
 
+def _env_with_tests() -> dict[str, str]:
+    """This environment, with the project and this folder importable (for `python -c` runners
+    that use this module's helpers)."""
+    here = Path(__file__).resolve().parent
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+
+
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     return subprocess.run(
@@ -856,8 +863,7 @@ def test_a_killed_batch_runner_leaves_no_worker_running(tmp_path):
         "job = VideoJob(tmp / 'v.mp4', 'v', tmp, tmp / 'v.log', {}, 'run')\n"
         "run_local([job], 1, 1, _Quiet(), work=_note_pid_and_sleep)\n"
     )
-    here = Path(__file__).resolve().parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    env = _env_with_tests()
     runner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env)
     noted = tmp_path / "worker.pid"
     deadline = time.monotonic() + 240
@@ -1015,8 +1021,7 @@ def test_after_a_kill_9_of_the_batch_runner_its_video_reads_as_interrupted(tmp_p
         "    tracker = _Tracker(root, [job], BatchOptions(), Console(quiet=True))\n"
         "    run_local([job], 1, 1, tracker, work=_lock_and_sleep)\n"
     )
-    here = Path(__file__).resolve().parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    env = _env_with_tests()
     root = tmp_path / "root"
     root.mkdir()
     runner = subprocess.Popen([sys.executable, "-c", script, str(root)], env=env)

@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 
 from talkprep.batch.jobs import MAX_ATTEMPTS, Events, VideoJob, VideoResult, Work, crashed
 from talkprep.batch.worker import limit_threads, process_video
-from talkprep.parallel import die_with_parent
+from talkprep.parallel import die_with_parent, exit_text
 
 TICK_S = 0.5
 """How often the runner refreshes progress while every worker is busy."""
@@ -74,7 +74,7 @@ def run_local(
                 if result is not None:
                     events.finished(replace(result, attempts=tries))
                     continue
-                reason = f"its worker process died ({_exit_text(_reap(slot))})"
+                reason = f"its worker process died ({exit_text(_reap(slot))})"
                 if tries < MAX_ATTEMPTS:
                     events.retrying(job, reason)
                     pending.appendleft(job)
@@ -140,17 +140,6 @@ def _reap(slot: _Slot) -> int | None:
     slot.conn.close()
     slot.process = slot.conn = None
     return code
-
-
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "stopped answering"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
 
 
 def _stop(slot: _Slot) -> None:

@@ -186,14 +186,8 @@ class DepthTask(Task):
         self, ctx: TaskContext, landmarks: LandmarkFile, height: int, width: int
     ) -> TaskResult:
         n = len(landmarks)
-        track = _load_track(ctx.out / TRACK_NAME, n)
-        rotation, translation = track["rotation"], track["translation"]
-        posable = (
-            landmarks.valid()
-            & np.isfinite(rotation).all(axis=(1, 2))
-            & np.isfinite(translation).all(axis=1)
-        )
-        job = _MeshJob(ctx.out, n, height, width, track, posable)
+        job = mesh_job(ctx.out, landmarks, height, width)
+        track, posable = job.track, job.posable
         spans = frame_spans(n, SPAN_FRAMES)
         with claim_cores(len(spans)) as workers:
             parts = run_spans(_depth_span, spans, job, workers, ctx.progress, "depth")
@@ -309,6 +303,19 @@ class _MeshJob:
     """`_load_track`'s arrays (poses of all N frames: a few hundred kB per 10,000 frames)."""
     posable: np.ndarray
     """bool [N]: frames with a face and a tracked pose."""
+
+
+def mesh_job(out: Path, landmarks: LandmarkFile, height: int, width: int) -> _MeshJob:
+    """The span workers' job for folder `out`: its track, and which frames have both a face and
+    a tracked pose."""
+    n = len(landmarks)
+    track = _load_track(out / TRACK_NAME, n)
+    posable = (
+        landmarks.valid()
+        & np.isfinite(track["rotation"]).all(axis=(1, 2))
+        & np.isfinite(track["translation"]).all(axis=1)
+    )
+    return _MeshJob(out, n, height, width, track, posable)
 
 
 def _depth_span(span: range, job: _MeshJob, tick: Tick) -> _MeshStats:
