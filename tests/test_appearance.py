@@ -8,9 +8,12 @@ from talkprep.geometry.appearance import (
     CLOTHES,
     HAIR,
     SKIN,
+    TEXTURE_BINS,
     fit_colour_models,
+    fit_texture_models,
     quantise,
     shaded_bins,
+    texture_bins,
 )
 
 
@@ -45,3 +48,30 @@ def test_bald_head_hair_equals_skin_and_missing_samples_are_unknown() -> None:
     assert not bald.hair_differs_from_skin and bald.skin_overlap > 0.6
     few = fit_colour_models([samples(skin), samples((40, 55, 90), 50), samples((150, 60, 30))])
     assert few.known.tolist() == [True, False, True] and not few.hair_differs_from_skin
+
+
+def detail_samples(median: float, n: int = 3000, seed: int = 0) -> np.ndarray:
+    """Detail values (texture_map's grey levels) spread log-normally about a median."""
+    return np.exp(np.random.default_rng(seed).normal(np.log(median), 0.4, n)).astype(np.float32)
+
+
+def test_detail_models_tell_strands_from_smooth_skin() -> None:
+    models = fit_texture_models(
+        [detail_samples(0.3), detail_samples(2.5, seed=1), detail_samples(0.15, seed=2)]
+    )
+    assert models.informative and models.hair_skin_overlap < 0.2
+    assert models.likelihoods(np.float32([[0.3], [2.5]])).shape == (3, 2, 1)
+    values = np.float32([0.3, 2.5, 40.0, 0.0])  # past both ends of the bins too
+    best = models.likelihoods(values).argmax(axis=0)
+    assert best[0] != HAIR and best[1] == HAIR and best[2] == HAIR and best[3] == CLOTHES
+    assert texture_bins(np.float32([0.0, 1e9])).tolist() == [0, TEXTURE_BINS - 1]
+
+
+def test_detail_that_cannot_tell_hair_from_skin_is_not_used() -> None:
+    blurred = fit_texture_models(
+        [detail_samples(0.3), detail_samples(0.35, seed=1), detail_samples(0.3, seed=2)]
+    )
+    assert not blurred.informative and blurred.hair_skin_overlap > 0.8
+    no_hair = fit_texture_models([detail_samples(0.3), detail_samples(2.5, 50), np.zeros(0)])
+    assert not no_hair.informative and no_hair.hair_skin_overlap == 1.0
+    assert np.ptp(no_hair.log_likelihood[CLOTHES]) == 0  # a class without samples is even

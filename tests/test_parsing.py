@@ -14,7 +14,7 @@ from synth_face import SyntheticPortrait, synthetic_portrait
 from task_context import task_context
 
 from talkprep.check import check_folder
-from talkprep.geometry.appearance import fit_colour_models
+from talkprep.geometry.appearance import fit_colour_models, fit_texture_models
 from talkprep.geometry.masks import (
     BACKGROUND,
     BISENET_TO_CLASS,
@@ -41,6 +41,7 @@ from talkprep.geometry.masks import (
     labels_to_bgr,
     skin_hsv,
     split_person,
+    texture_map,
 )
 from talkprep.io.images import frame_indices, read_image, write_jpeg
 from talkprep.manifest import manifest_path
@@ -84,10 +85,20 @@ def parse_scene(scene: SyntheticPortrait, person: np.ndarray | None = None) -> n
     small_person = cv2.resize(person.astype(np.float32), (WORK, WORK)) > 0.5
     layout = FaceLayout.from_points(scene.landmarks[:, :2])
     small_layout = layout.scaled(WORK / size, WORK / size)
-    bins, skin = appearance_samples(small, small_person.astype(np.float32), small_layout)
+    detail = texture_map(scene.image, (WORK, WORK))
+    bins, details, skin = appearance_samples(
+        small, small_person.astype(np.float32), small_layout, detail
+    )
     models = fit_colour_models(bins)
     posteriors = class_posteriors(small, small_layout, models)
-    classes = split_person(small_person, posteriors, small_layout, models.hair_differs_from_skin)
+    classes = split_person(
+        small_person,
+        posteriors,
+        small_layout,
+        models.hair_differs_from_skin,
+        lambda: detail,
+        fit_texture_models(details),
+    )
     return full_resolution(classes, person, scene.image, layout, skin_hsv(skin))
 
 

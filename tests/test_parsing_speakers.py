@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from talkprep.geometry.appearance import CLOTHES, N_BINS, fit_colour_models
+from talkprep.geometry.appearance import CLOTHES, N_BINS, fit_colour_models, fit_texture_models
 from talkprep.geometry.masks import (
     EAR_POINTS,
     HAIR_TEXTURE,
@@ -466,3 +466,34 @@ def test_the_defect_figures_have_one_set_of_names() -> None:
     assert names == set(DEFECT_FRAME_LIMITS) == set(DEFECT_WORDS)
     assert names == set(PARSING_DEFECTS.values())
     assert names == {*FrameDefects.__dataclass_fields__, "hair_in_torso"}
+
+
+def test_the_neck_side_in_shadow_is_neck_when_detail_tells_it_from_hair() -> None:
+    """Colour calls the shadowed side of the neck hair (dark, like the curtain beside it); its
+    smoothness, against the strands of the hair, makes it neck when the video's detail models
+    tell hair from skin, and only then."""
+    person, posteriors, layout, _ = fair_hair_scene(hair_hangs=True)
+    yy, xx = np.mgrid[0 : person.shape[0], 0 : person.shape[1]]
+    shadow = (xx >= 146) & (xx < 160) & (yy > 125) & (yy < 185)
+    posteriors = posteriors.copy()
+    posteriors[:, shadow] = np.float32([0.2, 0.75, 0.05])[:, None]
+    curtain = (xx >= 162) & (xx < 187) & (yy > 130) & (yy < 200)
+    detail = np.where(curtain | (yy < 50), 3.0, 0.3).astype(np.float32)
+    rng = np.random.default_rng(0)
+    told = fit_texture_models(
+        [np.exp(rng.normal(np.log(m), 0.4, 3000)).astype(np.float32) for m in (0.3, 2.5, 0.2)]
+    )
+    blurred = fit_texture_models(
+        [np.exp(rng.normal(np.log(0.3), 0.4, 3000)).astype(np.float32) for _ in range(3)]
+    )
+    assert told.informative and not blurred.informative
+    with_detail = split_person(
+        person, posteriors, layout, texture=lambda: detail, texture_models=told
+    )
+    assert np.mean(with_detail[shadow] == C.NECK) > 0.9
+    assert np.mean(with_detail[curtain] == C.HAIR) > 0.9  # the strands stay hair
+    for models in (None, blurred):
+        colour_only = split_person(
+            person, posteriors, layout, texture=lambda: detail, texture_models=models
+        )
+        assert np.mean(colour_only[shadow] == C.NECK) < 0.5

@@ -11,6 +11,13 @@ clothes. Those regions are impure (a fringe over the forehead, hair hanging to t
 model is refit a few times with its samples weighted by how much better it explains them than
 the others do. Skin and hair samples are repeated at lower brightness, so that a neck in the
 chin's shadow is still skin and hair hanging in shadow still hair.
+
+Colour alone cannot tell fair hair from the neck, nor the neck's shadowed side from dark hair.
+Texture can: strands of hair are full of fine detail, skin is smooth. `TextureModels` are
+per-video histograms of the local detail (`talkprep.geometry.masks.texture_map`) at the same
+sample pixels, so that what counts as detailed follows the video's own sharpness (a 256 px
+webcam clip and a 4K interview differ tenfold); they weigh in below the face, where long hair,
+the neck and the clothes meet.
 """
 
 from __future__ import annotations
@@ -131,6 +138,66 @@ def fit_colour_models(samples: list[np.ndarray]) -> ColourModels:
         hair_differs_from_skin=bool(known[HAIR] and known[SKIN])
         and skin_overlap < HAIR_SKIN_OVERLAP_MAX,
         skin_overlap=round(skin_overlap, 4),
+    )
+
+
+TEXTURE_BINS = 24
+"""Histogram bins of the detail, evenly spaced in its logarithm over TEXTURE_RANGE."""
+TEXTURE_RANGE = (0.05, 20.0)
+"""Detail (grey levels) covered by the bins; values outside fall in the end bins."""
+TEXTURE_SMOOTH_BINS = 1.0
+"""Gaussian smoothing of the detail histograms, in bins."""
+TEXTURE_FLOOR = 0.01
+"""Probability mass spread evenly over the detail bins: detail alone never rules a class out."""
+TEXTURE_OVERLAP_MAX = 0.8
+"""Above this Bhattacharyya coefficient of the hair and skin detail densities, detail cannot
+tell them apart (a blurred video, smooth hair) and is not used."""
+_TEXTURE_EDGES = np.linspace(np.log(TEXTURE_RANGE[0]), np.log(TEXTURE_RANGE[1]), TEXTURE_BINS + 1)
+
+
+def texture_bins(detail: np.ndarray) -> np.ndarray:
+    """int [...]: the detail histogram bin of each value."""
+    logs = np.log(np.maximum(np.asarray(detail, np.float32), TEXTURE_RANGE[0] / 2))
+    return np.clip(np.searchsorted(_TEXTURE_EDGES, logs, side="right") - 1, 0, TEXTURE_BINS - 1)
+
+
+@dataclass(frozen=True)
+class TextureModels:
+    """Log-likelihood tables of the local detail under skin, hair and clothes."""
+
+    log_likelihood: np.ndarray
+    """float32 [N_MODELS, TEXTURE_BINS]; even over the bins for a class without samples."""
+    hair_skin_overlap: float
+    """Bhattacharyya coefficient of the hair and skin detail densities (1 without samples)."""
+
+    @property
+    def informative(self) -> bool:
+        """Whether detail tells hair from skin in this video."""
+        return self.hair_skin_overlap < TEXTURE_OVERLAP_MAX
+
+    def likelihoods(self, detail: np.ndarray) -> np.ndarray:
+        """float32 [N_MODELS, H, W]: log-likelihood of each pixel's detail under each model."""
+        return self.log_likelihood[:, texture_bins(detail)]
+
+
+def fit_texture_models(samples: list[np.ndarray]) -> TextureModels:
+    """Models from detail samples (float arrays) of skin, hair and clothes, in that order, taken
+    at the pixels of the colour samples."""
+    densities = []
+    for values in samples:
+        if values.size < MIN_SAMPLES:
+            densities.append(np.full(TEXTURE_BINS, 1.0 / TEXTURE_BINS))
+            continue
+        counts = np.bincount(texture_bins(values), minlength=TEXTURE_BINS).astype(np.float64)
+        counts = gaussian_filter(counts, TEXTURE_SMOOTH_BINS, mode="nearest")
+        densities.append(
+            counts / counts.sum() * (1.0 - TEXTURE_FLOOR) + TEXTURE_FLOOR / TEXTURE_BINS
+        )
+    known = samples[SKIN].size >= MIN_SAMPLES and samples[HAIR].size >= MIN_SAMPLES
+    coefficient = overlap(densities[SKIN], densities[HAIR]) if known else 1.0
+    return TextureModels(
+        log_likelihood=np.log(np.stack(densities)).astype(np.float32),
+        hair_skin_overlap=round(coefficient, 4),
     )
 
 

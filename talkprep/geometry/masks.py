@@ -25,7 +25,9 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   clothes (the shadow under the chin is neck) and sideways while they are skin (`_neck_run`).
   A strand hanging into the band about the chin beside the neck joins the hair; fair hair as
   pale as the neck's skin is told by its strands (`texture_map`: skin is smooth) where it joins
-  hair hanging past the chin (`_fair_hair`).
+  hair hanging past the chin (`_fair_hair`). Where the video's detail models tell hair from skin
+  (`appearance.TextureModels`), each pixel's detail weighs in with its colour there
+  (`_with_detail`): the smooth side of the neck in shadow stays neck, strands over it are hair.
 - Connectivity settles the rest: hair-coloured (or blond, skin-coloured) pixels are hair only when
   connected to the head above the ears, the neck is the one piece under the chin, ear-zone
   pixels that are not hair and reach the face (ears, earrings) are ears, and small torso pieces
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -50,6 +53,7 @@ from talkprep.geometry.appearance import (
     N_MODELS,
     SKIN,
     ColourModels,
+    TextureModels,
     quantise,
 )
 from talkprep.geometry.distance import exact_distance
@@ -525,6 +529,7 @@ def split_person(
     layout: FaceLayout | None,
     hair_differs: bool = True,
     texture: Callable[[], np.ndarray] | None = None,
+    texture_models: TextureModels | None = None,
 ) -> np.ndarray:
     """The semantic class map (without mouth and teeth) at the work resolution.
 
@@ -539,7 +544,10 @@ def split_person(
             blond hair), when it does not (a bald head) they are all skin.
         texture: gives float [h, w], the frame's local detail (see texture_map), or None: beside
             the neck, skin-coloured pixels with detail that join the hanging hair are fair hair
-            (asked for only when hair hangs past the chin).
+            (asked for only when hair hangs past the chin, or when `texture_models` use it).
+        texture_models: the video's detail models; when they tell hair from skin, the detail
+            weighs in with the colour below the face (not on the ears): the smooth, shadowed side
+            of the neck is skin, strands over it are hair.
     """
     height, width = person.shape
     classes = np.where(person, np.uint8(C.TORSO), np.uint8(C.BACKGROUND))
@@ -550,6 +558,14 @@ def split_person(
     body = _components_touching(person, face)
     classes[person & ~body] = C.OTHER
     skin_p, hair_p, clothes_p = (np.asarray(p, np.float32) for p in posteriors)
+    start = _below_face(face, layout)
+    low = np.arange(height)[:, None] >= start[None, :]
+    zone = ear_zone(height, width, layout)
+    detail = None if texture is None else cache(texture)
+    if detail is not None and texture_models is not None and texture_models.informative:
+        skin_p, hair_p, clothes_p = _with_detail(
+            (skin_p, hair_p, clothes_p), texture_models.likelihoods(detail()), low & ~zone
+        )
     rest = body & ~face
     is_hair = (hair_p > skin_p) & (hair_p >= clothes_p)
     is_skin = (skin_p >= hair_p) & (skin_p >= clothes_p)
@@ -561,8 +577,6 @@ def split_person(
     skin = rest & is_skin
     # below the mouth, hair hangs from the head and the neck from the chin: each is one run per
     # column that ends where the colour evidence turns (top_runs), not a pixel-by-pixel vote
-    start = _below_face(face, layout)
-    low = np.arange(height)[:, None] >= start[None, :]
     under_chin = _neck_run(rest & low, (skin_p, hair_p, clothes_p), layout, start, dx)
     core = low & np.broadcast_to(np.abs(dx) < NECK_CORE, (height, width))
     tiny = np.float32(1e-4)
@@ -580,8 +594,8 @@ def split_person(
     strands = _components_touching(strands | hair, hair) & strands
     hair |= strands
     under_chin &= ~strands
-    if texture is not None:
-        fair_hair = _fair_hair(hair, low, is_skin | under_chin, is_clothes, layout, texture)
+    if detail is not None:
+        fair_hair = _fair_hair(hair, low, is_skin | under_chin, is_clothes, layout, detail)
         hair |= fair_hair
         under_chin &= ~fair_hair
         skin &= ~fair_hair
@@ -589,7 +603,7 @@ def split_person(
     head_seed = cv2.dilate(mask8(face), np.ones((3, 3), np.uint8)).view(bool)
     # an ear (and what hangs from it) is attached to the head: ear-zone pixels that are not hair
     # (thin strands included) and reach the face's rim; a shoulder raised into the zone is not
-    ears = rest & ~hair & ~is_hair & ear_zone(height, width, layout)
+    ears = rest & ~hair & ~is_hair & zone
     ears = _components_touching(ears | head_seed, head_seed) & ears
     neck = skin & ~upper & ~ears & (np.abs(dx) < NECK_HALF_WIDTH)
     # the neck is one piece hanging from the chin: skin patches on the clothes beside the jaw
@@ -622,6 +636,21 @@ def split_person(
     classes[ears] = C.EARS
     classes[face] = C.FACE_SKIN
     return classes
+
+
+def _with_detail(
+    posteriors: tuple[np.ndarray, np.ndarray, np.ndarray],
+    detail_log_likelihood: np.ndarray,
+    where: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three posteriors times the likelihood of each pixel's detail, renormalised, `where`
+    is true (colour and detail taken as independent evidence); unchanged elsewhere."""
+    relative = detail_log_likelihood - detail_log_likelihood.max(axis=0)
+    weighted = [p * cv2.exp(r) for p, r in zip(posteriors, relative, strict=True)]
+    total = weighted[0] + weighted[1] + weighted[2] + np.float32(1e-12)
+    return tuple(  # type: ignore[return-value]
+        np.where(where, w / total, p) for w, p in zip(weighted, posteriors, strict=True)
+    )
 
 
 def _fair_hair(
@@ -851,13 +880,14 @@ def bisenet_classes(
 
 
 def appearance_samples(
-    image_bgr: np.ndarray, person_prob: np.ndarray, layout: FaceLayout
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Colour samples of one (small) frame whose class the geometry tells: skin from the face
-    (eroded, without eyes, brows and lips), hair from person pixels above the forehead, clothes
-    from person pixels below the neck in the middle or far below the chin.
+    image_bgr: np.ndarray, person_prob: np.ndarray, layout: FaceLayout, detail: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Colour and detail samples of one (small) frame whose class the geometry tells: skin from
+    the face (eroded, without eyes, brows and lips), hair from person pixels above the forehead,
+    clothes from person pixels below the neck in the middle or far below the chin.
 
-    Returns the histogram bins of skin, hair and clothes samples and the skin pixels (BGR [n, 3]).
+    Returns the histogram bins of skin, hair and clothes samples, their detail (`detail`, the
+    frame's texture_map at this size) and the skin pixels (BGR [n, 3]).
     """
     height, width = person_prob.shape
     person = person_prob > 0.5
@@ -878,7 +908,8 @@ def appearance_samples(
     # below the neck in the middle (long hair seldom hangs there), or far down at the sides
     clothes = person & ~face & (radius > 1.0) & (((dy > 0.75) & (np.abs(dx) < 0.5)) | (dy > 1.2))
     bins = quantise(image_bgr)
-    return [bins[core], bins[hair], bins[clothes]], image_bgr[core]
+    regions = (core, hair, clothes)
+    return [bins[r] for r in regions], [detail[r] for r in regions], image_bgr[core]
 
 
 def skin_hsv(skin_bgr: np.ndarray) -> tuple[float, float]:

@@ -27,7 +27,12 @@ import numpy as np
 
 from talkprep.config import Config
 from talkprep.errors import TaskError
-from talkprep.geometry.appearance import ColourModels, fit_colour_models
+from talkprep.geometry.appearance import (
+    ColourModels,
+    TextureModels,
+    fit_colour_models,
+    fit_texture_models,
+)
 from talkprep.geometry.masks import (
     CLASS_TO_LABEL,
     HEAD,
@@ -351,7 +356,7 @@ class ParsingTask(Task):
     needs = ("frames", "landmarks")
     makes = (f"{SEMANTICS_DIR}/*.png", f"{PARSING_DIR}/*.png")
     config_fields = ("parser",)
-    version = 4
+    version = 5
 
     def input_files(self, config: Config) -> list[Path]:
         if config.parser == "bisenet" and config.parser_weights is not None:
@@ -424,10 +429,14 @@ class ParsingTask(Task):
         from talkprep.models.selfie_segmenter import SelfieSegmenter
 
         with SelfieSegmenter() as segmenter, HandDetector() as hand_detector:
-            models, skin = self._fit_appearance(ctx, pool, segmenter, paths, valid, layouts)
+            models, texture_models, skin = self._fit_appearance(
+                ctx, pool, segmenter, paths, valid, layouts
+            )
             figures["appearance"] = {
                 "hair_skin_overlap": models.skin_overlap,
                 "hair_told_from_skin": models.hair_differs_from_skin,
+                "hair_skin_detail_overlap": texture_models.hair_skin_overlap,
+                "detail_used": texture_models.informative,
                 "models_known": dict(
                     zip(("skin", "hair", "clothes"), models.known.tolist(), strict=True)
                 ),
@@ -470,6 +479,7 @@ class ParsingTask(Task):
                     layouts,
                     index,
                     models,
+                    texture_models,
                     skin,
                     Hands(
                         [hand for hands in found for hand in hands.labelled],
@@ -485,11 +495,13 @@ class ParsingTask(Task):
         paths: list[Path],
         valid: np.ndarray,
         layouts: _Layouts,
-    ) -> tuple[ColourModels, tuple[float, float]]:
-        """Colour models of skin, hair and clothes from frames spread over the video."""
+    ) -> tuple[ColourModels, TextureModels, tuple[float, float]]:
+        """Colour and detail models of skin, hair and clothes from frames spread over the video,
+        and the skin's median saturation and value."""
         have = np.flatnonzero(valid)
         picks = have[np.linspace(0, have.size - 1, min(APPEARANCE_FRAMES, have.size)).astype(int)]
         samples: list[list[np.ndarray]] = [[], [], []]
+        details: list[list[np.ndarray]] = [[], [], []]
         skin_pixels = []
         frames = read_ahead(pool, read_image, [paths[i] for i in picks])
         progress = ctx.progress(
@@ -498,12 +510,18 @@ class ParsingTask(Task):
         for index, frame in progress:
             small = segmenter.shrink(frame)
             layout = layouts.get(int(index), small.shape[:2], frame.shape[:2])
-            bins, skin_bgr = appearance_samples(small, segmenter.segment(small), layout)
+            detail = texture_map(frame, (small.shape[1], small.shape[0]))
+            bins, detail_samples, skin_bgr = appearance_samples(
+                small, segmenter.segment(small), layout, detail
+            )
             for store, part in zip(samples, bins, strict=True):
+                store.append(part)
+            for store, part in zip(details, detail_samples, strict=True):
                 store.append(part)
             skin_pixels.append(skin_bgr)
         models = fit_colour_models([np.concatenate(s) for s in samples])
-        return models, skin_hsv(np.concatenate(skin_pixels))
+        texture_models = fit_texture_models([np.concatenate(d) for d in details])
+        return models, texture_models, skin_hsv(np.concatenate(skin_pixels))
 
     def _bisenet_jobs(
         self, ctx: TaskContext, frames: Iterator[np.ndarray], layouts: _Layouts
@@ -626,6 +644,7 @@ def _frame_classes(
     layouts: _Layouts,
     index: int,
     models: ColourModels,
+    texture_models: TextureModels,
     skin: tuple[float, float],
     hands: Hands,
 ) -> ParsedFrame:
@@ -642,7 +661,9 @@ def _frame_classes(
         return ParsedFrame(label_hands(whole, hands.labelled), None, None)
     small = layouts.get(index, maps.shape[1:], (height, width))
     detail = partial(texture_map, frame, (maps.shape[2], maps.shape[1]))
-    coarse = split_person(maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin, detail)
+    coarse = split_person(
+        maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin, detail, texture_models
+    )
     layout = layouts.get(index, (height, width), (height, width))
     whole = full_resolution(
         coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
