@@ -96,7 +96,7 @@ def parse_scene(scene: SyntheticPortrait, person: np.ndarray | None = None) -> n
         posteriors,
         small_layout,
         models.hair_differs_from_skin,
-        lambda: detail,
+        lambda _: detail,
         fit_texture_models(details),
     )
     return full_resolution(classes, person, scene.image, layout, skin_hsv(skin))

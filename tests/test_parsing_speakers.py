@@ -198,12 +198,12 @@ def test_fair_hair_beside_the_neck_is_told_from_skin_by_its_strands() -> None:
     person, posteriors, layout, fair = fair_hair_scene(hair_hangs=True)
     strands = np.where(fair, 3.0, 0.3).astype(np.float32)  # detail: strands against smooth skin
     smooth = np.full(fair.shape, 0.3, np.float32)
-    with_strands = split_person(person, posteriors, layout, texture=lambda: strands)
+    with_strands = split_person(person, posteriors, layout, texture=lambda _: strands)
     assert np.mean(with_strands[fair] == C.HAIR) > 0.9
     assert np.count_nonzero(split_person(person, posteriors, layout)[fair] == C.HAIR) == 0
     assert (
         np.count_nonzero(
-            split_person(person, posteriors, layout, texture=lambda: smooth)[fair] == C.HAIR
+            split_person(person, posteriors, layout, texture=lambda _: smooth)[fair] == C.HAIR
         )
         == 0
     )
@@ -211,7 +211,7 @@ def test_fair_hair_beside_the_neck_is_told_from_skin_by_its_strands() -> None:
     # is never computed
     person, posteriors, layout, fair = fair_hair_scene(hair_hangs=False)
 
-    def never() -> np.ndarray:
+    def never(_: int) -> np.ndarray:
         raise AssertionError("detail asked for without hanging hair")
 
     short = split_person(person, posteriors, layout, texture=never)
@@ -224,6 +224,15 @@ def test_the_detail_map_sees_strands_and_not_smooth_skin() -> None:
     detail = texture_map(image, (64, 64))
     assert detail.shape == (64, 64)
     assert np.median(detail[:, 40:]) > HAIR_TEXTURE > np.median(detail[:, :24]) + 0.5
+
+
+def test_the_detail_map_of_the_rows_below_the_face_matches_the_whole_map_there() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (300, 200, 3), np.uint8)  # 300 rows onto 64: a ragged scale
+    whole = texture_map(image, (48, 64))
+    band = texture_map(image, (48, 64), first_row=30)
+    assert (band[:30] == 0).all()
+    assert np.allclose(band[30:], whole[30:], rtol=0.05, atol=0.5)
 
 
 def test_the_hand_detector_is_asked_only_where_skin_lies_off_the_head() -> None:
@@ -488,12 +497,12 @@ def test_the_neck_side_in_shadow_is_neck_when_detail_tells_it_from_hair() -> Non
     )
     assert told.informative and not blurred.informative
     with_detail = split_person(
-        person, posteriors, layout, texture=lambda: detail, texture_models=told
+        person, posteriors, layout, texture=lambda _: detail, texture_models=told
     )
     assert np.mean(with_detail[shadow] == C.NECK) > 0.9
     assert np.mean(with_detail[curtain] == C.HAIR) > 0.9  # the strands stay hair
     for models in (None, blurred):
         colour_only = split_person(
-            person, posteriors, layout, texture=lambda: detail, texture_models=models
+            person, posteriors, layout, texture=lambda _: detail, texture_models=models
         )
         assert np.mean(colour_only[shadow] == C.NECK) < 0.5

@@ -156,9 +156,11 @@ _TEXTURE_EDGES = np.linspace(np.log(TEXTURE_RANGE[0]), np.log(TEXTURE_RANGE[1]),
 
 
 def texture_bins(detail: np.ndarray) -> np.ndarray:
-    """int [...]: the detail histogram bin of each value."""
-    logs = np.log(np.maximum(np.asarray(detail, np.float32), TEXTURE_RANGE[0] / 2))
-    return np.clip(np.searchsorted(_TEXTURE_EDGES, logs, side="right") - 1, 0, TEXTURE_BINS - 1)
+    """int32 [...]: the detail histogram bin of each value."""
+    logs = np.log(np.maximum(np.asarray(detail, np.float32), np.float32(TEXTURE_RANGE[0] / 2)))
+    step = (_TEXTURE_EDGES[-1] - _TEXTURE_EDGES[0]) / TEXTURE_BINS
+    bins = np.floor((logs - np.float32(_TEXTURE_EDGES[0])) * np.float32(1.0 / step))
+    return np.clip(bins, 0, TEXTURE_BINS - 1).astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,12 @@ class TextureModels:
     def likelihoods(self, detail: np.ndarray) -> np.ndarray:
         """float32 [N_MODELS, H, W]: log-likelihood of each pixel's detail under each model."""
         return self.log_likelihood[:, texture_bins(detail)]
+
+    def relative_likelihoods(self, detail: np.ndarray) -> np.ndarray:
+        """float32 [N_MODELS, H, W]: each pixel's detail likelihood under each model over the
+        largest of the three (what weighs colour posteriors; a table gather, no exp per pixel)."""
+        relative = np.exp(self.log_likelihood - self.log_likelihood.max(axis=0))
+        return relative.astype(np.float32)[:, texture_bins(detail)]
 
 
 def fit_texture_models(samples: list[np.ndarray]) -> TextureModels:

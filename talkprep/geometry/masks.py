@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 import cv2
 import numpy as np
@@ -528,7 +528,7 @@ def split_person(
     posteriors: np.ndarray,
     layout: FaceLayout | None,
     hair_differs: bool = True,
-    texture: Callable[[], np.ndarray] | None = None,
+    texture: Callable[[int], np.ndarray] | None = None,
     texture_models: TextureModels | None = None,
 ) -> np.ndarray:
     """The semantic class map (without mouth and teeth) at the work resolution.
@@ -542,7 +542,8 @@ def split_person(
         hair_differs: whether the hair colour differs from the skin (ColourModels); when it
             does, skin-coloured pixels above the face are forehead only close to the face (else
             blond hair), when it does not (a bald head) they are all skin.
-        texture: gives float [h, w], the frame's local detail (see texture_map), or None: beside
+        texture: gives float [h, w], the frame's local detail (see texture_map) from the row it
+            is given down (zero above: only the rows below the face are asked for), or None: beside
             the neck, skin-coloured pixels with detail that join the hanging hair are fair hair
             (asked for only when hair hangs past the chin, or when `texture_models` use it).
         texture_models: the video's detail models; when they tell hair from skin, the detail
@@ -561,10 +562,14 @@ def split_person(
     start = _below_face(face, layout)
     low = np.arange(height)[:, None] >= start[None, :]
     zone = ear_zone(height, width, layout)
-    detail = None if texture is None else cache(texture)
+    band = slice(int(start.min()), height)  # the rows below the face
+    detail = None if texture is None else cache(partial(texture, band.start))
     if detail is not None and texture_models is not None and texture_models.informative:
         skin_p, hair_p, clothes_p = _with_detail(
-            (skin_p, hair_p, clothes_p), texture_models.likelihoods(detail()), low & ~zone
+            (skin_p, hair_p, clothes_p),
+            texture_models.relative_likelihoods(detail()[band]),
+            (low & ~zone)[band],
+            band,
         )
     rest = body & ~face
     is_hair = (hair_p > skin_p) & (hair_p >= clothes_p)
@@ -640,17 +645,19 @@ def split_person(
 
 def _with_detail(
     posteriors: tuple[np.ndarray, np.ndarray, np.ndarray],
-    detail_log_likelihood: np.ndarray,
+    detail_likelihood: np.ndarray,
     where: np.ndarray,
+    band: slice,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The three posteriors times the likelihood of each pixel's detail, renormalised, `where`
-    is true (colour and detail taken as independent evidence); unchanged elsewhere."""
-    relative = detail_log_likelihood - detail_log_likelihood.max(axis=0)
-    weighted = [p * cv2.exp(r) for p, r in zip(posteriors, relative, strict=True)]
+    """The three posteriors times the (relative) likelihood of each pixel's detail, renormalised,
+    where `where` is true in the rows `band` (colour and detail taken as independent evidence);
+    unchanged elsewhere. `detail_likelihood` and `where` cover the band's rows only."""
+    weighted = [p[band] * r for p, r in zip(posteriors, detail_likelihood, strict=True)]
     total = weighted[0] + weighted[1] + weighted[2] + np.float32(1e-12)
-    return tuple(  # type: ignore[return-value]
-        np.where(where, w / total, p) for w, p in zip(weighted, posteriors, strict=True)
-    )
+    out = tuple(p.copy() for p in posteriors)
+    for p, w in zip(out, weighted, strict=True):
+        np.copyto(p[band], w / total, where=where)
+    return out  # type: ignore[return-value]
 
 
 def _fair_hair(
@@ -677,14 +684,23 @@ def _fair_hair(
     return _components_touching(candidate | hanging, hanging) & candidate
 
 
-def texture_map(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def texture_map(image_bgr: np.ndarray, size: tuple[int, int], first_row: int = 0) -> np.ndarray:
     """float32 [h, w] (size: width, height): the local detail of a frame, the magnitude of the
     Laplacian of its lightly blurred grey image (grey levels), averaged down to `size` and
-    blurred: strands of hair show in it, skin is smooth."""
-    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 1.0), cv2.CV_32F))
-    small = cv2.resize(detail, size, interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(small, (0, 0), TEXTURE_BLUR)
+    blurred: strands of hair show in it, skin is smooth. Only rows from `first_row` (at `size`)
+    down are computed, the rest are zero: parsing asks for the rows below the face."""
+    width, height = size
+    out = np.zeros((height, width), np.float32)
+    pad = int(np.ceil(3 * TEXTURE_BLUR)) + 1  # rows the blurs reach across the band's top
+    top = min(max(0, first_row - pad), height - 1)
+    full_top = int(round(top * image_bgr.shape[0] / height))
+    above = min(full_top, 4)  # the full-resolution blur and Laplacian reach about 4 rows
+    grey = cv2.cvtColor(image_bgr[full_top - above :], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 1.0), cv2.CV_32F))[above:]
+    small = cv2.resize(detail, (width, height - top), interpolation=cv2.INTER_AREA)
+    out[top:] = cv2.GaussianBlur(small, (0, 0), TEXTURE_BLUR)
+    out[:first_row] = 0.0
+    return out
 
 
 def _grow(classes: np.ndarray, steps: int) -> np.ndarray:
