@@ -60,9 +60,10 @@ def test_detail_models_tell_strands_from_smooth_skin() -> None:
         [detail_samples(0.3), detail_samples(2.5, seed=1), detail_samples(0.15, seed=2)]
     )
     assert models.informative and models.hair_skin_overlap < 0.2
-    assert models.likelihoods(np.float32([[0.3], [2.5]])).shape == (3, 2, 1)
+    relative = models.relative_likelihoods(np.float32([[0.3], [2.5]]))
+    assert relative.shape == (3, 2, 1) and relative.max() == 1.0 and relative.min() > 0
     values = np.float32([0.3, 2.5, 40.0, 0.0])  # past both ends of the bins too
-    best = models.likelihoods(values).argmax(axis=0)
+    best = models.relative_likelihoods(values).argmax(axis=0)
     assert best[0] != HAIR and best[1] == HAIR and best[2] == HAIR and best[3] == CLOTHES
     assert texture_bins(np.float32([0.0, 1e9])).tolist() == [0, TEXTURE_BINS - 1]
 

@@ -177,10 +177,6 @@ class TextureModels:
         """Whether detail tells hair from skin in this video."""
         return self.hair_skin_overlap < TEXTURE_OVERLAP_MAX
 
-    def likelihoods(self, detail: np.ndarray) -> np.ndarray:
-        """float32 [N_MODELS, H, W]: log-likelihood of each pixel's detail under each model."""
-        return self.log_likelihood[:, texture_bins(detail)]
-
     def relative_likelihoods(self, detail: np.ndarray) -> np.ndarray:
         """float32 [N_MODELS, H, W]: each pixel's detail likelihood under each model over the
         largest of the three (what weighs colour posteriors; a table gather, no exp per pixel)."""
