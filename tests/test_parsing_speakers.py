@@ -15,10 +15,12 @@ from talkprep.geometry.masks import (
     EAR_POINTS,
     HAIR_TEXTURE,
     FaceLayout,
+    appearance_samples,
     face_under_hands,
     full_resolution,
     hand_regions,
     label_hands,
+    skin_by_colour,
     skin_off_head,
     sort_hands,
     split_person,
@@ -250,16 +252,44 @@ def test_the_hand_detector_is_asked_only_where_skin_lies_off_the_head() -> None:
     assert not skin_off_head(np.zeros_like(person), hand, layout)  # not on the person
 
 
-def test_hands_on_the_head_or_not_skin_coloured_are_not_labelled() -> None:
+def test_hands_held_before_the_clothes_stay_out_of_the_clothes_model() -> None:
+    rng = np.random.default_rng(0)
+    image = np.full((400, 400, 3), (60, 90, 60), np.uint8)  # green behind
+    person = np.zeros((400, 400), np.float32)
+    person[40:, 60:340] = 1.0
+    image[40:, 60:340] = (120, 130, 140)  # grey clothes
+    yy, xx = np.mgrid[0:400, 0:400]
+    image[((xx - 200) / 60) ** 2 + ((yy - 120) / 80) ** 2 < 1] = (150, 170, 210)  # the face
+    image[20:60, 120:280] = (30, 40, 50)  # hair
+    image[300:380, 160:240] = (140, 165, 215)  # a hand held in front of the clothes
+    image = np.clip(image + rng.integers(-6, 7, image.shape), 0, 255).astype(np.uint8)
+    layout = FaceLayout.from_points(face_points((200, 120), 120, 160))
+    detail = np.zeros((400, 400), np.float32)
+    hand = (slice(310, 370), slice(170, 230))
+
+    def skin_of_the_hand(hands: list[np.ndarray]) -> float:
+        bins, _, _ = appearance_samples(image, person, layout, detail, hands)
+        return float(skin_by_colour(image, fit_colour_models(bins))[hand].mean())
+
+    # the clothes samples below the neck take the hand in: it looks part clothes ...
+    assert skin_of_the_hand([]) < 0.5
+    # ... unless the hands the detector finds are left out of them
+    assert skin_of_the_hand([hand_at(200, 340, 80)]) > 0.95
+
+
+def test_hands_on_the_head_off_the_person_or_not_skin_coloured_are_not_labelled() -> None:
     layout = FaceLayout.from_points(face_points((100, 70), 60, 80))
     skin_p = np.zeros((200, 200), np.float32)
     skin_p[150:190, 20:60] = 0.9  # a real hand's colour, low in the frame
     skin_p[50:90, 80:120] = 0.9  # the face
-    hands = np.stack([hand_at(40, 170), hand_at(100, 70), hand_at(160, 170)])
-    labelled, on_head = sort_hands(hands, skin_p, layout)
+    skin_p[10:40, 160:195] = 0.9  # a skin-coloured blur behind the speaker
+    person_p = np.zeros((200, 200), np.float32)
+    person_p[40:, :150] = 1.0
+    hands = np.stack([hand_at(40, 170), hand_at(100, 70), hand_at(160, 170), hand_at(178, 25)])
+    labelled, on_head = sort_hands(hands, skin_p, person_p, layout)
     assert len(labelled) == 1 and np.allclose(labelled[0], hands[0])
     assert len(on_head) == 1 and np.allclose(on_head[0], hands[1])
-    assert [len(h) for h in sort_hands(hands[:0], skin_p, layout)] == [0, 0]
+    assert [len(h) for h in sort_hands(hands[:0], skin_p, person_p, layout)] == [0, 0]
     # a hand on the head is not labelled, but a large one counts as covering the face
     face = np.zeros((200, 200), bool)
     face[40:100, 70:130] = True

@@ -168,7 +168,10 @@ the hand's: fingers wider than their joints, and what the hand holds."""
 HAND_FACE_MIN = 0.15
 """A hand on the head covers the face from this share of the face polygon up."""
 HAND_SKIN_MIN = 0.35
-"""Mean skin posterior a detected hand's hull needs to count as a hand."""
+"""Mean skin posterior (by colour alone) a detected hand's hull needs to count as a hand."""
+HAND_PERSON_MIN = 0.5
+"""Mean person probability a detected hand's hull needs: the segmenter takes hands for part of
+the person, and the detector now and then finds a hand in a skin-coloured blur behind it."""
 HAND_SKIN_AREA = 0.02
 """Skin-coloured person pixels away from the head and the neck, as a share of the face box, from
 which a frame may show a hand (see skin_off_head)."""
@@ -344,6 +347,14 @@ def class_posteriors(image_bgr: np.ndarray, layout: FaceLayout, models: ColourMo
     exps = [cv2.exp(score - top) for score in scores]
     total = exps[0] + exps[1] + exps[2]
     return np.stack([cv2.GaussianBlur(e / total, (0, 0), POSTERIOR_BLUR) for e in exps])
+
+
+def skin_by_colour(image_bgr: np.ndarray, models: ColourModels) -> np.ndarray:
+    """float32 [h, w]: P(skin | colour) of each pixel of a (small) image, without the positional
+    priors of class_posteriors (which leave no skin far below the face, where hands are)."""
+    scores = models.likelihoods(quantise(image_bgr))
+    relative = np.exp(scores - scores.max(axis=0))
+    return (relative[SKIN] / relative.sum(axis=0)).astype(np.float32)
 
 
 def ear_zone(height: int, width: int, layout: FaceLayout) -> np.ndarray:
@@ -788,30 +799,36 @@ def hand_regions(
 
 
 def sort_hands(
-    hands: np.ndarray, skin_p: np.ndarray, layout: FaceLayout
+    hands: np.ndarray, skin_p: np.ndarray, person_p: np.ndarray, layout: FaceLayout
 ) -> tuple[np.ndarray, np.ndarray]:
     """The detected hands (landmarks [K, 21, 2], pixels of skin_p's image) to label, and those
     over the head (not labelled).
 
-    A hand counts only when its hull is mostly skin by the per-video colour models (mean skin
-    posterior >= HAND_SKIN_MIN; the detector now and then finds a hand in a lock of hair or a knit
-    pattern). One whose centre lies on the head (inside the head ellipse) is not labelled: the
-    detector also finds hands in ears and cheeks, and cutting a head pixel out of the training
-    images is far worse than missing a hand there; it only counts towards covering the face.
+    A hand counts only when its hull is mostly skin by the per-video colour models (mean of
+    skin_p, P(skin | colour) from skin_by_colour, >= HAND_SKIN_MIN; the detector now and then
+    finds a hand in a lock of hair or a knit pattern) and mostly person (mean of person_p, the
+    segmenter's probability, >= HAND_PERSON_MIN). One whose centre lies on the head (inside
+    the head ellipse) is not labelled: the detector also finds hands in ears and cheeks, and
+    cutting a head pixel out of the training images is far worse than missing a hand there; it
+    only counts towards covering the face.
     """
     if not len(hands):
         return hands, hands
     height, width = skin_p.shape
     head = head_ellipse(height, width, layout)
-    skin, on_head = [], []
+    real, on_head = [], []
     for points in hands:
         hull = np.zeros(skin_p.shape, np.uint8)
         cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points).astype(np.int32)), 1)
         x, y = np.round(points.mean(axis=0)).astype(int)
         on_head.append(0 <= x < width and 0 <= y < height and bool(head[y, x]))
-        skin.append(cv2.countNonZero(hull) > 0 and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN)
-    skin_hand, head_hand = np.asarray(skin, bool), np.asarray(on_head, bool)
-    return hands[skin_hand & ~head_hand], hands[skin_hand & head_hand]
+        real.append(
+            cv2.countNonZero(hull) > 0
+            and cv2.mean(skin_p, hull)[0] >= HAND_SKIN_MIN
+            and cv2.mean(person_p, hull)[0] >= HAND_PERSON_MIN
+        )
+    real_hand, head_hand = np.asarray(real, bool), np.asarray(on_head, bool)
+    return hands[real_hand & ~head_hand], hands[real_hand & head_hand]
 
 
 def skin_off_head(person: np.ndarray, skin_p: np.ndarray, layout: FaceLayout) -> bool:
@@ -896,20 +913,28 @@ def bisenet_classes(
 
 
 def appearance_samples(
-    image_bgr: np.ndarray, person_prob: np.ndarray, layout: FaceLayout, detail: np.ndarray
+    image_bgr: np.ndarray,
+    person_prob: np.ndarray,
+    layout: FaceLayout,
+    detail: np.ndarray,
+    hands: Sequence[np.ndarray] = (),
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Colour and detail samples of one (small) frame whose class the geometry tells: skin from
     the face (eroded, without eyes, brows and lips), hair from person pixels above the forehead,
-    clothes from person pixels below the neck in the middle or far below the chin.
+    clothes from person pixels below the neck in the middle or far below the chin; none within
+    the reach of a hand (landmarks [21, 2] each, pixels): hands held in front of the body would
+    teach the clothes model skin, and then no hand would look like skin.
 
     Returns the histogram bins of skin, hair and clothes samples, their detail (`detail`, the
     frame's texture_map at this size) and the skin pixels (BGR [n, 3]).
     """
     height, width = person_prob.shape
-    person = person_prob > 0.5
+    off_hands = ~hand_regions(hands, height, width)[1]
+    person = (person_prob > 0.5) & off_hands
     face = face_mask(layout.points, height, width)
     erode = max(1, int(round(0.06 * layout.width)))
     core = cv2.erode(mask8(face), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)).view(bool)
+    core &= off_hands
     for loop in (OUTER_LIPS, RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW):
         part = _fill(layout.points[loop], height, width)
         core &= ~cv2.dilate(mask8(part), np.ones((5, 5), np.uint8)).view(bool)

@@ -24,15 +24,17 @@ LITE_MODEL = 0
 
 
 class HandDetector(ClosingModel):
-    """Hand landmarks of BGR frames given in video order (the graph tracks hands between calls).
-    Use as a context manager to free the graph."""
+    """Hand landmarks of BGR frames given in video order (the graph tracks hands between calls),
+    or of unrelated frames with `tracking=False`. Use as a context manager to free the graph."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracking: bool = True) -> None:
         import mediapipe as mp
+
+        self.tracking = tracking
 
         with quiet_native_logs():
             self._hands = mp.solutions.hands.Hands(
-                static_image_mode=False,
+                static_image_mode=not tracking,
                 max_num_hands=MAX_HANDS,
                 model_complexity=LITE_MODEL,
                 min_detection_confidence=MIN_DETECTION,

@@ -51,6 +51,7 @@ from talkprep.geometry.masks import (
     label_hands,
     mask8,
     region_jump,
+    skin_by_colour,
     skin_hsv,
     skin_off_head,
     sort_hands,
@@ -464,7 +465,11 @@ class ParsingTask(Task):
                         )
                         found = hand_detector.detect(small) if look else NO_HANDS
                         figures["hand_detector_frames"] += look
-                        labelled, on_head = sort_hands(found, posteriors[0], layout)
+                        labelled, on_head = (
+                            sort_hands(found, skin_by_colour(small, models), person[0], layout)
+                            if len(found)
+                            else (NO_HANDS, NO_HANDS)
+                        )
                         hands = Hands(labelled * scale, on_head * scale)
                         seen_hands = len(found) > 0
                     yield np.concatenate([person, posteriors]), hands
@@ -496,8 +501,10 @@ class ParsingTask(Task):
         valid: np.ndarray,
         layouts: _Layouts,
     ) -> tuple[ColourModels, TextureModels, tuple[float, float]]:
-        """Colour and detail models of skin, hair and clothes from frames spread over the video,
-        and the skin's median saturation and value."""
+        """Colour and detail models of skin, hair and clothes from frames spread over the video
+        (away from the hands in them), and the skin's median saturation and value."""
+        from talkprep.models.hand_detector import HandDetector
+
         have = np.flatnonzero(valid)
         picks = have[np.linspace(0, have.size - 1, min(APPEARANCE_FRAMES, have.size)).astype(int)]
         samples: list[list[np.ndarray]] = [[], [], []]
@@ -507,18 +514,19 @@ class ParsingTask(Task):
         progress = ctx.progress(
             zip(picks, frames, strict=True), total=len(picks), desc="colour models"
         )
-        for index, frame in progress:
-            small = segmenter.shrink(frame)
-            layout = layouts.get(int(index), small.shape[:2], frame.shape[:2])
-            detail = texture_map(frame, (small.shape[1], small.shape[0]))
-            bins, detail_samples, skin_bgr = appearance_samples(
-                small, segmenter.segment(small), layout, detail
-            )
-            for store, part in zip(samples, bins, strict=True):
-                store.append(part)
-            for store, part in zip(details, detail_samples, strict=True):
-                store.append(part)
-            skin_pixels.append(skin_bgr)
+        with HandDetector(tracking=False) as hand_detector:
+            for index, frame in progress:
+                small = segmenter.shrink(frame)
+                layout = layouts.get(int(index), small.shape[:2], frame.shape[:2])
+                detail = texture_map(frame, (small.shape[1], small.shape[0]))
+                bins, detail_samples, skin_bgr = appearance_samples(
+                    small, segmenter.segment(small), layout, detail, hand_detector.detect(small)
+                )
+                for store, part in zip(samples, bins, strict=True):
+                    store.append(part)
+                for store, part in zip(details, detail_samples, strict=True):
+                    store.append(part)
+                skin_pixels.append(skin_bgr)
         models = fit_colour_models([np.concatenate(s) for s in samples])
         texture_models = fit_texture_models([np.concatenate(d) for d in details])
         return models, texture_models, skin_hsv(np.concatenate(skin_pixels))
