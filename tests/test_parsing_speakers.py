@@ -14,6 +14,7 @@ from talkprep.geometry.appearance import CLOTHES, N_BINS, fit_colour_models, fit
 from talkprep.geometry.masks import (
     EAR_POINTS,
     HAIR_TEXTURE,
+    JAW_ANGLE_POINTS,
     FaceLayout,
     appearance_samples,
     face_under_hands,
@@ -51,6 +52,8 @@ def face_points(centre: tuple[float, float], width: float, height: float) -> np.
     points[152] = (centre[0], centre[1] + height / 2)
     points[EAR_POINTS[0]] = (centre[0] - width / 2, centre[1])
     points[EAR_POINTS[1]] = (centre[0] + width / 2, centre[1])
+    for side, point in zip((-1, 1), JAW_ANGLE_POINTS, strict=True):
+        points[point] = (centre[0] + side * 0.36 * width, centre[1] + 0.3 * height)
     return points
 
 
@@ -157,6 +160,30 @@ def hand_at(x: float, y: float, size: float = 30.0) -> np.ndarray:
     return np.stack([x + size / 2 * np.cos(angles), y + size / 2 * np.sin(angles)], 1).astype(
         np.float32
     )
+
+
+def test_hair_behind_the_neck_of_a_turned_head_is_hair() -> None:
+    """Under a turned head the chin swings out to the side; the hair hanging behind the neck's
+    far side, right under the chin, is hair: the neck runs down beneath the jaw, not the chin."""
+    size = 256
+    points = face_points((128, 90), 70, 90)
+    points[152] = (150, 134)  # the chin, swung 22 px to the side
+    layout = FaceLayout.from_points(points)
+    yy, xx = np.mgrid[0:size, 0:size]
+    person = ((xx - 128) / 60) ** 2 + ((yy - 80) / 70) ** 2 < 1.0
+    person |= (yy > 110) & (np.abs(xx - 128) < 110)
+    face = ((xx - 128) / 35) ** 2 + ((yy - 90) / 45) ** 2 < 1
+    neck = (np.abs(xx - 128) < 12) & (yy > 120) & (yy < 180)
+    behind = (xx >= 141) & (xx < 175) & (yy > 60) & (yy < 200) & ~face  # hair behind the neck
+    skin = np.where(neck | face, 0.9, 0.05)
+    hair = np.where(behind | (yy < 50), 0.9, 0.05)
+    clothes = np.clip(1.0 - skin - hair, 0.02, None)
+    posteriors = np.stack([skin, hair, clothes]).astype(np.float32)
+    posteriors /= posteriors.sum(axis=0, keepdims=True)
+    classes = split_person(person, posteriors, layout)
+    under_chin = behind & (yy > 140) & (xx < 162)  # within NECK_CORE of the chin point
+    assert np.mean(classes[under_chin] == C.HAIR) > 0.9, "hair behind the neck is neck"
+    assert np.mean(classes[neck & (yy > 140)] == C.NECK) > 0.9
 
 
 def test_hands_and_what_they_hold_are_hand_not_torso_and_spare_the_face() -> None:

@@ -107,6 +107,9 @@ LEFT_BROW = np.array([300, 293, 334, 296, 336, 285, 295, 282, 283, 276])
 EAR_POINTS = (234, 454)
 """Face-oval points at the tragus level, subject's right and left: the ears lie just outside."""
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
+JAW_ANGLE_POINTS = (172, 397)
+"""Face-oval points at the angles of the jaw, subject's right and left: the neck runs down
+beneath their midpoint (neck_axis)."""
 
 HEAD_ELLIPSE = (0.85, 0.62)
 """Radii of the head ellipse around the face centre in face widths and face heights: its lower
@@ -134,11 +137,11 @@ BALD_FADE = 40.0
 """When hair and skin look alike, the hair prior falls by this much (log) per face height below
 the ears, so that skin below the jaw is neck."""
 NECK_CORE = 0.2
-"""Below the chin, within this many face widths of the chin point, nothing is hair: the neck,
-its shadow under the chin and its creases run from the chin to the clothes."""
+"""Below the chin, within this many face widths of the neck's axis (neck_axis), nothing is hair:
+the neck, its shadow under the chin and its creases run from the chin to the clothes."""
 NECK_SIDE = 0.4
-"""The neck reaches at most this many face widths to either side of the chin point (a neck is
-about two thirds of a face wide): hair as fair as skin beside it stays hair."""
+"""The neck reaches at most this many face widths to either side of its axis (a neck is about
+two thirds of a face wide): hair as fair as skin beside it stays hair."""
 NECK_FREE = 0.35
 """The neck runs down from the chin this many face heights freely ..."""
 NECK_LENGTH_COST = 10.0
@@ -464,6 +467,13 @@ def _below_face(face: np.ndarray, layout: FaceLayout) -> np.ndarray:
     return np.where(crossed, np.maximum(bottom, level), level).astype(np.int32)
 
 
+def neck_axis(layout: FaceLayout) -> float:
+    """The column the neck runs down about: midway between the angles of the jaw. Under a turned
+    head the chin swings out to the side while the neck stays beneath the head, and a neck band
+    about the chin point takes in the hair hanging behind the neck's far side."""
+    return float(layout.points[list(JAW_ANGLE_POINTS), 0].mean())
+
+
 def _neck_run(
     candidate: np.ndarray,
     posteriors: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -475,8 +485,8 @@ def _neck_run(
 
     Down from the chin it runs while the pixels are not clothes (skin, or the dark shadow under
     the chin, which colour alone calls hair), a little less willingly below NECK_FREE face heights;
-    sideways it runs out from the NECK_CORE band about the chin while the pixels are skin, not hair
-    or clothes, so its sides follow the neck instead of a fixed width.
+    sideways it runs out from the NECK_CORE band about the neck's axis while the pixels are skin,
+    not hair or clothes, so its sides follow the neck instead of a fixed width.
     """
     skin_p, hair_p, clothes_p = posteriors
     height, width = candidate.shape
@@ -485,7 +495,7 @@ def _neck_run(
     chin_row = layout.points[CHIN_POINT][1]
     length = np.maximum((rows - chin_row) / layout.height - NECK_FREE, 0.0) * NECK_LENGTH_COST
     down_odds = cv2.log(skin_p + hair_p + tiny) - cv2.log(clothes_p + tiny) - length
-    axis = layout.points[CHIN_POINT][0]
+    axis = neck_axis(layout)
     columns = np.abs(np.arange(width, dtype=np.float32) - axis) < NECK_SIDE * layout.width
     band = candidate & columns[None, :]
     down = top_runs(band, down_odds, start, round(NECK_EDGE_SMOOTH * layout.width))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from talkprep.geometry.masks import CHIN_POINT, face_mask, mask8
+from talkprep.geometry.masks import CHIN_POINT, JAW_ANGLE_POINTS, face_mask, mask8
 from talkprep.semantics import PERSON_CLASSES, SemanticClass, class_mask
 
 C = SemanticClass
@@ -21,8 +21,10 @@ ABOVE_CHIN = 0.25
 """... and above this many face heights over the chin (the mouth's level), where no shoulder
 reaches."""
 SEAM_BOX = (0.15, 0.03, 0.15)
-"""The box under the chin: half-width (face widths), top and bottom below the chin point (face
-heights). Neck (or torso) fills it on every speaker; hair or background there is a hole."""
+"""The box under the chin: half-width (face widths) about the neck's axis (midway between the
+jaw's angles: under a turned head the chin swings out over the hair behind the neck), top and
+bottom below the chin point (face heights). Neck (or torso) fills it on every speaker; hair or
+background there is a hole."""
 SEAM_INSIDE_MIN = 0.5
 """The box must lie at least this much inside the frame to be judged (a chin at the edge)."""
 HAIR_NEAR = 0.15
@@ -82,16 +84,17 @@ def frame_defects(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameDefec
     lo, hi = face_xy.min(axis=0), face_xy.max(axis=0)
     face_w, face_h = max(1.0, hi[0] - lo[0]), max(1.0, hi[1] - lo[1])
     centre_x = (lo[0] + hi[0]) / 2
-    chin_x, chin_y = face_xy[CHIN_POINT]
+    chin_y = face_xy[CHIN_POINT][1]
+    axis_x = face_xy[list(JAW_ANGLE_POINTS), 0].mean()
     left = int(np.clip(round(centre_x - SIDE_REACH * face_w), 0, width))
     right = int(np.clip(round(centre_x + SIDE_REACH * face_w), 0, width))
     above = classes[: int(np.clip(round(chin_y - ABOVE_CHIN * face_h), 0, height)), left:right]
     torso_above = np.count_nonzero(above == C.TORSO) / (face_w * face_h)
     half, top, bottom = SEAM_BOX
     box = (
-        round(chin_x - half * face_w),
+        round(axis_x - half * face_w),
         round(chin_y + top * face_h),
-        round(chin_x + half * face_w),
+        round(axis_x + half * face_w),
         round(chin_y + bottom * face_h),
     )
     clipped = classes[max(0, box[1]) : max(0, box[3]), max(0, box[0]) : max(0, box[2])]
