@@ -17,8 +17,11 @@ from talkprep.geometry.masks import (
     JAW_ANGLE_POINTS,
     FaceLayout,
     appearance_samples,
+    bridge_neck,
+    classes_to_labels,
     face_under_hands,
     full_resolution,
+    gt_and_torso,
     hand_regions,
     label_hands,
     skin_by_colour,
@@ -184,6 +187,30 @@ def test_hair_behind_the_neck_of_a_turned_head_is_hair() -> None:
     under_chin = behind & (yy > 140) & (xx < 162)  # within NECK_CORE of the chin point
     assert np.mean(classes[under_chin] == C.HAIR) > 0.9, "hair behind the neck is neck"
     assert np.mean(classes[neck & (yy > 140)] == C.NECK) > 0.9
+
+
+def test_a_collar_against_the_chin_leaves_no_slot_in_the_torso_image() -> None:
+    yy, xx = np.mgrid[0:160, 0:100]
+    classes = np.full((160, 100), C.BACKGROUND, np.uint8)
+    classes[(yy >= 90) & (xx >= 10) & (xx < 90)] = C.TORSO
+    classes[((xx - 50) / 30) ** 2 + ((yy - 60) / 35) ** 2 < 1] = C.FACE_SKIN
+    chin = (yy >= 90) & (yy < 98) & (np.abs(xx - 50) < 22) & (classes == C.TORSO)
+    classes[chin & (np.abs(xx - 50) >= 5)] = C.NECK  # a thin neck, the collar against the chin
+    image = np.full((160, 100, 3), 120, np.uint8)
+    plate = np.zeros_like(image)
+    slot = (slice(70, 85), slice(46, 55))  # under the chin, above the torso's short carry
+
+    def opaque(class_map: np.ndarray) -> float:
+        _, torso = gt_and_torso(image, classes_to_labels(class_map), plate)
+        return float(np.mean(torso[..., 3][slot] > 0))
+
+    assert opaque(classes) < 0.5  # the slot RAD-NeRF's carry leaves
+    bridged = bridge_neck(classes)
+    assert opaque(bridged) == 1.0
+    assert np.count_nonzero(bridged != classes) <= 10  # one pixel per column of the gap
+    alone = classes.copy()
+    alone[chin & (xx < 50)] = C.TORSO  # neck on one side only: no gap between necks to bridge
+    assert (bridge_neck(alone) == alone).all()
 
 
 def test_hands_and_what_they_hold_are_hand_not_torso_and_spare_the_face() -> None:

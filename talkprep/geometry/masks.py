@@ -791,6 +791,32 @@ def full_resolution(
     return out
 
 
+def bridge_neck(classes: np.ndarray) -> np.ndarray:
+    """The class map with the torso's top pixel made neck in the columns between neck columns
+    where the head sits right on the torso (a shirt collar against the chin). The torso images
+    carry the neck up under the head column by column (RAD-NeRF), and such a column would get
+    the torso's short carry: a transparent slot under the chin."""
+    labels = CLASS_TO_LABEL[classes]
+    head = labels == HEAD
+    neck_cols, neck_top, _ = _top_per_column(labels == NECK)
+    carried = neck_cols[(neck_top > 0) & head[np.maximum(neck_top - 1, 0), neck_cols]]
+    if carried.size < 2:
+        return classes
+    has_neck = np.zeros(classes.shape[1], bool)
+    has_neck[neck_cols] = True
+    cols, top, _ = _top_per_column(labels == TORSO)
+    gap = (
+        (cols > carried.min())
+        & (cols < carried.max())
+        & ~has_neck[cols]
+        & (top > 0)
+        & head[np.maximum(top - 1, 0), cols]
+    )
+    out = classes.copy()
+    out[top[gap], cols[gap]] = C.NECK
+    return out
+
+
 def hand_regions(
     hands: Sequence[np.ndarray], height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ from talkprep.geometry.masks import (
     appearance_samples,
     bgr_to_labels,
     bisenet_classes,
+    bridge_neck,
     class_counts,
     class_posteriors,
     classes_to_bgr,
@@ -673,8 +674,10 @@ def _frame_classes(
         maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin, detail, texture_models
     )
     layout = layouts.get(index, (height, width), (height, width))
-    whole = full_resolution(
-        coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
+    whole = bridge_neck(
+        full_resolution(
+            coarse, person > PERSON_THRESHOLD, frame, layout, skin, person > FAINT_THRESHOLD
+        )
     )
     hair_like = hair_like_torso(coarse, maps[1:], small.width, small.height)
     covered = face_under_hands(hands.on_head, face_mask(layout.points, height, width))
