@@ -22,7 +22,8 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
 - Below the mouth, where long hair, the neck and the clothes meet, a pixel-by-pixel vote gives a
   mosaic: there hair hanging from the head is one run per column that ends where the colour
   evidence turns (`top_runs`), and so is the neck, down from the chin while the pixels are not
-  clothes (the shadow under the chin is neck) and sideways while they are skin (`_neck_run`).
+  clothes (the shadow under the chin is neck) and sideways while they are skin (`_neck_run`),
+  about an axis beneath the jaw's angles (`neck_axis`: under a turned head the chin swings out).
   A strand hanging into the band about the chin beside the neck joins the hair; fair hair as
   pale as the neck's skin is told by its strands (`texture_map`: skin is smooth) where it joins
   hair hanging past the chin (`_fair_hair`). Where the video's detail models tell hair from skin
@@ -32,7 +33,10 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   connected to the head above the ears, the neck is the one piece under the chin, ear-zone
   pixels that are not hair and reach the face (ears, earrings) are ears, and small torso pieces
   in the head region or against the hair are hair. Anything else of the person is torso.
-- Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person.
+- Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person: a detection
+  counts where its hull is skin by colour alone (`skin_by_colour`) and person by the segmenter.
+- Where a shirt collar meets the chin between neck columns, the torso's top pixel is neck
+  (`bridge_neck`), so the torso images' carry-up leaves no slot under the chin.
 - Classes are decided at the segmenter's resolution (256 px), where they cost a quarter; the
   person outline, the face and the mouth are drawn at full resolution.
 """
