@@ -7,6 +7,7 @@ import numpy as np
 from talkprep.geometry.appearance import (
     CLOTHES,
     HAIR,
+    N_BINS,
     SKIN,
     TEXTURE_BINS,
     fit_colour_models,
@@ -40,6 +41,11 @@ def test_models_tell_colours_apart_and_drain_impure_samples() -> None:
     for colour, expected in ((skin, SKIN), (hair, HAIR), (clothes, CLOTHES)):
         bins = samples(colour, 200, seed=3)
         assert (models.likelihoods(bins).argmax(axis=0) == expected).mean() > 0.9, expected
+        skin_p = models.skin_given_colour[bins]  # P(skin | colour), the classes equally likely
+        assert (skin_p > 0.9).mean() > 0.9 if expected == SKIN else (skin_p < 0.5).mean() > 0.9
+    scores = models.likelihoods(np.arange(N_BINS))
+    relative = np.exp(scores - scores.max(axis=0))
+    assert np.allclose(models.skin_given_colour, relative[SKIN] / relative.sum(axis=0))
 
 
 def test_bald_head_hair_equals_skin_and_missing_samples_are_unknown() -> None:

@@ -23,6 +23,7 @@ the neck and the clothes meet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -93,6 +94,12 @@ class ColourModels:
     def likelihoods(self, bins: np.ndarray) -> np.ndarray:
         """float32 [N_MODELS, H, W]: log-likelihood of each pixel's colour under each model."""
         return self.log_likelihood[:, bins]
+
+    @cached_property
+    def skin_given_colour(self) -> np.ndarray:
+        """float32 [N_BINS]: P(skin | colour) of each bin, the three classes equally likely."""
+        relative = np.exp(self.log_likelihood - self.log_likelihood.max(axis=0))
+        return (relative[SKIN] / relative.sum(axis=0)).astype(np.float32)
 
 
 HAIR_SKIN_OVERLAP_MAX = 0.6

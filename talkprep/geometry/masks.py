@@ -359,9 +359,7 @@ def class_posteriors(image_bgr: np.ndarray, layout: FaceLayout, models: ColourMo
 def skin_by_colour(image_bgr: np.ndarray, models: ColourModels) -> np.ndarray:
     """float32 [h, w]: P(skin | colour) of each pixel of a (small) image, without the positional
     priors of class_posteriors (which leave no skin far below the face, where hands are)."""
-    scores = models.likelihoods(quantise(image_bgr))
-    relative = np.exp(scores - scores.max(axis=0))
-    return (relative[SKIN] / relative.sum(axis=0)).astype(np.float32)
+    return models.skin_given_colour[quantise(image_bgr)]
 
 
 def ear_zone(height: int, width: int, layout: FaceLayout) -> np.ndarray:
