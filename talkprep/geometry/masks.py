@@ -469,11 +469,12 @@ def _below_face(face: np.ndarray, layout: FaceLayout) -> np.ndarray:
     return np.where(crossed, np.maximum(bottom, level), level).astype(np.int32)
 
 
-def neck_axis(layout: FaceLayout) -> float:
-    """The column the neck runs down about: midway between the angles of the jaw. Under a turned
-    head the chin swings out to the side while the neck stays beneath the head, and a neck band
-    about the chin point takes in the hair hanging behind the neck's far side."""
-    return float(layout.points[list(JAW_ANGLE_POINTS), 0].mean())
+def neck_axis(points: np.ndarray) -> float:
+    """The column the neck runs down about, from face mesh points ([478, 2+]): midway between
+    the angles of the jaw. Under a turned head the chin swings out to the side while the neck
+    stays beneath the head, and a neck band about the chin point takes in the hair hanging
+    behind the neck's far side."""
+    return float(points[list(JAW_ANGLE_POINTS), 0].mean())
 
 
 def _neck_run(
@@ -497,7 +498,7 @@ def _neck_run(
     chin_row = layout.points[CHIN_POINT][1]
     length = np.maximum((rows - chin_row) / layout.height - NECK_FREE, 0.0) * NECK_LENGTH_COST
     down_odds = cv2.log(skin_p + hair_p + tiny) - cv2.log(clothes_p + tiny) - length
-    axis = neck_axis(layout)
+    axis = neck_axis(layout.points)
     columns = np.abs(np.arange(width, dtype=np.float32) - axis) < NECK_SIDE * layout.width
     band = candidate & columns[None, :]
     down = top_runs(band, down_odds, start, round(NECK_EDGE_SMOOTH * layout.width))
@@ -801,7 +802,7 @@ def bridge_neck(classes: np.ndarray) -> np.ndarray:
     labels = CLASS_TO_LABEL[classes]
     head = labels == HEAD
     neck_cols, neck_top, _ = _top_per_column(labels == NECK)
-    carried = neck_cols[(neck_top > 0) & head[np.maximum(neck_top - 1, 0), neck_cols]]
+    carried = neck_cols[_under_head(head, neck_cols, neck_top)]
     if carried.size < 2:
         return classes
     has_neck = np.zeros(classes.shape[1], bool)
@@ -811,8 +812,7 @@ def bridge_neck(classes: np.ndarray) -> np.ndarray:
         (cols > carried.min())
         & (cols < carried.max())
         & ~has_neck[cols]
-        & (top > 0)
-        & head[np.maximum(top - 1, 0), cols]
+        & _under_head(head, cols, top)
     )
     out = classes.copy()
     out[top[gap], cols[gap]] = C.NECK
@@ -1141,6 +1141,12 @@ def _top_per_column(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return cols, np.argmax(by_column[cols], axis=1), counts[cols]
 
 
+def _under_head(head: np.ndarray, cols: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """bool per column of _top_per_column: whether the first pixel (row `top`) sits right under
+    a head pixel, where the torso images carry colour up under the head."""
+    return (top > 0) & head[np.maximum(top - 1, 0), cols]
+
+
 def _carry_up(
     image: np.ndarray, source: np.ndarray, rows: np.ndarray, cols: np.ndarray, length: int
 ) -> np.ndarray:
@@ -1202,13 +1208,13 @@ def gt_and_torso(
     cv2.copyTo(plate, mask8(head), out)
 
     cols, top, _ = _top_per_column(torso)
-    under_head = (top > 0) & head[np.maximum(top - 1, 0), cols]
+    under_head = _under_head(head, cols, top)
     torso_carried = _carry_up(out, gt, top[under_head], cols[under_head], TORSO_EXTEND)
 
     kernel = np.ones((2 * NECK_DILATE + 1, 1), np.uint8)
     neck = cv2.dilate(mask8(labels == NECK), kernel).astype(bool)
     cols, top, count = _top_per_column(neck)
-    under_head = (top > 0) & head[np.maximum(top - 1, 0), cols]
+    under_head = _under_head(head, cols, top)
     start = top[under_head] + np.minimum(count[under_head] - 1, NECK_PUSH_DOWN)
     neck_carried = _carry_up(out, gt, start, cols[under_head], NECK_EXTEND)
     _blur_where(out, neck_carried)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from talkprep.geometry.masks import CHIN_POINT, JAW_ANGLE_POINTS, face_mask, mask8
+from talkprep.geometry.masks import CHIN_POINT, face_mask, mask8, neck_axis
 from talkprep.semantics import PERSON_CLASSES, SemanticClass, class_mask
 
 C = SemanticClass
@@ -85,7 +85,7 @@ def frame_defects(classes: np.ndarray, face_xy: np.ndarray | None) -> FrameDefec
     face_w, face_h = max(1.0, hi[0] - lo[0]), max(1.0, hi[1] - lo[1])
     centre_x = (lo[0] + hi[0]) / 2
     chin_y = face_xy[CHIN_POINT][1]
-    axis_x = face_xy[list(JAW_ANGLE_POINTS), 0].mean()
+    axis_x = neck_axis(face_xy)
     left = int(np.clip(round(centre_x - SIDE_REACH * face_w), 0, width))
     right = int(np.clip(round(centre_x + SIDE_REACH * face_w), 0, width))
     above = classes[: int(np.clip(round(chin_y - ABOVE_CHIN * face_h), 0, height)), left:right]
