@@ -35,7 +35,8 @@ How a task uses it (tasks 4 and 8 do; any per-frame task can do the same):
   to the runner's table, so no file is read back.
 - `claim_cores` takes cores from one budget per process: the pipeline holds one core for every
   task it runs (`task_slot`), and a span task asks for more, which it gets only while they are
-  free, so two tasks at once never run more workers than there are cores. The budget is the
+  free (and, on worker processes, more as another task ends and gives its cores back), so two
+  tasks at once never run more workers than there are cores. The budget is the
   affinity mask's cores (`taskset`, containers), or `--threads-per-video` under `talkprep batch`
   (`set_cores`), and `run_spans` lowers the worker count when memory is short.
 
@@ -155,7 +156,7 @@ class CoreBudget:
     @contextlib.contextmanager
     def claim(self, wanted: int) -> Iterator[int]:
         """Up to `wanted` cores for this thread, at least one: the ones it already holds plus
-        what is free; the extra ones go back when the block ends."""
+        what is free; the extra ones (and those `more` adds) go back when the block ends."""
         mine = getattr(self._local, "held", 0)
         with self._lock:
             extra = max(0, min(wanted - mine, self.total - self._held))
@@ -163,12 +164,43 @@ class CoreBudget:
                 extra = max(1, extra)
             self._held += extra
         self._local.held = mine + extra
+        grown = self._grown()
+        grown.append(0)
         try:
             yield max(1, mine + extra)
         finally:
             with self._lock:
-                self._held -= extra
+                self._held -= extra + grown.pop()
             self._local.held = mine
+
+    def more(self, wanted: int) -> int:
+        """Up to `wanted` more cores, of those free now, for this thread's innermost claim (none
+        outside one); they go back when that claim's block ends."""
+        grown = self._grown()
+        if not grown or wanted <= 0:
+            return 0
+        with self._lock:
+            extra = max(0, min(wanted, self.total - self._held))
+            self._held += extra
+        grown[-1] += extra
+        self._local.held += extra
+        return extra
+
+    def free(self) -> int:
+        """Cores no claim holds now."""
+        with self._lock:
+            return max(0, self.total - self._held)
+
+    def may_grow(self) -> bool:
+        """Whether this thread holds a claim that `more` could add to (cores may free later)."""
+        return bool(self._grown()) and self.total > 1
+
+    def _grown(self) -> list[int]:
+        """This thread's open claims, innermost last: the cores `more` added to each."""
+        grown = getattr(self._local, "grown", None)
+        if grown is None:
+            grown = self._local.grown = []
+        return grown
 
 
 BUDGET = CoreBudget()
@@ -210,15 +242,18 @@ def run_spans(
 ) -> list[R]:
     """`function(span, job, tick)` for every span, on up to `workers` processes (fewer when
     memory is short; one: in this process, in order; under MIN_WORKER_FRAMES frames a worker:
-    on as many threads of this process); results in span order. See the module docstring for
-    the contract."""
+    on as many threads of this process); results in span order. On processes, a run that holds
+    a claim (claim_cores) starts more workers as cores of the budget free up (another task
+    ends), while spans wait and memory allows; one worker is then a process too, when the
+    spans hold enough frames for two. See the module docstring for the contract."""
     total = sum(len(span) for span in spans)
     workers = min(memory_workers(workers, available_memory()), len(spans))
-    if workers <= 1:
+    growing = BUDGET.may_grow() and len(spans) > workers
+    if workers <= 1 and not (growing and total >= 2 * MIN_WORKER_FRAMES):
         return _run_here(function, spans, job, total, progress, desc)
     if total < workers * MIN_WORKER_FRAMES:
         return _run_threads(function, spans, job, workers, total, progress, desc)
-    pool = _Pool()
+    pool = _Pool(growing)
     try:
         pool.start(workers)
         ticks = pool.run(function, spans, job)
@@ -312,9 +347,12 @@ def _run_threads(
 
 
 class _Pool:
-    """Spawned worker processes, each with its own pipe; spans are handed out one at a time."""
+    """Spawned worker processes, each with its own pipe; spans are handed out one at a time.
+    A growing pool asks the budget for more cores while spans wait, and starts a worker on
+    each it gets."""
 
-    def __init__(self) -> None:
+    def __init__(self, growing: bool = False) -> None:
+        self._growing = growing
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[tuple[BaseProcess, Connection]] = []
         self._busy: dict[int, int] = {}
@@ -345,6 +383,8 @@ class _Pool:
         for number in range(len(self._workers)):
             self._hand_out(number, pending, function, spans, job)
         while self._busy:
+            if self._growing and pending:
+                self._grow(pending, function, spans, job)
             by_handle = {}
             for number in self._busy:
                 process, conn = self._workers[number]
@@ -376,6 +416,20 @@ class _Pool:
                         remember(path, size, digest)
                     self._results[self._busy.pop(number)] = result
                     self._hand_out(number, pending, function, spans, job)
+
+    def _grow(
+        self, pending: list[int], function: Callable[..., Any], spans: Sequence[range], job: Any
+    ) -> None:
+        """A worker more for each core the budget frees, up to the spans waiting and what
+        memory allows; each starts on a waiting span."""
+        if not BUDGET.free():
+            return
+        added = BUDGET.more(memory_workers(1 + len(pending), available_memory()) - 1)
+        if added:
+            first = len(self._workers)
+            self.start(added)
+            for number in range(first, len(self._workers)):
+                self._hand_out(number, pending, function, spans, job)
 
     def _hand_out(
         self,

@@ -112,6 +112,83 @@ def test_budget_shares_its_cores_and_counts_a_threads_claims_once() -> None:
         assert alone == 2
 
 
+def test_a_claim_grows_by_the_cores_another_task_gives_back() -> None:
+    budget = CoreBudget(3)
+    other_holds, other_may_end, other_ended = (
+        threading.Event(),
+        threading.Event(),
+        threading.Event(),
+    )
+
+    def other() -> None:
+        with budget.claim(1):
+            other_holds.set()
+            other_may_end.wait()
+        other_ended.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    other_holds.wait()
+    assert budget.more(1) == 0, "no claim open in this thread: nothing to add to"
+    with budget.claim(1), budget.claim(5) as granted:
+        assert granted == 2
+        assert budget.more(5) == 0
+        other_may_end.set()
+        other_ended.wait()
+        assert budget.more(5) == 1
+        assert budget.free() == 0
+    assert budget.free() == 3, "the added core went back with the claim"
+    thread.join()
+
+
+def pid_after(span: range, job: float, tick: parallel.Tick) -> int:
+    """A span function: its frames take `job` seconds each; the process that ran it."""
+    for _ in span:
+        time.sleep(job)
+        tick(1)
+    return os.getpid()
+
+
+def test_span_workers_grow_when_another_task_ends(where: str) -> None:
+    """Task 5 starts beside task 8 on two cores and gets one; when task 8 ends, a second worker
+    takes the spans still waiting (on worker processes; work on threads keeps its count)."""
+    release = threading.Event()
+
+    def other_task() -> None:
+        with parallel.task_slot():
+            release.wait()
+
+    parallel.set_cores(2)
+    thread = threading.Thread(target=other_task)
+    try:
+        thread.start()
+        while parallel.BUDGET.free() == 2:
+            time.sleep(0.01)
+        ticks = 0
+
+        def progress(items, total: int, desc: str):
+            nonlocal ticks
+            for item in items:
+                ticks += 1
+                if ticks == 2:
+                    release.set()
+                yield item
+
+        with parallel.task_slot(), parallel.claim_cores(8) as workers:
+            assert workers == 1
+            pids = run_spans(pid_after, frame_spans(40, 5), 0.05, workers, progress, "grow")
+        assert parallel.BUDGET.free() == 2
+    finally:
+        release.set()
+        thread.join()
+        parallel.set_cores(None)
+    assert ticks == 40
+    if where == "processes":
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+    else:
+        assert set(pids) == {os.getpid()}
+
+
 def test_memory_lowers_the_worker_count() -> None:
     assert memory_workers(8, None) == 8
     assert memory_workers(8, MEMORY_RESERVE + 3 * WORKER_MEMORY) == 4

@@ -6,10 +6,11 @@ colour models of skin, hair and clothes (talkprep.geometry.appearance); the main
 frames through the selfie segmenter, MediaPipe Hands and the models, averages person and class
 probabilities over five frames, and splits each frame into classes with the face mesh of task 4
 (talkprep.geometry.masks.split_person, full_resolution, label_hands); hands and what they hold
-become HAND. Backend `bisenet`: face-parsing.PyTorch's 19-class BiSeNet, its classes mapped onto
-the same semantic classes. Either way, parts of the person mask not connected to the tracked face
-(other people, objects) become OTHER; both count as background. Every frame's parsing-defect
-figures (talkprep.geometry.parsing_defects) go to the task's info for the report.
+become HAND. The main pass runs over spans of frames on span workers (talkprep.parallel), each with
+its own segmenter and hand tracker. Backend `bisenet`: face-parsing.PyTorch's 19-class BiSeNet, its
+classes mapped onto the same semantic classes. Either way, parts of the person mask not connected to
+the tracked face (other people, objects) become OTHER; both count as background. Every frame's
+parsing-defect figures (talkprep.geometry.parsing_defects) go to the task's info for the report.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -68,6 +69,7 @@ from talkprep.geometry.parsing_defects import (
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import read_ahead
+from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
 from talkprep.semantics import (
     DEFECT_KEYS,
     MASK_JUMP_KEY,
@@ -114,10 +116,14 @@ HAND_STRIDE_BLIND = 5 * HAND_STRIDE_IDLE
 every 25th frame, which looks regardless: a hand over the face, or in a glove, is found within
 a second and then followed every second frame."""
 BISENET_BATCH = 4
+SPAN_FRAMES = 250
+"""Frames of one span (talkprep.parallel). A span's segmenter and hand tracker start afresh, and
+it reads SMOOTH_RADIUS frames more on each side, so that its time averages are the whole
+video's; the hand tracker's memory is all that ends at a span's edge."""
 WORKERS = 2
-"""Pool threads. Besides decoding and encoding they run each frame's stateless work (colour
-posteriors, time average, class split, figures), so that the main thread only feeds the selfie
-segmenter, whose graph takes the frames one at a time and in order."""
+"""Pool threads of a span. Besides decoding and encoding they run each frame's stateless work
+(colour posteriors, time average, class split, figures), so that the span's thread only feeds
+the selfie segmenter, whose graph takes the frames one at a time and in order."""
 LOOK_AHEAD = 8
 """Frames each pool stage may run ahead of the main thread: enough to keep both cores busy, few
 enough to hold memory to a few dozen frames."""
@@ -227,6 +233,13 @@ def frame_stats(parsed: ParsedFrame, face_xy: np.ndarray | None) -> FrameStats:
     return FrameStats(class_counts(classes), head, coverage, regions, defects)
 
 
+def head_flicker(previous: FrameStats, frame: FrameStats) -> float:
+    """1 - IoU of two consecutive frames' head masks."""
+    union = cv2.countNonZero(cv2.bitwise_or(previous.head, frame.head))
+    both = cv2.countNonZero(cv2.bitwise_and(previous.head, frame.head))
+    return 0.0 if union == 0 else 1.0 - both / union
+
+
 def save_frame(
     out: Path, index: int, parsed: ParsedFrame, face_xy: np.ndarray | None
 ) -> FrameStats:
@@ -238,7 +251,7 @@ def save_frame(
 
 class ParsingStats:
     """Per-frame quality figures, gathered in frame order while streaming (a few numbers per
-    frame)."""
+    frame): over a span of frames by its worker, then joined in span order (`joined`)."""
 
     def __init__(self) -> None:
         self.counts: list[np.ndarray] = []
@@ -250,7 +263,35 @@ class ParsingStats:
         """Per frame, region_jump against the last frame (None for frame 0): the report's series."""
         self.defects: dict[str, list[float | None]] = {key: [] for key in DEFECT_KEYS}
         """Per frame, each parsing-defect figure (None where it has nothing to measure)."""
+        self._first: FrameStats | None = None
         self._previous: FrameStats | None = None
+
+    @classmethod
+    def joined(cls, parts: Sequence[ParsingStats]) -> ParsingStats:
+        """The figures of consecutive spans as one: the flicker and mask jump between the last
+        frame of a span and the first of the next are measured here, from the two masks each
+        span keeps of its ends."""
+        whole = cls()
+        for part in parts:
+            if part._first is None:
+                continue
+            whole.counts += part.counts
+            for key, series in whole.defects.items():
+                series += part.defects[key]
+            whole.other_frames += part.other_frames
+            whole.coverage += part.coverage
+            whole.uncovered_frames += part.uncovered_frames
+            previous = whole._previous
+            if previous is None:
+                whole._first = part._first
+                whole.mask_jump += part.mask_jump
+            else:
+                whole.flicker.append(head_flicker(previous, part._first))
+                whole.mask_jump.append(region_jump(previous.regions, part._first.regions))
+                whole.mask_jump += part.mask_jump[1:]
+            whole.flicker += part.flicker
+            whole._previous = part._previous
+        return whole
 
     def add(self, index: int, frame: FrameStats) -> None:
         self.counts.append(frame.counts)
@@ -260,11 +301,10 @@ class ParsingStats:
             self.other_frames.append(index)
         previous = self._previous
         if previous is None:
+            self._first = frame
             self.mask_jump.append(None)
         else:
-            union = cv2.countNonZero(cv2.bitwise_or(previous.head, frame.head))
-            both = cv2.countNonZero(cv2.bitwise_and(previous.head, frame.head))
-            self.flicker.append(0.0 if union == 0 else 1.0 - both / union)
+            self.flicker.append(head_flicker(previous, frame))
             self.mask_jump.append(region_jump(previous.regions, frame.regions))
         self._previous = frame
         if frame.coverage is not None:
@@ -376,27 +416,13 @@ class ParsingTask(Task):
         if not valid.any():
             raise TaskError("task 4 found no face in any frame; parsing needs one; check the video")
         nearest = nearest_valid(valid)
-        layouts = _Layouts(landmarks, nearest)
         for folder in (SEMANTICS_DIR, PARSING_DIR):
             (ctx.out / folder).mkdir(parents=True, exist_ok=True)
-        paths = [ctx.out / FRAMES_DIR / f"{i}.jpg" for i in range(n_frames)]
-        stats = ParsingStats()
         figures: dict[str, Any] = {"parser": ctx.config.parser}
-
-        def finish(item: tuple[int, Callable[[], ParsedFrame]]) -> FrameStats:
-            index, job = item
-            face_xy = landmarks[index][:, :2] if valid[index] else None
-            return save_frame(ctx.out, index, job(), face_xy)
-
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            if ctx.config.parser == "bisenet":
-                frames = read_ahead(pool, read_image, paths)
-                jobs = self._bisenet_jobs(ctx, frames, layouts)
-            else:
-                jobs = self._mediapipe_jobs(ctx, pool, paths, valid, layouts, figures)
-            done = read_ahead(pool, finish, enumerate(jobs), LOOK_AHEAD)
-            for index, frame in ctx.progress(enumerate(done), total=n_frames, desc="parsing"):
-                stats.add(index, frame)
+        if ctx.config.parser == "bisenet":
+            stats = self._parse_bisenet(ctx, landmarks, nearest)
+        else:
+            stats = self._parse_mediapipe(ctx, landmarks, nearest, figures)
         figures |= {"frames_without_face": int((~valid).sum()), **stats.figures()}
         warnings = []
         if stats.uncovered_frames:
@@ -416,89 +442,74 @@ class ParsingTask(Task):
         warnings += defect_warnings(figures, n_frames)
         return TaskResult(frames=n_frames, figures=figures, info=info, warnings=warnings)
 
-    def _mediapipe_jobs(
+    def _parse_mediapipe(
         self,
         ctx: TaskContext,
-        pool: ThreadPoolExecutor,
-        paths: list[Path],
-        valid: np.ndarray,
-        layouts: _Layouts,
+        landmarks: LandmarkFile,
+        nearest: np.ndarray,
         figures: dict[str, Any],
-    ) -> Iterator[Callable[[], ParsedFrame]]:
-        """Per frame, in order, a call that returns its class map. The segmenter runs here, in
-        order; the colour posteriors before it and the calls it yields run on the pool."""
-        from talkprep.models.hand_detector import HandDetector
+    ) -> ParsingStats:
+        """The colour models here, then the frames over spans on the span workers."""
         from talkprep.models.selfie_segmenter import SelfieSegmenter
 
-        with SelfieSegmenter() as segmenter, HandDetector() as hand_detector:
+        n_frames = len(landmarks)
+        layouts = _Layouts(landmarks, nearest)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool, SelfieSegmenter() as segmenter:
             models, texture_models, skin = self._fit_appearance(
-                ctx, pool, segmenter, paths, valid, layouts
+                ctx, pool, segmenter, landmarks.valid(), layouts
             )
-            figures["appearance"] = {
-                "hair_skin_overlap": models.skin_overlap,
-                "hair_told_from_skin": models.hair_differs_from_skin,
-                "hair_skin_detail_overlap": texture_models.hair_skin_overlap,
-                "detail_used": texture_models.informative,
-                "models_known": dict(
-                    zip(("skin", "hair", "clothes"), models.known.tolist(), strict=True)
-                ),
-            }
-            pending: deque[np.ndarray] = deque()  # frames read but not yet labelled
-            prepare = partial(_colour_posteriors, paths, segmenter.shrink, layouts, models)
+        figures["appearance"] = {
+            "hair_skin_overlap": models.skin_overlap,
+            "hair_told_from_skin": models.hair_differs_from_skin,
+            "hair_skin_detail_overlap": texture_models.hair_skin_overlap,
+            "detail_used": texture_models.informative,
+            "models_known": dict(
+                zip(("skin", "hair", "clothes"), models.known.tolist(), strict=True)
+            ),
+        }
+        job = _SpanJob(ctx.out, n_frames, nearest, models, texture_models, skin)
+        spans = frame_spans(n_frames, SPAN_FRAMES)
+        with claim_cores(len(spans)) as workers:
+            parts = run_spans(_parse_span, spans, job, workers, ctx.progress, "parsing")
+        figures["hand_detector_frames"] = sum(part.hand_looks for part in parts)
+        return ParsingStats.joined([part.stats for part in parts])
 
-            def probabilities() -> Iterator[tuple[np.ndarray, Hands | None]]:
-                loaded = read_ahead(pool, prepare, range(len(paths)), LOOK_AHEAD)
-                seen_hands = False
-                figures["hand_detector_frames"] = 0
-                for index, (frame, small, posteriors) in enumerate(loaded):
-                    pending.append(frame)
-                    person = segmenter.segment(small)[None]
-                    hands = None
-                    if index % (HAND_STRIDE if seen_hands else HAND_STRIDE_IDLE) == 0:
-                        scale = np.float32(
-                            (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
-                        )
-                        layout = layouts.get(index, small.shape[:2], frame.shape[:2])
-                        look = (
-                            seen_hands
-                            or index % HAND_STRIDE_BLIND == 0
-                            or skin_off_head(person[0], posteriors[0], layout)
-                        )
-                        found = hand_detector.detect(small) if look else NO_HANDS
-                        figures["hand_detector_frames"] += look
-                        labelled, on_head = (
-                            sort_hands(found, skin_by_colour(small, models), person[0], layout)
-                            if len(found)
-                            else (NO_HANDS, NO_HANDS)
-                        )
-                        hands = Hands(labelled * scale, on_head * scale)
-                        seen_hands = len(found) > 0
-                    yield np.concatenate([person, posteriors]), hands
+    def _parse_bisenet(
+        self, ctx: TaskContext, landmarks: LandmarkFile, nearest: np.ndarray
+    ) -> ParsingStats:
+        """Every frame here, in order (the model runs on the task's device in batches)."""
+        from talkprep.models.bisenet import load_bisenet, parse_classes
 
-            for index, (window, weights) in enumerate(time_windows(probabilities())):
-                found = [item[1] for item in window if item[1] is not None]
-                yield partial(
-                    _frame_classes,
-                    pending.popleft(),
-                    [item[0] for item in window],
-                    weights,
-                    layouts,
-                    index,
-                    models,
-                    texture_models,
-                    skin,
-                    Hands(
-                        [hand for hands in found for hand in hands.labelled],
-                        [hand for hands in found for hand in hands.on_head],
-                    ),
-                )
+        n_frames = len(landmarks)
+        layouts = _Layouts(landmarks, nearest)
+        paths = [ctx.out / FRAMES_DIR / f"{i}.jpg" for i in range(n_frames)]
+        device = ctx.device
+        model = load_bisenet(ctx.config.parser_weights, device)  # type: ignore[arg-type]
+        stats = ParsingStats()
+
+        def jobs(frames: Iterator[np.ndarray]) -> Iterator[tuple[int, Callable[[], ParsedFrame]]]:
+            index = 0
+            for batch in batched(frames, BISENET_BATCH):
+                celeba = parse_classes(model, batch, device)
+                for frame, frame_classes in zip(batch, celeba, strict=True):
+                    yield (
+                        index,
+                        partial(_bisenet_frame_classes, frame, frame_classes, layouts, index),
+                    )
+                    index += 1
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            finish = partial(_finish_frame, ctx.out, landmarks, layouts)
+            done = read_ahead(pool, finish, jobs(read_ahead(pool, read_image, paths)), LOOK_AHEAD)
+            for index, frame in ctx.progress(done, total=n_frames, desc="parsing"):
+                stats.add(index, frame)
+        return stats
 
     def _fit_appearance(
         self,
         ctx: TaskContext,
         pool: ThreadPoolExecutor,
         segmenter: Any,
-        paths: list[Path],
         valid: np.ndarray,
         layouts: _Layouts,
     ) -> tuple[ColourModels, TextureModels, tuple[float, float]]:
@@ -511,7 +522,7 @@ class ParsingTask(Task):
         samples: list[list[np.ndarray]] = [[], [], []]
         details: list[list[np.ndarray]] = [[], [], []]
         skin_pixels = []
-        frames = read_ahead(pool, read_image, [paths[i] for i in picks])
+        frames = read_ahead(pool, read_image, [ctx.out / FRAMES_DIR / f"{i}.jpg" for i in picks])
         progress = ctx.progress(
             zip(picks, frames, strict=True), total=len(picks), desc="colour models"
         )
@@ -531,21 +542,6 @@ class ParsingTask(Task):
         models = fit_colour_models([np.concatenate(s) for s in samples])
         texture_models = fit_texture_models([np.concatenate(d) for d in details])
         return models, texture_models, skin_hsv(np.concatenate(skin_pixels))
-
-    def _bisenet_jobs(
-        self, ctx: TaskContext, frames: Iterator[np.ndarray], layouts: _Layouts
-    ) -> Iterator[Callable[[], ParsedFrame]]:
-        """Per frame, in order, a call that returns its class map from BiSeNet's classes."""
-        from talkprep.models.bisenet import load_bisenet, parse_classes
-
-        device = ctx.device
-        model = load_bisenet(ctx.config.parser_weights, device)  # type: ignore[arg-type]
-        index = 0
-        for batch in batched(frames, BISENET_BATCH):
-            celeba = parse_classes(model, batch, device)
-            for frame, frame_classes in zip(batch, celeba, strict=True):
-                yield partial(_bisenet_frame_classes, frame, frame_classes, layouts, index)
-                index += 1
 
     def check(self, facts: FolderFacts) -> list[CheckResult]:
         results = []
@@ -632,15 +628,143 @@ class ParsingTask(Task):
         return result
 
 
+@dataclass(frozen=True)
+class _SpanJob:
+    """What a span worker needs to parse its frames: the folder, which frame's face each frame
+    takes (nearest_valid) and the video's appearance models."""
+
+    out: Path
+    n: int
+    nearest: np.ndarray
+    models: ColourModels
+    texture_models: TextureModels
+    skin: tuple[float, float]
+
+
+class _SpanPart(NamedTuple):
+    """A span's figures and how many of its frames asked the hand detector."""
+
+    stats: ParsingStats
+    hand_looks: int
+
+
+def _parse_span(span: range, job: _SpanJob, tick: Tick) -> _SpanPart:
+    """semantics/{i}.png and parsing/{i}.png for the frames of `span`, from the frames within
+    SMOOTH_RADIUS of it (any split into spans of these frames gives the same files)."""
+    from talkprep.models.hand_detector import HandDetector
+    from talkprep.models.selfie_segmenter import SelfieSegmenter
+
+    read = range(max(0, span.start - SMOOTH_RADIUS), min(job.n, span.stop + SMOOTH_RADIUS))
+    stats = ParsingStats()
+    asked: list[int] = []
+    with (
+        LandmarkFile(job.out / LANDMARKS_NAME, job.n) as landmarks,
+        ThreadPoolExecutor(max_workers=WORKERS) as pool,
+        SelfieSegmenter() as segmenter,
+        HandDetector() as hand_detector,
+    ):
+        layouts = _Layouts(landmarks, job.nearest)
+        jobs = _span_frame_jobs(job, pool, read, layouts, segmenter, hand_detector, asked)
+        finish = partial(_finish_frame, job.out, landmarks, layouts)
+        for index, frame in read_ahead(
+            pool, finish, ((i, call) for i, call in jobs if i in span), LOOK_AHEAD
+        ):
+            stats.add(index, frame)
+            tick(1)
+    return _SpanPart(stats, sum(1 for index in asked if index in span))
+
+
+def _span_frame_jobs(
+    job: _SpanJob,
+    pool: ThreadPoolExecutor,
+    read: range,
+    layouts: _Layouts,
+    segmenter: Any,
+    hand_detector: Any,
+    asked: list[int],
+) -> Iterator[tuple[int, Callable[[], ParsedFrame]]]:
+    """Per frame of `read`, in order, its index and a call that returns its class map (the
+    first and last SMOOTH_RADIUS frames' maps are cut short of their neighbours: the caller
+    keeps only the span's). The segmenter and the hand detector run here, in order, and note in
+    `asked` the frames the detector looked at; the colour posteriors before them and the calls
+    yielded run on the pool."""
+    models = job.models
+    frames_dir = job.out / FRAMES_DIR
+    pending: deque[np.ndarray] = deque()  # frames read but not yet labelled
+    prepare = partial(_colour_posteriors, frames_dir, segmenter.shrink, layouts, models)
+
+    def probabilities() -> Iterator[tuple[np.ndarray, Hands | None]]:
+        loaded = read_ahead(pool, prepare, read, LOOK_AHEAD)
+        seen_hands = False
+        for index, (frame, small, posteriors) in zip(read, loaded, strict=True):
+            pending.append(frame)
+            person = segmenter.segment(small)[None]
+            hands = None
+            if index % (HAND_STRIDE if seen_hands else HAND_STRIDE_IDLE) == 0:
+                scale = np.float32(
+                    (frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0])
+                )
+                layout = layouts.get(index, small.shape[:2], frame.shape[:2])
+                look = (
+                    seen_hands
+                    or index % HAND_STRIDE_BLIND == 0
+                    or skin_off_head(person[0], posteriors[0], layout)
+                )
+                if look:
+                    asked.append(index)
+                found = hand_detector.detect(small) if look else NO_HANDS
+                labelled, on_head = (
+                    sort_hands(found, skin_by_colour(small, models), person[0], layout)
+                    if len(found)
+                    else (NO_HANDS, NO_HANDS)
+                )
+                hands = Hands(labelled * scale, on_head * scale)
+                seen_hands = len(found) > 0
+            yield np.concatenate([person, posteriors]), hands
+
+    for index, (window, weights) in zip(read, time_windows(probabilities()), strict=True):
+        found = [item[1] for item in window if item[1] is not None]
+        yield (
+            index,
+            partial(
+                _frame_classes,
+                pending.popleft(),
+                [item[0] for item in window],
+                weights,
+                layouts,
+                index,
+                models,
+                job.texture_models,
+                job.skin,
+                Hands(
+                    [hand for hands in found for hand in hands.labelled],
+                    [hand for hands in found for hand in hands.on_head],
+                ),
+            ),
+        )
+
+
+def _finish_frame(
+    out: Path,
+    landmarks: LandmarkFile,
+    layouts: _Layouts,
+    item: tuple[int, Callable[[], ParsedFrame]],
+) -> tuple[int, FrameStats]:
+    """Run a frame's call, write its class map and parsing image; its index and figures."""
+    index, call = item
+    face_xy = landmarks[index][:, :2] if layouts.has_face(index) else None
+    return index, save_frame(out, index, call(), face_xy)
+
+
 def _colour_posteriors(
-    paths: Sequence[Path],
+    frames_dir: Path,
     shrink: Callable[[np.ndarray], np.ndarray],
     layouts: _Layouts,
     models: ColourModels,
     index: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame `index`, its copy at the segmenter's size and its class posteriors at that size."""
-    frame = read_image(paths[index])
+    frame = read_image(frames_dir / f"{index}.jpg")
     small = shrink(frame)
     layout = layouts.get(index, small.shape[:2], frame.shape[:2])
     return frame, small, class_posteriors(small, layout, models)

@@ -10,6 +10,8 @@ background.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +21,7 @@ from talkprep.geometry.masks import classes_to_labels, gt_and_torso
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
+from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
 from talkprep.semantics import SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.background import margin_for
 from talkprep.tasks.base import (
@@ -38,6 +41,9 @@ KEEP_BAND = 1.0
 """gt_imgs keep the frame's own background within this share of task 6's margin of the person:
 the plate takes no pixel that close to the person, so there it is filled in wherever the person
 never moved away (see gt_and_torso)."""
+SPAN_FRAMES = 250
+"""Frames of one span (talkprep.parallel); each frame is made on its own, so any split gives the
+same files."""
 CHECK_SAMPLES = 3
 
 
@@ -57,33 +63,14 @@ class TorsoTask(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
-        try:
-            plate = read_image(ctx.out / PLATE_FILE)
-        except (FileNotFoundError, ValueError) as exc:
-            raise TaskError(f"cannot read {PLATE_FILE} ({exc}); rerun task 6") from exc
-        pairs = [
-            (str(ctx.out / FRAMES_DIR / f"{i}.jpg"), str(ctx.out / SEMANTICS_DIR / f"{i}.png"))
-            for i in range(n_frames)
-        ]
+        plate = _read_plate(ctx.out)
         (ctx.out / GT_DIR).mkdir(parents=True, exist_ok=True)
         (ctx.out / TORSO_DIR).mkdir(parents=True, exist_ok=True)
-        torso_fraction = np.zeros(n_frames, np.float32)
-        band = round(margin_for(*plate.shape[:2]) * KEEP_BAND)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            writer = WriteBehind(pool)
-            loaded = read_ahead(pool, load_pair, pairs)
-            progress = ctx.progress(enumerate(loaded), total=n_frames, desc="torso")
-            for index, (frame, labels, hands) in progress:
-                if frame.shape != plate.shape or labels.shape != frame.shape[:2]:
-                    raise TaskError(
-                        f"frame {index}, its parsing and bc.jpg differ in size; rerun tasks 5-6"
-                    )
-                gt, torso = gt_and_torso(frame, labels, plate, band)
-                torso[hands] = 0  # the carried-up neck never paints over a hand
-                torso_fraction[index] = np.count_nonzero(torso[..., 3]) / labels.size
-                writer.submit(write_jpeg, ctx.out / GT_DIR / f"{index}.jpg", gt)
-                writer.submit(write_png_fast, ctx.out / TORSO_DIR / f"{index}.png", torso)
-            writer.finish()
+        job = _TorsoJob(ctx.out, round(margin_for(*plate.shape[:2]) * KEEP_BAND))
+        spans = frame_spans(n_frames, SPAN_FRAMES)
+        with claim_cores(len(spans)) as workers:
+            parts = run_spans(_torso_span, spans, job, workers, ctx.progress, "torso")
+        torso_fraction = np.concatenate(parts)
         figures = {
             "torso_alpha_fraction": {
                 "median": round(float(np.median(torso_fraction)), 4),
@@ -129,3 +116,45 @@ class TorsoTask(Task):
                     result.group, result.count, f"{path.name} has alpha values other than 0, 255"
                 )
         return result
+
+
+def _read_plate(out: Path) -> np.ndarray:
+    try:
+        return read_image(out / PLATE_FILE)
+    except (FileNotFoundError, ValueError) as exc:
+        raise TaskError(f"cannot read {PLATE_FILE} ({exc}); rerun task 6") from exc
+
+
+@dataclass(frozen=True)
+class _TorsoJob:
+    """What a span worker needs: the folder and the band of own background gt_imgs keep."""
+
+    out: Path
+    band: int
+
+
+def _torso_span(span: range, job: _TorsoJob, tick: Tick) -> np.ndarray:
+    """gt_imgs/{i}.jpg and torso_imgs/{i}.png for the frames of `span`; the share of each frame
+    the torso image covers (float32 [len(span)])."""
+    out = job.out
+    plate = _read_plate(out)
+    pairs = [
+        (str(out / FRAMES_DIR / f"{i}.jpg"), str(out / SEMANTICS_DIR / f"{i}.png")) for i in span
+    ]
+    torso_fraction = np.zeros(len(span), np.float32)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        writer = WriteBehind(pool)
+        for k, (frame, labels, hands) in enumerate(read_ahead(pool, load_pair, pairs)):
+            index = span.start + k
+            if frame.shape != plate.shape or labels.shape != frame.shape[:2]:
+                raise TaskError(
+                    f"frame {index}, its parsing and bc.jpg differ in size; rerun tasks 5-6"
+                )
+            gt, torso = gt_and_torso(frame, labels, plate, job.band)
+            torso[hands] = 0  # the carried-up neck never paints over a hand
+            torso_fraction[k] = np.count_nonzero(torso[..., 3]) / labels.size
+            writer.submit(write_jpeg, out / GT_DIR / f"{index}.jpg", gt)
+            writer.submit(write_png_fast, out / TORSO_DIR / f"{index}.png", torso)
+            tick(1)
+        writer.finish()
+    return torso_fraction
