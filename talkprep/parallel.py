@@ -7,7 +7,7 @@ when one worker is granted. Because the spans never depend on the worker count a
 function starts from nothing but its span and its arguments, one worker gives the same files,
 byte for byte, as many.
 
-How a task uses it (tasks 4 and 8 do; any per-frame task can do the same):
+How a task uses it (tasks 4, 5, 7 and 8 do; any per-frame task can do the same):
 
     def depth_span(span: range, job: DepthJob, tick: Tick) -> DepthPart:
         # a module-level function (pickled by name); build models here, once per span

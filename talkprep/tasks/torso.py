@@ -119,6 +119,7 @@ class TorsoTask(Task):
 
 
 def _read_plate(out: Path) -> np.ndarray:
+    """Task 6's plate; TaskError naming the task to rerun when it cannot be read."""
     try:
         return read_image(out / PLATE_FILE)
     except (FileNotFoundError, ValueError) as exc:
