@@ -167,9 +167,11 @@ def test_hands_are_looked_for_where_skin_lies_off_the_head_and_now_and_then(
 
 
 def written_content(path: Path) -> bytes:
-    """A JPEG's bytes; a PNG's pixels (ISA-L's deflate, under write_png_fast, has been seen to
-    give another valid stream of the same length for the same pixels, in 5 of 2,772 torso
-    images of the shared clips written twice by the same code)."""
+    """A JPEG's bytes; a PNG's pixels. ISA-L's deflate, under write_png_fast, has been seen to
+    give another valid stream of the same length for the same pixels: 5 of 2,772 torso images
+    of the shared clips, written by task 7 before and after it moved to span workers (the same
+    work per frame); repeated encodings of those images, on one thread and on four, did not repeat
+    it."""
     if path.suffix == ".png":
         return cv2.imread(str(path), cv2.IMREAD_UNCHANGED).tobytes()
     return path.read_bytes()
