@@ -453,6 +453,34 @@ def test_hands_in_front_of_the_body_are_never_opaque_torso(processed, crop: str)
 
 
 @pytest.mark.slow
+def test_hands_stay_found_across_span_edges(processed, tmp_path, monkeypatch) -> None:
+    """Task 5's hand tracker starts afresh at each span: cut into five spans, the uncropped
+    hands clip still has its hands in every frame, and the class maps move only along the
+    hands' outlines (the tracker's landmarks after a restart), never by a hand's area."""
+    import shutil
+
+    from task_context import task_context
+
+    from talkprep.tasks import parsing
+
+    whole = processed("longhair_hands", tasks="3,4,5,6,7", crop="none")
+    n = len(frame_indices(whole / "ori_imgs", ".jpg"))
+    folder = tmp_path / "spans"
+    shutil.copytree(whole / "ori_imgs", folder / "ori_imgs")
+    shutil.copy(whole / "landmarks.npy", folder / "landmarks.npy")
+    monkeypatch.setattr(parsing, "SPAN_FRAMES", n // 5 + 1)
+    parsing.ParsingTask().run(task_context(folder, n, "5"))
+    with_hands, moved = 0, []
+    for i in range(n):
+        cut = read_image(folder / "semantics" / f"{i}.png", cv2.IMREAD_UNCHANGED)
+        one = read_image(whole / "semantics" / f"{i}.png", cv2.IMREAD_UNCHANGED)
+        with_hands += bool((cut == C.HAND).any())
+        moved.append(np.count_nonzero(cut != one) / cut.size)
+    assert with_hands >= 0.9 * n, f"hands found in {with_hands} of {n} frames"
+    assert max(moved) < 0.01, f"frame {int(np.argmax(moved))}: {max(moved):.2%} of it moved"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["longhair_hoops", "longhair_wide", "hdtf"])
 def test_long_hair_is_head_and_the_report_figures_exist(processed, clip: str) -> None:
     folder = processed(clip, tasks="3,4,5,6,7")
