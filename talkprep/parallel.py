@@ -79,6 +79,9 @@ MIN_WORKER_FRAMES = 500
 """Frames each span worker must have to be worth starting: a worker's start (an interpreter,
 numpy, OpenCV, MediaPipe) costs about 1.3 CPU-s, the face mesh about 8 ms CPU a frame (500
 frames of task 4: 3.8 CPU-s in this process, 6.5 on two workers); shorter work runs here."""
+TAPER_FRAMES = 32
+"""The shortest span tapered_spans cuts its last span into: a span's own start (its graphs,
+its first frames) stays small beside its frames."""
 TICK_EVERY = 8
 """A worker reports progress every this many frames (fewer messages, same bar)."""
 WAIT_S = 0.2
@@ -133,6 +136,24 @@ def frame_spans(n: int, span_frames: int) -> list[range]:
     count = max(1, math.ceil(n / max(1, span_frames)))
     bounds = [k * n // count for k in range(count + 1)]
     return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [range(0)]
+
+
+def tapered_spans(n: int, span_frames: int) -> list[range]:
+    """frame_spans(n, span_frames) with the last span cut into halves, quarters, ... down to
+    at least TAPER_FRAMES (250: 125, 62, 63): spans go out in order, so the workers end close
+    together instead of all but one waiting on a whole last span. A function of n alone, for
+    tasks whose frames are made each on its own (or whose span edges cost little)."""
+    spans = frame_spans(n, span_frames)
+    if len(spans) < 2:
+        return spans
+    last = spans.pop()
+    start = last.start
+    while last.stop - start >= 2 * TAPER_FRAMES:
+        size = (last.stop - start) // 2
+        spans.append(range(start, start + size))
+        start += size
+    spans.append(range(start, last.stop))
+    return spans
 
 
 class CoreBudget:

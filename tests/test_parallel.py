@@ -36,6 +36,7 @@ from talkprep.parallel import (
     frame_spans,
     memory_workers,
     run_spans,
+    tapered_spans,
 )
 from talkprep.pipeline import Pipeline
 from talkprep.tasks import depth
@@ -88,6 +89,15 @@ def test_frame_spans_cover_every_frame_once_whatever_the_length() -> None:
         assert [i for span in spans for i in span] == list(range(n))
         assert len(spans) == -(-n // 250)
         assert max(map(len, spans)) - min(map(len, spans)) <= 1
+
+
+def test_tapered_spans_cut_the_last_span_and_cover_every_frame_once() -> None:
+    assert tapered_spans(250, 250) == [range(0, 250)]
+    assert [len(s) for s in tapered_spans(7500, 250)] == [250] * 29 + [125, 62, 63]
+    for n in (1, 2, 249, 251, 500, 7501):
+        spans = tapered_spans(n, 250)
+        assert [i for span in spans for i in span] == list(range(n))
+        assert min(map(len, spans)) >= min(n, parallel.TAPER_FRAMES)
 
 
 def test_budget_shares_its_cores_and_counts_a_threads_claims_once() -> None:

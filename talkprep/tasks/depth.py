@@ -35,7 +35,7 @@ from talkprep.geometry.raster import DepthWindow, rasterize_depth_window
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
-from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
+from talkprep.parallel import Tick, claim_cores, run_spans, tapered_spans
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -58,8 +58,8 @@ MAX_COUNT = np.iinfo(np.uint16).max
 MESH_BATCH = 64
 """Frames whose meshes are placed in one batched step."""
 SPAN_FRAMES = 250
-"""Frames per span of the span workers (talkprep.parallel); each frame is drawn on its own, so
-the span only sets how evenly the work spreads."""
+"""Frames per span of the span workers (talkprep.parallel; the last one tapered, see tapered_spans);
+each frame is drawn on its own, so the span only sets how evenly the work spreads."""
 DAGAN_BATCH = 8
 """Frames per DaGAN forward pass."""
 POLY_SHIFT = 4
@@ -188,7 +188,7 @@ class DepthTask(Task):
         n = len(landmarks)
         job = mesh_job(ctx.out, landmarks, height, width)
         track, posable = job.track, job.posable
-        spans = frame_spans(n, SPAN_FRAMES)
+        spans = tapered_spans(n, SPAN_FRAMES)
         with claim_cores(len(spans)) as workers:
             parts = run_spans(_depth_span, spans, job, workers, ctx.progress, "depth")
         stats = _MeshStats(n, height, width)

@@ -69,7 +69,7 @@ from talkprep.geometry.parsing_defects import (
 from talkprep.io.images import read_image
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import read_ahead
-from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
+from talkprep.parallel import Tick, claim_cores, run_spans, tapered_spans
 from talkprep.semantics import (
     DEFECT_KEYS,
     MASK_JUMP_KEY,
@@ -117,9 +117,10 @@ every 25th frame, which looks regardless: a hand over the face, or in a glove, i
 a second and then followed every second frame."""
 BISENET_BATCH = 4
 SPAN_FRAMES = 250
-"""Frames of one span (talkprep.parallel). A span's segmenter and hand tracker start afresh, and
-it reads SMOOTH_RADIUS frames more on each side, so that its time averages are the whole
-video's; the hand tracker's memory is all that ends at a span's edge."""
+"""Frames of one span (talkprep.parallel; the last one tapered, see tapered_spans). A span's
+segmenter and hand tracker start afresh, and it reads SMOOTH_RADIUS frames more on each side, so
+that its time averages are the whole video's; the hand tracker's memory is all that ends at a span's
+edge."""
 WORKERS = 2
 """Pool threads of a span. Besides decoding and encoding they run each frame's stateless work
 (colour posteriors, time average, class split, figures), so that the span's thread only feeds
@@ -468,7 +469,7 @@ class ParsingTask(Task):
             ),
         }
         job = _SpanJob(ctx.out, n_frames, nearest, models, texture_models, skin)
-        spans = frame_spans(n_frames, SPAN_FRAMES)
+        spans = tapered_spans(n_frames, SPAN_FRAMES)
         with claim_cores(len(spans)) as workers:
             parts = run_spans(_parse_span, spans, job, workers, ctx.progress, "parsing")
         figures["hand_detector_frames"] = sum(part.hand_looks for part in parts)
@@ -650,7 +651,8 @@ class _SpanPart(NamedTuple):
 
 def _parse_span(span: range, job: _SpanJob, tick: Tick) -> _SpanPart:
     """semantics/{i}.png and parsing/{i}.png for the frames of `span`, from the frames within
-    SMOOTH_RADIUS of it (any split into spans of these frames gives the same files)."""
+    SMOOTH_RADIUS of it: the same files whatever the worker count, and whatever the split but
+    where a hand is tracked across a span's edge (its tracker starts afresh with the span)."""
     from talkprep.models.hand_detector import HandDetector
     from talkprep.models.selfie_segmenter import SelfieSegmenter
 

@@ -21,7 +21,7 @@ from talkprep.geometry.masks import classes_to_labels, gt_and_torso
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.png import write_png_fast
 from talkprep.io.prefetch import WriteBehind, read_ahead
-from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
+from talkprep.parallel import Tick, claim_cores, run_spans, tapered_spans
 from talkprep.semantics import SEMANTICS_DIR, SemanticClass
 from talkprep.tasks.background import margin_for
 from talkprep.tasks.base import (
@@ -42,8 +42,8 @@ KEEP_BAND = 1.0
 the plate takes no pixel that close to the person, so there it is filled in wherever the person
 never moved away (see gt_and_torso)."""
 SPAN_FRAMES = 250
-"""Frames of one span (talkprep.parallel); each frame is made on its own, so any split gives the
-same files."""
+"""Frames of one span (talkprep.parallel; the last one tapered, see tapered_spans); each frame is
+made on its own, so any split gives the same files."""
 CHECK_SAMPLES = 3
 
 
@@ -67,7 +67,7 @@ class TorsoTask(Task):
         (ctx.out / GT_DIR).mkdir(parents=True, exist_ok=True)
         (ctx.out / TORSO_DIR).mkdir(parents=True, exist_ok=True)
         job = _TorsoJob(ctx.out, round(margin_for(*plate.shape[:2]) * KEEP_BAND))
-        spans = frame_spans(n_frames, SPAN_FRAMES)
+        spans = tapered_spans(n_frames, SPAN_FRAMES)
         with claim_cores(len(spans)) as workers:
             parts = run_spans(_torso_span, spans, job, workers, ctx.progress, "torso")
         torso_fraction = np.concatenate(parts)
