@@ -65,3 +65,19 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return out
 
     return make
+
+
+@pytest.fixture
+def pool_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The worker count of every span worker pool started while the test runs, in order."""
+    from talkprep import parallel
+
+    started: list[int] = []
+    start = parallel._Pool.start
+
+    def counted(pool: parallel._Pool, workers: int) -> None:
+        started.append(workers)
+        start(pool, workers)
+
+    monkeypatch.setattr(parallel._Pool, "start", counted)
+    return started

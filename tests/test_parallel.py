@@ -281,18 +281,11 @@ def dataset(root: Path, cores: int) -> Path:
 
 
 def test_one_worker_writes_the_same_files_as_two(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+    tmp_path: Path, pool_starts: list[int], where: str
 ) -> None:
     """Byte for byte: frames, landmarks, .lms, the track and every depth map, with one core and
     with two (task 4 and task 8 on two span workers each, or on two threads each)."""
-    started: list[int] = []
-    start = parallel._Pool.start
-
-    def counted(pool: parallel._Pool, workers: int) -> None:
-        started.append(workers)
-        start(pool, workers)
-
-    monkeypatch.setattr(parallel._Pool, "start", counted)
+    started = pool_starts
     one = dataset(tmp_path, 1)
     assert started == []
     if where == "threads":

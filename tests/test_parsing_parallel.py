@@ -201,7 +201,7 @@ def parse_and_composite(folder: Path, span_frames: int, cores: int) -> tuple[Any
 
 
 def test_spans_and_workers_give_the_same_files_as_one_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_starts: list[int]
 ) -> None:
     """Tasks 5 and 7 over three spans, here and on two worker processes, write what one span
     writes (JPEGs byte for byte, PNGs pixel for pixel), with the same figures: each span reads
@@ -210,14 +210,6 @@ def test_spans_and_workers_give_the_same_files_as_one_pass(
     from talkprep import parallel
     from talkprep.tasks import torso
 
-    started: list[int] = []
-    start = parallel._Pool.start
-
-    def counted(pool: parallel._Pool, workers: int) -> None:
-        started.append(workers)
-        start(pool, workers)
-
-    monkeypatch.setattr(parallel._Pool, "start", counted)
     monkeypatch.setattr(parallel, "MIN_WORKER_FRAMES", 1)
     results = {}
     for name, span_frames, cores in (("one span", 100, 1), ("spans", 3, 1), ("workers", 3, 2)):
@@ -226,7 +218,7 @@ def test_spans_and_workers_give_the_same_files_as_one_pass(
         folder = tmp_path / name.replace(" ", "_")
         moving_scene(folder)
         results[name] = parse_and_composite(folder, span_frames, cores)
-    assert started == [2, 2], "tasks 5 and 7 each on two workers"
+    assert pool_starts == [2, 2], "tasks 5 and 7 each on two workers"
     (figures, files) = results["one span"]
     assert len(figures[1][parsing.MASK_JUMP_KEY]) == N_FRAMES
     for name in ("spans", "workers"):
