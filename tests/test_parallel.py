@@ -285,15 +285,14 @@ def test_one_worker_writes_the_same_files_as_two(
 ) -> None:
     """Byte for byte: frames, landmarks, .lms, the track and every depth map, with one core and
     with two (task 4 and task 8 on two span workers each, or on two threads each)."""
-    started = pool_starts
     one = dataset(tmp_path, 1)
-    assert started == []
+    assert pool_starts == []
     if where == "threads":
         two = dataset(tmp_path, 2)
-        assert started == [], "two threads each for tasks 4 and 8"
+        assert pool_starts == [], "two threads each for tasks 4 and 8"
     else:
         two = dataset(tmp_path, 2)
-        assert started == [2, 2], "tasks 4 and 8 each on two workers"
+        assert pool_starts == [2, 2], "tasks 4 and 8 each on two workers"
     names = sorted(
         str(p.relative_to(one))
         for p in one.rglob("*")

@@ -423,7 +423,7 @@ class ParsingTask(Task):
         if ctx.config.parser == "bisenet":
             stats = self._parse_bisenet(ctx, landmarks, nearest)
         else:
-            stats = self._parse_mediapipe(ctx, landmarks, nearest, figures)
+            stats = self._parse_mediapipe(ctx, landmarks, valid, nearest, figures)
         figures |= {"frames_without_face": int((~valid).sum()), **stats.figures()}
         warnings = []
         if stats.uncovered_frames:
@@ -447,6 +447,7 @@ class ParsingTask(Task):
         self,
         ctx: TaskContext,
         landmarks: LandmarkFile,
+        valid: np.ndarray,
         nearest: np.ndarray,
         figures: dict[str, Any],
     ) -> ParsingStats:
@@ -457,7 +458,7 @@ class ParsingTask(Task):
         layouts = _Layouts(landmarks, nearest)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool, SelfieSegmenter() as segmenter:
             models, texture_models, skin = self._fit_appearance(
-                ctx, pool, segmenter, landmarks.valid(), layouts
+                ctx, pool, segmenter, valid, layouts
             )
         figures["appearance"] = {
             "hair_skin_overlap": models.skin_overlap,
