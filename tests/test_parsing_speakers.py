@@ -22,6 +22,7 @@ from talkprep.geometry.masks import (
     face_under_hands,
     full_resolution,
     gt_and_torso,
+    hair_fringe,
     hand_regions,
     label_hands,
     skin_by_colour,
@@ -130,6 +131,58 @@ def test_shadow_under_the_chin_is_neck() -> None:
     classes = split_person(person, posteriors, layout)
     assert np.count_nonzero(classes[shadow] == C.HAIR) == 0
     assert np.mean(classes[shadow] == C.NECK) > 0.95
+
+
+def test_a_pale_fringe_down_the_hair_to_the_shoulder_is_hair() -> None:
+    # hair lit from behind: a strip down the right curtain's outer side, from beside the face to
+    # the shoulder, whose colour is the clothes'
+    person, posteriors, layout, _ = noisy_curtain_scene()
+    yy, xx = np.mgrid[0:256, 0:256]
+    curtain = (xx > 165) & (xx <= 200) & (yy >= 80) & (yy <= 130)
+    fringe = (xx > 200) & (xx <= 206) & (yy >= 80) & (yy <= 130)
+    person = (person & ~((xx > 200) & (yy <= 130))) | curtain | fringe
+    posteriors[:, curtain] = np.array([0.05, 0.9, 0.05], np.float32)[:, None]
+    posteriors[:, fringe] = np.array([0.05, 0.15, 0.8], np.float32)[:, None]
+    classes = split_person(person, posteriors, layout)
+    assert np.mean(classes[fringe] == C.HAIR) > 0.95
+    shoulders = person & (yy > 135) & (np.abs(xx - 128) > 80)
+    assert np.mean(classes[shoulders] == C.TORSO) > 0.95
+
+
+def test_the_dark_rim_along_a_shoulder_top_is_torso_not_hair() -> None:
+    # short hair; the mixed pixels along the top of a dark jacket's shoulders look like hair and
+    # join the sideburn at the jaw
+    layout = FaceLayout.from_points(face_points((128, 90), 70, 90))
+    yy, xx = np.mgrid[0:256, 0:256]
+    head = ((xx - 128) / 45) ** 2 + ((yy - 85) / 60) ** 2 < 1.0
+    person = head | (yy > 140 - 0.6 * np.maximum(0, 90 - np.abs(xx - 128)))  # sloping shoulders
+    top = np.argmax(person, axis=0)
+    rim = person & (yy < top[None, :] + 2) & (np.abs(xx - 128) > 40) & (yy > 120)
+    skin = np.where(((xx - 128) / 35) ** 2 + ((yy - 90) / 45) ** 2 < 1, 0.9, 0.05)
+    hair = np.where((yy < 60) | rim | ((np.abs(xx - 128) > 33) & (yy < 125)), 0.9, 0.05)
+    clothes = np.clip(1.0 - skin - hair, 0.02, None)
+    posteriors = np.stack([skin, hair, clothes]).astype(np.float32)
+    posteriors /= posteriors.sum(axis=0, keepdims=True)
+    classes = split_person(person, posteriors, layout)
+    assert rim.sum() > 100
+    assert np.mean(classes[rim] == C.TORSO) > 0.95
+
+
+def test_the_sloping_top_of_a_shoulder_beside_the_hair_stays_torso() -> None:
+    layout = FaceLayout.from_points(face_points((128, 90), 100, 90))  # fringes under 20 px
+    yy, xx = np.mgrid[0:256, 0:256]
+    classes = np.full((256, 256), C.BACKGROUND, np.uint8)
+    classes[(np.abs(xx - 128) < 75) & (yy < 200)] = C.HAIR
+    # the right shoulder widens 1.5 px a row from the hair's edge; the left one 0.3 px a row (a
+    # fringe: same width limit, but it follows the hair down)
+    right = (xx >= 203) & (xx < 203 + 1.5 * (yy - 120)) & (yy > 120)
+    left = (xx < 54) & (xx >= 54 - (0.3 * (yy - 100)).astype(int)) & (yy > 100) & (yy <= 140)
+    classes[right | left] = C.TORSO
+    classes[(yy > 140) & (classes == C.BACKGROUND)] = C.TORSO  # the shoulders, wide
+    fringe = hair_fringe(classes, layout)
+    assert not fringe[right].any()
+    assert fringe[left].all()
+    assert not fringe[yy > 140].any()
 
 
 def test_a_strand_beside_the_neck_is_hair_and_a_dark_collar_below_it_is_not() -> None:

@@ -29,10 +29,14 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   hair hanging past the chin (`_fair_hair`). Where the video's detail models tell hair from skin
   (`appearance.TextureModels`), each pixel's detail weighs in with its colour there
   (`_with_detail`): the smooth side of the neck in shadow stays neck, strands over it are hair.
+  A short run that starts right under the background is the mixed rim along the top of a dark
+  shoulder, not hair hanging from the head (`_outline_skim`).
 - Connectivity settles the rest: hair-coloured (or blond, skin-coloured) pixels are hair only when
   connected to the head above the ears, the neck is the one piece under the chin, ear-zone
   pixels that are not hair and reach the face (ears, earrings) are ears, and small torso pieces
-  in the head region or against the hair are hair. Anything else of the person is torso.
+  in the head region or against the hair are hair. Anything else of the person is torso, except
+  a thin strip between the hair's outer side and the background above the shoulder, which is hair
+  lit from behind or thinning (`hair_fringe`).
 - Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person: a detection
   counts where its hull is skin by colour alone (`skin_by_colour`) and person by the segmenter.
 - Where a shirt collar meets the chin between neck columns, the torso's top pixel is neck
@@ -169,6 +173,16 @@ FAIR_HAIR_FROM = 0.3
 neck's middle, its shadow and creases stay neck."""
 TEXTURE_BLUR = 1.5
 """Gaussian blur (work-resolution pixels) of the detail map."""
+SKIM_HAIR = 0.05
+"""Below the mouth, a column's hair run that starts under the background and is shorter than
+this many face heights is the mixed outline of a dark shoulder, not hanging hair."""
+HAIR_FRINGE = 0.2
+"""Above the shoulder, torso that runs out from the hair's outer side to the background and is
+narrower than this many face widths is the hair's thin outer fringe (see hair_fringe) ..."""
+FRINGE_MIN_LENGTH = 0.1
+"""... in strips at least this many face heights long ..."""
+FRINGE_GROWTH = 1.0
+"""... that widen by at most this many pixels a row (an outer edge steeper than 45 degrees)."""
 HAND_REACH = 0.15
 """Around a hand's hull, the person (or OTHER) pixels within this share of the hand's size are
 the hand's: fingers wider than their joints, and what the hand holds."""
@@ -614,7 +628,8 @@ def split_person(
     hair_odds = cv2.log(hair_p + skin_p * fair + tiny) - cv2.log(
         clothes_p + skin_p * (1.0 - fair) + tiny
     )
-    hair = np.where(low, top_runs(rest & ~under_chin & ~core, hair_odds, start), hair)
+    runs = top_runs(rest & ~under_chin & ~core, hair_odds, start)
+    hair = np.where(low, runs & ~_outline_skim(runs, body, SKIM_HAIR * layout.height), hair)
     # a strand that hangs into the band about the chin, beside the neck, is hair when it joins the
     # hair outside the band; never on the chin's axis (the shadow under the chin), and only on
     # rows the neck reaches, so a dark collar under the neck stays torso
@@ -664,7 +679,78 @@ def split_person(
     classes[neck] = C.NECK
     classes[ears] = C.EARS
     classes[face] = C.FACE_SKIN
+    classes[hair_fringe(classes, layout)] = C.HAIR
     return classes
+
+
+def _outline_skim(runs: np.ndarray, body: np.ndarray, max_length: float) -> np.ndarray:
+    """bool [h, w]: the columns' runs (at most one per column, see top_runs) that begin right
+    under the background and are shorter than `max_length`: the mixed pixels along the top of a
+    dark shoulder, which colour calls hair, where hair hanging from the head would be long."""
+    top = np.argmax(runs, axis=0)
+    cols = np.arange(runs.shape[1])
+    open_above = (top == 0) | ~body[np.maximum(top - 1, 0), cols]
+    skim = runs.any(axis=0) & open_above & (np.count_nonzero(runs, axis=0) < max_length)
+    return runs & skim[None, :]
+
+
+def _outer_runs(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, from the hair's leftmost pixel leftward: the column of that hair pixel (-1 in
+    rows without hair), the width of the torso run just left of it, and the class where that run
+    ends (BACKGROUND, another class, or 255 at the frame's edge)."""
+    height, width = classes.shape
+    hair = classes == C.HAIR
+    has = hair.any(axis=1)
+    first = np.where(has, np.argmax(hair, axis=1), -1)
+    cols = np.arange(width)[None, :]
+    stop = np.maximum.accumulate(np.where(classes != C.TORSO, cols, -1), axis=1)
+    rows = np.arange(height)
+    left = np.maximum(first - 1, 0)
+    end = np.where(first > 0, stop[rows, left], first - 1)
+    widths = np.where(has, first - 1 - end, 0)
+    ends = np.where(end >= 0, classes[rows, np.maximum(end, 0)], 255)
+    return first, widths, ends
+
+
+def _strips(slim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and one-past-last index of each run of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], slim.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def hair_fringe(classes: np.ndarray, layout: FaceLayout) -> np.ndarray:
+    """bool [h, w]: torso pixels that are the hair's outer fringe, on either side.
+
+    Hair lit from behind or thinning at its ends is a mix of its own colour and the background's,
+    which can look like pale clothes: a thin torso strip then runs down the hair's outer side to
+    the shoulder. Per row and side, take the torso run between the hair's outermost pixel and the
+    background. The shoulder sticks out past the hair: its top is the highest row below the face
+    centre where that run is HAIR_FRINGE face widths wide or more (or meets the frame's edge or
+    another class). Above it, rows of narrower runs make strips; a strip is fringe when it is at
+    least FRINGE_MIN_LENGTH face heights long and widens by at most FRINGE_GROWTH pixels a row
+    on average: a fringe follows the hair down, while the sloping top of a shoulder beside the
+    hair widens fast and stays torso.
+    """
+    out = np.zeros(classes.shape, bool)
+    height, width = classes.shape
+    limit = HAIR_FRINGE * layout.width
+    centre = int(np.clip(round(layout.centre[1]), 0, height))
+    rows = np.arange(height)
+    cols = np.arange(width)[None, :]
+    for flip in (False, True):
+        first, widths, ends = _outer_runs(classes[:, ::-1] if flip else classes)
+        run = (first >= 0) & (widths > 0)
+        wide = run & ((widths >= limit) | (ends != C.BACKGROUND)) & (rows >= centre)
+        shoulder = int(np.argmax(wide)) if wide.any() else height
+        slim = run & ~wide & (ends == C.BACKGROUND) & (rows < shoulder)
+        fringe = np.zeros(height, bool)
+        for top, end in zip(*_strips(slim), strict=True):
+            growth = (widths[end - 1] - widths[top]) / max(1, end - 1 - top)
+            if end - top >= FRINGE_MIN_LENGTH * layout.height and growth <= FRINGE_GROWTH:
+                fringe[top:end] = True
+        strip = fringe[:, None] & (cols >= (first - widths)[:, None]) & (cols < first[:, None])
+        out |= strip[:, ::-1] if flip else strip
+    return out
 
 
 def _with_detail(
