@@ -25,6 +25,7 @@ from talkprep.geometry.masks import (
     hair_fringe,
     hand_regions,
     label_hands,
+    seam_slivers,
     skin_by_colour,
     skin_off_head,
     sort_hands,
@@ -166,6 +167,20 @@ def test_the_dark_rim_along_a_shoulder_top_is_torso_not_hair() -> None:
     classes = split_person(person, posteriors, layout)
     assert rim.sum() > 100
     assert np.mean(classes[rim] == C.TORSO) > 0.95
+
+
+def test_a_sliver_between_hair_and_neck_is_hair_and_a_collar_there_is_not() -> None:
+    classes = np.full((60, 40), C.BACKGROUND, np.uint8)
+    classes[:, :10] = C.HAIR
+    classes[:, 13:30] = C.NECK
+    classes[:30, 10:13] = C.TORSO  # a 3 px seam
+    classes[30:, 10:13] = C.HAIR
+    classes[40:, 10:20] = C.TORSO  # a collar, 10 px between hair and neck
+    classes[:, 30:] = C.TORSO  # the clothes beside the neck, against the background
+    sliver = seam_slivers(classes, 4.0)
+    assert sliver[:30, 10:13].all()
+    assert not sliver[40:].any()
+    assert not sliver[:, 30:].any()
 
 
 def test_the_sloping_top_of_a_shoulder_beside_the_hair_stays_torso() -> None:

@@ -36,7 +36,8 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   pixels that are not hair and reach the face (ears, earrings) are ears, and small torso pieces
   in the head region or against the hair are hair. Anything else of the person is torso, except
   a thin strip between the hair's outer side and the background above the shoulder, which is hair
-  lit from behind or thinning (`hair_fringe`).
+  lit from behind or thinning (`hair_fringe`), and a sliver between hanging hair and the neck,
+  the seam's mixed pixels (`seam_slivers`).
 - Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person: a detection
   counts where its hull is skin by colour alone (`skin_by_colour`) and person by the segmenter.
 - Where a shirt collar meets the chin between neck columns, the torso's top pixel is neck
@@ -176,6 +177,9 @@ TEXTURE_BLUR = 1.5
 SKIM_HAIR = 0.05
 """Below the mouth, a column's hair run that starts under the background and is shorter than
 this many face heights is the mixed outline of a dark shoulder, not hanging hair."""
+SEAM_SLIVER = 0.03
+"""Torso between hanging hair and the neck, in a row, is the seam's mixed pixels (hair) up to
+this many face widths wide; a collar seen between them is wider."""
 HAIR_FRINGE = 0.2
 """Above the shoulder, torso that runs out from the hair's outer side to the background and is
 narrower than this many face widths is the hair's thin outer fringe (see hair_fringe) ..."""
@@ -680,6 +684,7 @@ def split_person(
     classes[ears] = C.EARS
     classes[face] = C.FACE_SKIN
     classes[hair_fringe(classes, layout)] = C.HAIR
+    classes[seam_slivers(classes, SEAM_SLIVER * layout.width)] = C.HAIR
     return classes
 
 
@@ -710,6 +715,25 @@ def _outer_runs(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     widths = np.where(has, first - 1 - end, 0)
     ends = np.where(end >= 0, classes[rows, np.maximum(end, 0)], 255)
     return first, widths, ends
+
+
+def seam_slivers(classes: np.ndarray, max_width: float) -> np.ndarray:
+    """bool [h, w]: torso runs along a row no wider than `max_width` pixels with hair at one end
+    and neck at the other: the mixed pixels where hanging hair meets the side of the neck, which
+    are neither skin enough for the neck nor hair enough for the hair (they would stand in the
+    torso images as a thin stripe)."""
+    torso = classes == C.TORSO
+    height, width = classes.shape
+    cols = np.broadcast_to(np.arange(width), classes.shape)
+    left = np.maximum.accumulate(np.where(torso, -1, cols), axis=1)
+    right = np.minimum.accumulate(np.where(torso, width, cols)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(height)[:, None]
+    left_class = np.where(left >= 0, classes[rows, np.maximum(left, 0)], 255)
+    right_class = np.where(right < width, classes[rows, np.minimum(right, width - 1)], 255)
+    pair = ((left_class == C.HAIR) & (right_class == C.NECK)) | (
+        (left_class == C.NECK) & (right_class == C.HAIR)
+    )
+    return torso & pair & (right - left - 1 <= max_width)
 
 
 def _strips(slim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
