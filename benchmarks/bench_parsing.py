@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep")
     parser.add_argument("--skip-long", action="store_true", help="only the anchor clip")
-    parser.add_argument("--bisenet-runs", type=int, default=3)
+    parser.add_argument("--bisenet-runs", type=int, default=3, help="0 skips BiSeNet")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_parsing_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -206,12 +206,14 @@ def main() -> None:
             f"{case:>16}  tasks 5-7: {n / total:.1f} frames/s wall (real time is {TARGET_FPS:g}); "
             f"{1000 * cpu / n:.1f} ms CPU per frame"
         )
-    bisenet = in_fresh_process(bench_bisenet, args.bisenet_runs)
-    report["bisenet_cpu_512"] = bisenet
-    print(
-        f"BiSeNet 512x512 on CPU ({bisenet['threads']} threads): "
-        f"{bisenet['median_s_per_frame']:.3f} s/frame median, {bisenet['frames_per_s']} frames/s"
-    )
+    if args.bisenet_runs > 0:
+        bisenet = in_fresh_process(bench_bisenet, args.bisenet_runs)
+        report["bisenet_cpu_512"] = bisenet
+        print(
+            f"BiSeNet 512x512 on CPU ({bisenet['threads']} threads): "
+            f"{bisenet['median_s_per_frame']:.3f} s/frame median, "
+            f"{bisenet['frames_per_s']} frames/s"
+        )
     print(f"load average after: {os.getloadavg()}")
     print(json.dumps(report, indent=1, default=str))
 

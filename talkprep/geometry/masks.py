@@ -707,13 +707,11 @@ def _outer_runs(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     hair = classes == C.HAIR
     has = hair.any(axis=1)
     first = np.where(has, np.argmax(hair, axis=1), -1)
-    cols = np.arange(width)[None, :]
-    stop = np.maximum.accumulate(np.where(classes != C.TORSO, cols, -1), axis=1)
-    rows = np.arange(height)
-    left = np.maximum(first - 1, 0)
-    end = np.where(first > 0, stop[rows, left], first - 1)
+    # the last pixel left of the hair that is not torso ends the run (-1: the frame's edge)
+    stops = (classes != C.TORSO) & (np.arange(width)[None, :] < first[:, None])
+    end = np.where(stops.any(axis=1), width - 1 - np.argmax(stops[:, ::-1], axis=1), -1)
     widths = np.where(has, first - 1 - end, 0)
-    ends = np.where(end >= 0, classes[rows, np.maximum(end, 0)], 255)
+    ends = np.where(end >= 0, classes[np.arange(height), np.maximum(end, 0)], 255)
     return first, widths, ends
 
 
@@ -722,18 +720,26 @@ def seam_slivers(classes: np.ndarray, max_width: float) -> np.ndarray:
     and neck at the other: the mixed pixels where hanging hair meets the side of the neck, which
     are neither skin enough for the neck nor hair enough for the hair (they would stand in the
     torso images as a thin stripe)."""
-    torso = classes == C.TORSO
-    height, width = classes.shape
-    cols = np.broadcast_to(np.arange(width), classes.shape)
-    left = np.maximum.accumulate(np.where(torso, -1, cols), axis=1)
-    right = np.minimum.accumulate(np.where(torso, width, cols)[:, ::-1], axis=1)[:, ::-1]
-    rows = np.arange(height)[:, None]
-    left_class = np.where(left >= 0, classes[rows, np.maximum(left, 0)], 255)
-    right_class = np.where(right < width, classes[rows, np.minimum(right, width - 1)], 255)
+    out = np.zeros(classes.shape, bool)
+    neck = classes == C.NECK
+    if not neck.any():
+        return out
+    # a sliver touches the neck: only the neck's rows and columns, widened by a sliver, matter
+    rows, cols = _window(neck, pad=int(np.ceil(max_width)) + 1)
+    near = classes[rows, cols]
+    height, width = near.shape
+    torso = near == C.TORSO
+    index = np.broadcast_to(np.arange(width, dtype=np.int16), near.shape)
+    left = np.maximum.accumulate(np.where(torso, np.int16(-1), index), axis=1)
+    right = np.minimum.accumulate(np.where(torso, np.int16(width), index)[:, ::-1], axis=1)[:, ::-1]
+    row_index = np.arange(height)[:, None]
+    left_class = np.where(left >= 0, near[row_index, np.maximum(left, 0)], 255)
+    right_class = np.where(right < width, near[row_index, np.minimum(right, width - 1)], 255)
     pair = ((left_class == C.HAIR) & (right_class == C.NECK)) | (
         (left_class == C.NECK) & (right_class == C.HAIR)
     )
-    return torso & pair & (right - left - 1 <= max_width)
+    out[rows, cols] = torso & pair & (right - left - 1 <= max_width)
+    return out
 
 
 def _strips(slim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -772,6 +778,8 @@ def hair_fringe(classes: np.ndarray, layout: FaceLayout) -> np.ndarray:
             growth = (widths[end - 1] - widths[top]) / max(1, end - 1 - top)
             if end - top >= FRINGE_MIN_LENGTH * layout.height and growth <= FRINGE_GROWTH:
                 fringe[top:end] = True
+        if not fringe.any():
+            continue
         strip = fringe[:, None] & (cols >= (first - widths)[:, None]) & (cols < first[:, None])
         out |= strip[:, ::-1] if flip else strip
     return out
