@@ -775,6 +775,20 @@ def test_the_temp_sweep_keeps_files_that_are_not_talkprep_leftovers(video, tmp_p
         alive.wait()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_temporary_of_a_killed_worker_not_yet_reaped_is_stale(tmp_path):
+    # a killed batch's orphaned worker lingers as a zombie until something reaps it
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # ended, left unreaped
+        temp = tmp_path / "ori_imgs" / f".3.jpg{atomic_module.TEMP_MARK}{ended.pid}-0"
+        temp.parent.mkdir()
+        temp.write_bytes(b"x")
+        assert atomic_module.stale_temp_files(tmp_path, ["ori_imgs/*.jpg"]) == [temp]
+    finally:
+        ended.wait()
+
+
 def _text() -> dict:
     return {"capture_output": True, "text": True, "check": True}
 

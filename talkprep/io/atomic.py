@@ -224,7 +224,9 @@ def _prefixes(folder: str) -> list[str]:
 
 
 def _process_gone(pid: int) -> bool:
-    """Whether no process `pid` runs (this process's own id: an earlier run that had it)."""
+    """Whether no process `pid` runs (this process's own id: an earlier run that had it). A
+    zombie counts as gone: a killed run's worker, orphaned, stays one until something reaps it,
+    and it writes nothing more."""
     if pid == os.getpid():
         return True
     try:
@@ -235,7 +237,18 @@ def _process_gone(pid: int) -> bool:
         return True
     except PermissionError:  # another user's process
         return False
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether process `pid` has ended but not been reaped (Linux /proc; False where there is
+    none)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] in (b"Z", b"X")
 
 
 _OS_ERROR_SENTENCES = {
