@@ -200,6 +200,17 @@ def test_the_sloping_top_of_a_shoulder_beside_the_hair_stays_torso() -> None:
     assert not fringe[yy > 140].any()
 
 
+def test_a_wide_torso_run_beside_the_hair_above_the_face_centre_is_not_fringe() -> None:
+    layout = FaceLayout.from_points(face_points((128, 90), 100, 90))  # fringes under 20 px
+    yy, xx = np.mgrid[0:256, 0:256]
+    classes = np.full((256, 256), C.BACKGROUND, np.uint8)
+    classes[(np.abs(xx - 128) < 75) & (yy < 200)] = C.HAIR
+    wide = (xx >= 203) & (xx < 228) & (yy > 40) & (yy < 85)  # 25 px, steady, above the centre
+    classes[wide] = C.TORSO
+    classes[(yy > 140) & (classes == C.BACKGROUND)] = C.TORSO
+    assert not hair_fringe(classes, layout)[wide].any()
+
+
 def test_a_strand_beside_the_neck_is_hair_and_a_dark_collar_below_it_is_not() -> None:
     """Hair that hangs into the band about the chin, beside the neck, joins the hair; hair-dark
     clothes below the neck in that band stay off the hair."""

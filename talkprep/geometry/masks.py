@@ -772,7 +772,7 @@ def hair_fringe(classes: np.ndarray, layout: FaceLayout) -> np.ndarray:
         run = (first >= 0) & (widths > 0)
         wide = run & ((widths >= limit) | (ends != C.BACKGROUND)) & (rows >= centre)
         shoulder = int(np.argmax(wide)) if wide.any() else height
-        slim = run & ~wide & (ends == C.BACKGROUND) & (rows < shoulder)
+        slim = run & (widths < limit) & (ends == C.BACKGROUND) & (rows < shoulder)
         fringe = np.zeros(height, bool)
         for top, end in zip(*_strips(slim), strict=True):
             growth = (widths[end - 1] - widths[top]) / max(1, end - 1 - top)
