@@ -13,7 +13,14 @@ from scipy.ndimage import distance_transform_edt
 
 from talkprep.config import build_config
 from talkprep.console import Console
-from talkprep.geometry.masks import BACKGROUND, HEAD, TORSO, BackgroundPlate, labels_to_bgr
+from talkprep.geometry.masks import (
+    BACKGROUND,
+    GAP_CLEARANCE,
+    HEAD,
+    TORSO,
+    BackgroundPlate,
+    labels_to_bgr,
+)
 from talkprep.io.images import read_image, write_jpeg, write_png
 from talkprep.manifest import manifest_path
 from talkprep.semantics import SemanticClass
@@ -52,18 +59,22 @@ def figure_labels(size: int, centre_x: int) -> np.ndarray:
     return labels
 
 
-def synthetic_dataset(folder: Path, n_frames: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frames of a figure sliding across a textured background, with exact parsing maps.
+def synthetic_dataset(
+    folder: Path, n_frames: int, size: int, pan: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a figure sliding across a textured background, with exact parsing maps; with
+    `pan`, the camera pans that many pixels a frame (the background slides the other way).
 
-    Returns the true background and bool [N, H, W] figure masks.
+    Returns the true background (of frame 0's view) and bool [N, H, W] figure masks.
     """
-    background = textured_background(size)
+    scenery = textured_background(size + pan * n_frames)
+    background = scenery[:size, :size]
     masks = []
     for i in range(n_frames):
         centre = int(round(size * (0.3 + 0.4 * i / max(1, n_frames - 1))))
         labels = figure_labels(size, centre)
         person = labels != BACKGROUND
-        frame = background.copy()
+        frame = scenery[:size, pan * i : pan * i + size].copy()
         frame[person] = FIGURE_BGR
         write_jpeg(folder / "ori_imgs" / f"{i}.jpg", frame)
         write_png(folder / "parsing" / f"{i}.png", labels_to_bgr(labels))
@@ -96,6 +107,26 @@ def test_plate_takes_the_farthest_frame() -> None:
     empty = BackgroundPlate(4, 4)
     empty.add(np.full((4, 4, 3), 7, np.uint8), np.zeros((4, 4), bool))
     assert (empty.plate(margin=2.0) == 7).all()
+
+
+def test_gap_fillers_prefer_the_nearest_clear_view_and_shun_the_outline() -> None:
+    """Behind the reference's person, a frame nearer in time keeps what it shows well clear; a
+    pixel it shows just beyond the margin (where a missed piece of the person hugs the outline)
+    goes to a frame that shows it clearer; a frame that agrees with the view beats both."""
+    margin = 2.0
+    columns = np.arange(40)[None, :].repeat(40, axis=0)
+    plate = BackgroundPlate(40, 40)
+    plate.add(np.full((40, 40, 3), 30, np.uint8), (columns >= 10) & (columns < 30))
+    near = np.full((40, 40, 3), 100, np.uint8)
+    near[:, 14:20] = 250  # the person's sleeve, which the segmenter missed
+    plate.add(near, columns >= 20, gaps_beyond=margin)
+    plate.add(np.full((40, 40, 3), 60, np.uint8), columns >= 30, gaps_beyond=margin)
+    image = plate.plate(margin)
+    assert image[5, 12].tolist() == [100] * 3  # 8 px clear in the nearer frame: it keeps it
+    assert image[5, 17].tolist() == [60] * 3  # 3 px clear there, 13 px in the farther one
+    assert image[5, 2].tolist() == [30] * 3  # the reference's own view
+    plate.add(np.full((40, 40, 3), 200, np.uint8), columns >= 36)
+    assert plate.plate(margin)[5, 17].tolist() == [200] * 3
 
 
 def test_fill_is_smooth_and_warns_only_where_training_sees_it() -> None:
@@ -146,6 +177,40 @@ def test_synthetic_plate_matches_true_background(tmp_path: Path) -> None:
     assert never.sum() > 100, "the synthetic scene should leave a never-seen area"
     assert abs(figures["background_pixels_never_seen"] - int(never.sum())) <= 0.05 * never.sum()
     assert plate[never].min() > 20 and not leak[never].any()
+    assert figures["frames_only_filling_gaps"] == 0
+
+
+def test_a_panning_camera_gives_one_view_not_a_patchwork(tmp_path: Path) -> None:
+    """Pieces of frames far apart in a pan would sit side by side in the plate, each shifted:
+    where the middle frame shows the background, the plate is its view; behind its figure each
+    pixel comes from the frame nearest in time that shows it (the least shifted), not a fill."""
+    size, n_frames, pan = 160, 40, 3
+    synthetic_dataset(tmp_path, n_frames, size, pan)
+    figures = run_background(tmp_path, n_frames)
+    plate = read_image(tmp_path / "bc.jpg").astype(np.int32)
+    middle = sample_indices(n_frames)[len(sample_indices(n_frames)) // 2]
+    view = read_image(tmp_path / "ori_imgs" / f"{middle}.jpg").astype(np.int32)
+    person = read_image(tmp_path / "semantics" / f"{middle}.png", cv2.IMREAD_UNCHANGED) > 0
+    clear = distance_transform_edt(~person) > margin_for(size, size)
+    error = np.abs(plate - view).mean(axis=-1)
+    assert error[clear].mean() < 3.0, f"mean error {error[clear].mean():.2f} against the view"
+    assert figures["frames_only_filling_gaps"] >= len(sample_indices(n_frames)) // 2
+    expected = np.zeros_like(view)
+    margin = margin_for(size, size)
+    best = np.zeros(clear.shape)  # clearance of the frame giving each gap pixel, capped
+    for index in sorted(sample_indices(n_frames), key=lambda i: abs(i - middle)):
+        frame = read_image(tmp_path / "ori_imgs" / f"{index}.jpg").astype(np.int32)
+        mask = read_image(tmp_path / "semantics" / f"{index}.png", cv2.IMREAD_UNCHANGED) > 0
+        distance = distance_transform_edt(~mask)
+        clearance = np.minimum(distance, GAP_CLEARANCE * margin)
+        shows = (distance > margin) & (clearance > best) & ~clear
+        expected[shows] = frame[shows]
+        best[shows] = clearance[shows]
+    gaps = best > 0
+    assert gaps.sum() > 500, "the figure should hide background that other frames show"
+    gap_error = np.abs(plate - expected).mean(axis=-1)[gaps]
+    # JPEG rings at the seams between frames; a smooth fill is off by about 22 levels here
+    assert np.median(gap_error) < 6.0, f"median error {np.median(gap_error):.1f} behind the figure"
 
 
 def test_background_memory_is_flat_in_frame_count(tmp_path: Path) -> None:

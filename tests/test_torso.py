@@ -131,13 +131,26 @@ def test_torso_alpha_and_extension() -> None:
 def test_gt_keeps_the_frame_next_to_the_person() -> None:
     image, labels, plate = synthetic_scene()
     plain, torso = gt_and_torso(image, labels, plate)
-    banded, banded_torso = gt_and_torso(image, labels, plate, keep_band=4)
+    hands = np.zeros(labels.shape, bool)
+    hands[140:150, 150:190] = True  # a hand (background to the trainers) beside the body
+    labels[hands] = BACKGROUND
+    banded, banded_torso = gt_and_torso(image, labels, plate, keep_band=4, hands=hands)
     person = (labels != BACKGROUND).astype(np.uint8)
     distance = cv2.distanceTransform(1 - person, cv2.DIST_L2, 5)
-    near = (distance > 0) & (distance <= 3)
-    far = distance > 7  # beyond the band's square (4 px each way, 5.7 px diagonally)
-    assert (banded[near] == image[near]).all() and (plain[near] == plate[near]).all()
+    beside = (distance > 0) & (distance <= 1) & ~hands
+    assert (banded[beside] == image[beside]).all() and (plain[beside] == plate[beside]).all()
+    # the frame fades into the plate: halfway out, each pixel lies between the two
+    halfway = (distance > 2.4) & (distance < 2.6) & ~hands
+    low = np.minimum(image[halfway], plate[halfway]).astype(int)
+    high = np.maximum(image[halfway], plate[halfway]).astype(int)
+    mixed = banded[halfway].astype(int)
+    assert ((mixed >= low - 1) & (mixed <= high + 1)).all()
+    differ = np.abs(image[halfway].astype(int) - plate[halfway]) > 40
+    assert (mixed[differ] != image[halfway][differ]).all()
+    assert (mixed[differ] != plate[halfway][differ]).all()
+    far = distance > 5.5  # the fade ends 4 px out (the distance here is a little larger)
     assert (banded[far] == plate[far]).all()
+    assert (banded[hands] == plate[hands]).all()
     assert (banded_torso == torso).all()
 
 
@@ -171,13 +184,13 @@ def test_gt_and_torso_on_real_clip(processed, clip: str) -> None:
         assert torso.shape == (*labels.shape, 4)
         person = labels != BACKGROUND
         assert np.abs(gt[person] - frame[person]).mean() < 4
-        # background beyond the band (a square, so up to 1.41 margins diagonally) is the plate
+        # the frame beside the person fades into the plate over the band; beyond it, the plate
         band = margin_for(*labels.shape)
         distance = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 5)
-        far, near = distance > 1.5 * band + 1.5, ~person & (distance < band - 1.5)
+        far, beside = distance > band + 2.5, ~person & (distance < 1.5)
         assert np.abs(gt[far] - plate[far]).mean() < 4
-        if near.any():
-            assert np.abs(gt[near] - frame[near]).mean() < 4
+        if beside.any():
+            assert np.abs(gt[beside] - frame[beside]).mean() < 4
         alpha = torso[..., 3]
         assert np.isin(alpha, (0, 255)).all()
         body = (labels == NECK) | (labels == TORSO)

@@ -1154,21 +1154,37 @@ def _push_pull(colour: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
+GAP_CLEARANCE = 3.0
+"""A frame that only fills gaps (see BackgroundPlate.add) wins a pixel from an earlier one only
+while the earlier showed it less than this many margins from the person: clear enough, the
+frame nearest in time keeps it (the least shifted view where the camera moves); closer, the
+farther frame wins, since a part of the person the segmenter missed hugs its outline."""
+
+
 class BackgroundPlate:
     """Streaming background plate: per pixel, the colour from the frame where that pixel lies
-    farthest from the person. Holds four arrays of the frame size, whatever the frame count."""
+    farthest from the person. Holds five arrays of the frame size, whatever the frame count."""
 
     def __init__(self, height: int, width: int) -> None:
         self.distance = np.zeros((height, width), np.float32)
+        self.gap_clearance = np.zeros((height, width), np.float32)
+        """How far from the person the gap filler that gave a pixel showed it (0: none did)."""
         self.colour = np.zeros((height, width, 3), np.uint8)
         self.shown = np.zeros((height, width), bool)
         """Pixels that are background in some added frame: gt images show the plate there."""
         self.frames = 0
 
-    def add(self, image_bgr: np.ndarray, person: np.ndarray) -> None:
+    def add(
+        self, image_bgr: np.ndarray, person: np.ndarray, gaps_beyond: float | None = None
+    ) -> None:
         """Take pixels of this frame that are farther from the person than in any earlier one.
 
-        `person` is every class of the tracked person (hair, ears and earrings included).
+        `person` is every class of the tracked person (hair, ears and earrings included). With
+        `gaps_beyond` (a margin), the frame only fills gaps: pixels that no frame added without
+        it showed farther than the margin. There it takes those it shows farther from the person
+        than any earlier gap filler did, counting at most GAP_CLEARANCE margins (beyond that,
+        the earlier frame keeps them), and they count as just beyond the margin, so that any
+        frame added without `gaps_beyond` takes them over.
         """
         free = np.where(person, 0, 255).astype(np.uint8)
         if not person.any():
@@ -1176,9 +1192,17 @@ class BackgroundPlate:
             dist = np.full(person.shape, float(sum(person.shape)), np.float32)
         else:
             dist = exact_distance(free)
-        better = dist > self.distance
+        if gaps_beyond is None:
+            better = dist > self.distance
+            np.maximum(self.distance, dist, out=self.distance)
+            self.gap_clearance[better] = 0.0
+        else:
+            clearance = np.minimum(dist, np.float32(GAP_CLEARANCE * gaps_beyond))
+            open_gap = (self.distance <= gaps_beyond) | (self.gap_clearance > 0)
+            better = open_gap & (dist > gaps_beyond) & (clearance > self.gap_clearance)
+            self.gap_clearance[better] = clearance[better]
+            self.distance[better] = np.nextafter(np.float32(gaps_beyond), np.float32(np.inf))
         cv2.copyTo(image_bgr, mask8(better), self.colour)
-        np.maximum(self.distance, dist, out=self.distance)
         self.shown |= ~person
         self.frames += 1
 
@@ -1302,7 +1326,11 @@ def _blur_where(image: np.ndarray, mask: np.ndarray) -> None:
 
 
 def gt_and_torso(
-    image_bgr: np.ndarray, labels: np.ndarray, plate: np.ndarray, keep_band: int = 0
+    image_bgr: np.ndarray,
+    labels: np.ndarray,
+    plate: np.ndarray,
+    keep_band: int = 0,
+    hands: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gt image (background replaced by the plate) and the BGRA torso image, as RAD-NeRF's
     extract_torso_and_gt, vectorised over columns. `labels` are the four AD-NeRF labels (see
@@ -1313,10 +1341,12 @@ def gt_and_torso(
     from a little below its top where the head sits above it, and that carried area is blurred.
     Alpha is 255 on neck, torso and the carried areas, 0 elsewhere (colour 0 there too).
 
-    With `keep_band` > 0 the gt image keeps the frame's own pixels in the background within
-    that many pixels (a square) of the person: the plate is filled in (guessed) next to a person
-    who never moves away, and the guess would show as a pale strip along the hair (RAD-NeRF
-    pastes it).
+    With `keep_band` > 0 the gt image keeps the frame's own pixels in the background next to the
+    person, fading to the plate `keep_band` pixels away: the plate is filled in (guessed) next to
+    a person who never moves away, and the guess would show as a pale strip along the hair
+    (RAD-NeRF pastes it); the fade leaves no edge where the camera moves and the frame's own
+    background differs from the plate. `hands` (bool [H, W]) take the plate whatever their
+    distance: a hand is in neither the plate nor the torso images, so its rim would float.
     """
     head = labels == HEAD
     torso = labels == TORSO
@@ -1341,7 +1371,23 @@ def gt_and_torso(
     rgba = cv2.cvtColor(out, cv2.COLOR_BGR2BGRA)  # alpha 255 everywhere ...
     torso_image = cv2.bitwise_and(rgba, rgba, mask=keep)  # ... then colour and alpha 0 off `keep`
     if keep_band > 0:  # after the torso image, which stays RAD-NeRF's exactly
-        side = 2 * keep_band + 1  # a square: separable, a tenth of a disc's cost
-        near = cv2.dilate(mask8(labels != BACKGROUND), np.ones((side, side), np.uint8))
-        cv2.copyTo(image_bgr, cv2.bitwise_and(near, mask8(labels == BACKGROUND)), gt)
+        _fade_to_plate(gt, image_bgr, labels == BACKGROUND, keep_band, hands)
     return gt, torso_image
+
+
+def _fade_to_plate(
+    gt: np.ndarray,
+    image_bgr: np.ndarray,
+    background: np.ndarray,
+    band: int,
+    hands: np.ndarray | None,
+) -> None:
+    """Blend the frame's own pixels into `gt` (in place) over the background next to the person:
+    weight 1 beside it, falling linearly to 0 at `band` pixels; never at `hands`."""
+    distance = cv2.distanceTransform(mask8(background), cv2.DIST_L2, cv2.DIST_MASK_3)
+    own = np.clip((band + 1.0 - distance) * (1.0 / band), 0.0, 1.0)
+    if hands is not None:
+        own[hands] = 0.0
+    rows, cols = _window(own > 0, pad=0)
+    own = own[rows, cols]
+    gt[rows, cols] = cv2.blendLinear(image_bgr[rows, cols], gt[rows, cols], own, 1.0 - own)

@@ -4,7 +4,12 @@ Per pixel, the colour from the sampled frame where that pixel lies farthest from
 person (Euclidean distance transform of every person class of `semantics/{i}.png`, hair, ears
 and earrings included), accepted beyond a margin, so that no part of the person leaves a ghost;
 pixels never seen that far from the person are filled smoothly (an image pyramid, no streaks or
-seams). Streams: four frame-sized arrays whatever N is.
+seams). Only frames whose background agrees with the middle sampled frame's compete: where the
+camera pans or zooms, pieces of far-apart frames would make a patchwork of shifted scenery. The
+others only fill what those never showed, each pixel from the frame nearest in time to the middle
+one that shows it well clear of the person (the least shifted view; see GAP_CLEARANCE), so the
+plate is one view with as few seams as the camera allows. Streams: five frame-sized arrays
+whatever N is.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ MOVING_LEVELS = 6.0
 """Median difference (grey levels) between frames and the plate above which the camera or
 the scene moves (the report's amber limit): 1-3 on the shared clips from fixed cameras, 11-40
 on the two that pan."""
+COHERENT_LEVELS = 5.0
+"""A sampled frame adds to the plate only when its background (clear of the person in both)
+differs from the middle sampled frame's by at most this many grey levels: every frame of the
+shared clips from fixed cameras does (0.4-3.4), a frame 4-6 frames away in the two that pan or
+zoom does not (5-7; 15-41 across them)."""
 UNSEEN_WARN = 0.005
 """Warn when the plate is filled (never seen) more than a margin away from anything seen, over
 more than this fraction of the pixels that gt_imgs show as background in some frame: only
@@ -61,13 +71,27 @@ def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     return frame, class_mask(read_image(paths[1], cv2.IMREAD_UNCHANGED), NOT_PLATE_CLASSES)
 
 
+def coherent(
+    frame: np.ndarray,
+    person: np.ndarray,
+    reference: tuple[np.ndarray, np.ndarray],
+    margin: float,
+) -> bool:
+    """Whether a frame shows the reference frame's view of the scene: its background, where both
+    are clear of the person, within COHERENT_LEVELS of the reference's (also when too little is
+    clear in both to tell)."""
+    reference_frame, reference_person = reference
+    difference = background_mismatch(frame, person | reference_person, reference_frame, margin)
+    return difference is None or difference <= COHERENT_LEVELS
+
+
 class BackgroundTask(Task):
     number = 6
     name = "background"
     title = "background plate -> bc.jpg"
     needs = ("frames", "parsing")
     makes = (PLATE_FILE,)
-    version = 3
+    version = 4
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
@@ -76,19 +100,25 @@ class BackgroundTask(Task):
             (str(ctx.out / FRAMES_DIR / f"{i}.jpg"), str(ctx.out / SEMANTICS_DIR / f"{i}.png"))
             for i in indices
         ]
-        plate: BackgroundPlate | None = None
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            loaded = read_ahead(pool, load_pair, pairs)
-            for frame, person in ctx.progress(loaded, total=len(pairs), desc="background"):
-                if plate is None:
-                    plate = BackgroundPlate(*frame.shape[:2])
-                if person.shape != plate.distance.shape or frame.shape[:2] != person.shape:
-                    raise TaskError("frame and parsing sizes differ; rerun tasks 3 and 5 together")
-                plate.add(frame, person)
-        if plate is None:
+        if not pairs:
             raise TaskError("no frames to build the background from; run task 3 first")
-        height, width = plate.distance.shape
+        middle = len(pairs) // 2
+        nearest_first = [pairs[k] for k in sorted(range(len(pairs)), key=lambda k: abs(k - middle))]
+        reference = load_pair(nearest_first[0])
+        height, width = reference[1].shape
         margin = margin_for(height, width)
+        plate = BackgroundPlate(height, width)
+        gap_fillers = 0
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            loaded = read_ahead(pool, load_pair, nearest_first)
+            for frame, person in ctx.progress(loaded, total=len(pairs), desc="background"):
+                if person.shape != (height, width) or frame.shape[:2] != person.shape:
+                    raise TaskError("frame and parsing sizes differ; rerun tasks 3 and 5 together")
+                if coherent(frame, person, reference, margin):
+                    plate.add(frame, person)
+                else:
+                    plate.add(frame, person, gaps_beyond=margin)
+                    gap_fillers += 1
         unseen = ~plate.seen(margin)
         if unseen.all():
             raise TaskError(
@@ -124,6 +154,7 @@ class BackgroundTask(Task):
         figures = {
             "background_mismatch_levels": None if moving is None else round(moving, 2),
             "frames_sampled": len(indices),
+            "frames_only_filling_gaps": gap_fillers,
             "margin_px": round(margin, 2),
             "background_pixels_never_seen": int(unseen.sum()),
             "background_never_seen_fraction": round(float(unseen.mean()), 4),

@@ -1,6 +1,6 @@
-"""Task 7: gt_imgs/{i}.jpg (background replaced by bc.jpg, except within task 6's margin of the
-person) and torso_imgs/{i}.png (BGRA torso and neck with the head removed and the neck carried up
-under it), as RAD-NeRF's extract_torso_and_gt.
+"""Task 7: gt_imgs/{i}.jpg (background replaced by bc.jpg, fading to the frame's own within task
+6's margin of the person) and torso_imgs/{i}.png (BGRA torso and neck with the head removed and
+the neck carried up under it), as RAD-NeRF's extract_torso_and_gt.
 
 Reads the class map `semantics/{i}.png`: the head is face skin, hair, ears and earrings, mouth
 and teeth (so long hair never lands in the torso images); other people and objects are
@@ -38,9 +38,9 @@ PLATE_FILE = "bc.jpg"
 GT_DIR = "gt_imgs"
 TORSO_DIR = "torso_imgs"
 KEEP_BAND = 1.0
-"""gt_imgs keep the frame's own background within this share of task 6's margin of the person:
-the plate takes no pixel that close to the person, so there it is filled in wherever the person
-never moved away (see gt_and_torso)."""
+"""gt_imgs keep the frame's own background next to the person, fading to the plate over this
+share of task 6's margin: the plate takes no pixel that close to the person, so there it is
+filled in wherever the person never moved away (see gt_and_torso)."""
 SPAN_FRAMES = 250
 """Frames of one span (talkprep.parallel; the last one tapered, see tapered_spans); each frame is
 made on its own, so any split gives the same files."""
@@ -59,7 +59,7 @@ class TorsoTask(Task):
     title = "gt and torso images -> gt_imgs/, torso_imgs/"
     needs = ("frames", "parsing", "background")
     makes = (f"{GT_DIR}/*.jpg", f"{TORSO_DIR}/*.png")
-    version = 4
+    version = 5
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
@@ -151,7 +151,7 @@ def _torso_span(span: range, job: _TorsoJob, tick: Tick) -> np.ndarray:
                 raise TaskError(
                     f"frame {index}, its parsing and bc.jpg differ in size; rerun tasks 5-6"
                 )
-            gt, torso = gt_and_torso(frame, labels, plate, job.band)
+            gt, torso = gt_and_torso(frame, labels, plate, job.band, hands)
             torso[hands] = 0  # the carried-up neck never paints over a hand
             torso_fraction[k] = np.count_nonzero(torso[..., 3]) / labels.size
             writer.submit(write_jpeg, out / GT_DIR / f"{index}.jpg", gt)
