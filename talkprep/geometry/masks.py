@@ -1154,6 +1154,14 @@ def _push_pull(colour: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
+def distance_from_person(person: np.ndarray) -> np.ndarray:
+    """float32 [H, W]: each pixel's Euclidean distance to the nearest `person` pixel (a finite
+    stand-in for infinitely far, the frame's height plus width, when there is none)."""
+    if not person.any():
+        return np.full(person.shape, float(sum(person.shape)), np.float32)
+    return exact_distance(np.where(person, 0, 255).astype(np.uint8))
+
+
 GAP_CLEARANCE = 3.0
 """A frame that only fills gaps (see BackgroundPlate.add) wins a pixel from an earlier one only
 while the earlier showed it less than this many margins from the person: clear enough, the
@@ -1175,7 +1183,11 @@ class BackgroundPlate:
         self.frames = 0
 
     def add(
-        self, image_bgr: np.ndarray, person: np.ndarray, gaps_beyond: float | None = None
+        self,
+        image_bgr: np.ndarray,
+        person: np.ndarray,
+        gaps_beyond: float | None = None,
+        distance: np.ndarray | None = None,
     ) -> None:
         """Take pixels of this frame that are farther from the person than in any earlier one.
 
@@ -1184,14 +1196,10 @@ class BackgroundPlate:
         it showed farther than the margin. There it takes those it shows farther from the person
         than any earlier gap filler did, counting at most GAP_CLEARANCE margins (beyond that,
         the earlier frame keeps them), and they count as just beyond the margin, so that any
-        frame added without `gaps_beyond` takes them over.
+        frame added without `gaps_beyond` takes them over. `distance`: the person's
+        distance_from_person, when the caller has it already.
         """
-        free = np.where(person, 0, 255).astype(np.uint8)
-        if not person.any():
-            # no person: every pixel is free; a finite stand-in for "infinitely far"
-            dist = np.full(person.shape, float(sum(person.shape)), np.float32)
-        else:
-            dist = exact_distance(free)
+        dist = distance_from_person(person) if distance is None else distance
         if gaps_beyond is None:
             better = dist > self.distance
             np.maximum(self.distance, dist, out=self.distance)
@@ -1385,9 +1393,9 @@ def _fade_to_plate(
     """Blend the frame's own pixels into `gt` (in place) over the background next to the person:
     weight 1 beside it, falling linearly to 0 at `band` pixels; never at `hands`."""
     distance = cv2.distanceTransform(mask8(background), cv2.DIST_L2, cv2.DIST_MASK_3)
-    own = np.clip((band + 1.0 - distance) * (1.0 / band), 0.0, 1.0)
+    ring = cv2.inRange(distance, 0.5, band + 1.0).view(bool)  # background beside the person
     if hands is not None:
-        own[hands] = 0.0
-    rows, cols = _window(own > 0, pad=0)
-    own = own[rows, cols]
-    gt[rows, cols] = cv2.blendLinear(image_bgr[rows, cols], gt[rows, cols], own, 1.0 - own)
+        ring &= ~hands
+    own = np.minimum((band + 1.0 - distance[ring]) * (1.0 / band), 1.0)[:, None]
+    mixed = own * image_bgr[ring] + (1.0 - own) * gt[ring]
+    gt[ring] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)

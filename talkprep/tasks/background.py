@@ -21,7 +21,13 @@ import cv2
 import numpy as np
 
 from talkprep.errors import TaskError
-from talkprep.geometry.masks import BackgroundPlate, background_mismatch
+from talkprep.geometry.masks import (
+    MISMATCH_MIN_PIXELS,
+    BackgroundPlate,
+    background_mismatch,
+    distance_from_person,
+    mask8,
+)
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.prefetch import read_ahead
 from talkprep.semantics import NOT_PLATE_CLASSES, SEMANTICS_DIR, class_mask
@@ -72,17 +78,16 @@ def load_pair(paths: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def coherent(
-    frame: np.ndarray,
-    person: np.ndarray,
-    reference: tuple[np.ndarray, np.ndarray],
-    margin: float,
+    frame: np.ndarray, clear: np.ndarray, reference_frame: np.ndarray, reference_clear: np.ndarray
 ) -> bool:
     """Whether a frame shows the reference frame's view of the scene: its background, where both
-    are clear of the person, within COHERENT_LEVELS of the reference's (also when too little is
-    clear in both to tell)."""
-    reference_frame, reference_person = reference
-    difference = background_mismatch(frame, person | reference_person, reference_frame, margin)
-    return difference is None or difference <= COHERENT_LEVELS
+    are clear of the person (bool masks), within COHERENT_LEVELS of the reference's (also when
+    too little is clear in both to tell)."""
+    both = mask8(clear & reference_clear)
+    if cv2.countNonZero(both) < MISMATCH_MIN_PIXELS:
+        return True
+    difference = cv2.absdiff(frame, reference_frame)
+    return float(np.mean(cv2.mean(difference, both)[:3])) <= COHERENT_LEVELS
 
 
 class BackgroundTask(Task):
@@ -104,9 +109,10 @@ class BackgroundTask(Task):
             raise TaskError("no frames to build the background from; run task 3 first")
         middle = len(pairs) // 2
         nearest_first = [pairs[k] for k in sorted(range(len(pairs)), key=lambda k: abs(k - middle))]
-        reference = load_pair(nearest_first[0])
-        height, width = reference[1].shape
+        reference_frame, reference_person = load_pair(nearest_first[0])
+        height, width = reference_person.shape
         margin = margin_for(height, width)
+        reference_clear = distance_from_person(reference_person) > margin
         plate = BackgroundPlate(height, width)
         gap_fillers = 0
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -114,10 +120,12 @@ class BackgroundTask(Task):
             for frame, person in ctx.progress(loaded, total=len(pairs), desc="background"):
                 if person.shape != (height, width) or frame.shape[:2] != person.shape:
                     raise TaskError("frame and parsing sizes differ; rerun tasks 3 and 5 together")
-                if coherent(frame, person, reference, margin):
-                    plate.add(frame, person)
+                distance = distance_from_person(person)
+                clear = distance > margin
+                if coherent(frame, clear, reference_frame, reference_clear):
+                    plate.add(frame, person, distance=distance)
                 else:
-                    plate.add(frame, person, gaps_beyond=margin)
+                    plate.add(frame, person, gaps_beyond=margin, distance=distance)
                     gap_fillers += 1
         unseen = ~plate.seen(margin)
         if unseen.all():
