@@ -183,6 +183,18 @@ def test_a_sliver_between_hair_and_neck_is_hair_and_a_collar_there_is_not() -> N
     assert not sliver[:, 30:].any()
 
 
+def test_a_glimpse_of_clothes_between_two_locks_is_hair_and_a_wide_gap_is_not() -> None:
+    classes = np.full((60, 60), C.TORSO, np.uint8)
+    classes[:20] = C.BACKGROUND
+    classes[:50, 5:15] = C.HAIR
+    classes[:50, 18:28] = C.HAIR  # 3 px of clothes between two locks
+    classes[:50, 40:50] = C.HAIR  # 12 px between this lock and the last
+    sliver = seam_slivers(classes, 4.0)
+    assert sliver[20:50, 15:18].all()
+    assert not sliver[:, 28:40].any()
+    assert not sliver[50:].any() and not sliver[:, :5].any()
+
+
 def test_the_sloping_top_of_a_shoulder_beside_the_hair_stays_torso() -> None:
     layout = FaceLayout.from_points(face_points((128, 90), 100, 90))  # fringes under 20 px
     yy, xx = np.mgrid[0:256, 0:256]

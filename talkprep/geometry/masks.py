@@ -37,7 +37,7 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   in the head region or against the hair are hair. Anything else of the person is torso, except
   a thin strip between the hair's outer side and the background above the shoulder, which is hair
   lit from behind or thinning (`hair_fringe`), and a sliver between hanging hair and the neck,
-  the seam's mixed pixels (`seam_slivers`).
+  the seam's mixed pixels, or between two locks (`seam_slivers`).
 - Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person: a detection
   counts where its hull is skin by colour alone (`skin_by_colour`) and person by the segmenter.
 - Where a shirt collar meets the chin between neck columns, the torso's top pixel is neck
@@ -177,9 +177,9 @@ TEXTURE_BLUR = 1.5
 SKIM_HAIR = 0.05
 """Below the mouth, a column's hair run that starts under the background and is shorter than
 this many face heights is the mixed outline of a dark shoulder, not hanging hair."""
-SEAM_SLIVER = 0.03
-"""Torso between hanging hair and the neck, in a row, is the seam's mixed pixels (hair) up to
-this many face widths wide; a collar seen between them is wider."""
+SEAM_SLIVER = 0.04
+"""Torso between hanging hair and the neck (or between two locks), in a row, is the seam's mixed
+pixels (hair) up to this many face widths wide; a collar seen between them is wider."""
 HAIR_FRINGE = 0.2
 """Above the shoulder, torso that runs out from the hair's outer side to the background and is
 narrower than this many face widths is the hair's thin outer fringe (see hair_fringe) ..."""
@@ -717,15 +717,16 @@ def _outer_runs(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def seam_slivers(classes: np.ndarray, max_width: float) -> np.ndarray:
     """bool [h, w]: torso runs along a row no wider than `max_width` pixels with hair at one end
-    and neck at the other: the mixed pixels where hanging hair meets the side of the neck, which
-    are neither skin enough for the neck nor hair enough for the hair (they would stand in the
-    torso images as a thin stripe)."""
+    and neck or hair at the other: the mixed pixels where hanging hair meets the side of the
+    neck, which are neither skin enough for the neck nor hair enough for the hair, and the
+    glimpses of clothes between two locks (either would stand in the torso images as a thin
+    stripe)."""
     out = np.zeros(classes.shape, bool)
-    neck = classes == C.NECK
-    if not neck.any():
+    hair = classes == C.HAIR
+    if not hair.any():
         return out
-    # a sliver touches the neck: only the neck's rows and columns, widened by a sliver, matter
-    rows, cols = _window(neck, pad=int(np.ceil(max_width)) + 1)
+    # a sliver touches the hair: only the hair's rows and columns, widened by a sliver, matter
+    rows, cols = _window(hair, pad=int(np.ceil(max_width)) + 1)
     near = classes[rows, cols]
     height, width = near.shape
     torso = near == C.TORSO
@@ -735,8 +736,9 @@ def seam_slivers(classes: np.ndarray, max_width: float) -> np.ndarray:
     row_index = np.arange(height)[:, None]
     left_class = np.where(left >= 0, near[row_index, np.maximum(left, 0)], 255)
     right_class = np.where(right < width, near[row_index, np.minimum(right, width - 1)], 255)
-    pair = ((left_class == C.HAIR) & (right_class == C.NECK)) | (
-        (left_class == C.NECK) & (right_class == C.HAIR)
+    beside_hair = (left_class == C.HAIR) | (right_class == C.HAIR)
+    pair = (
+        beside_hair & np.isin(left_class, (C.HAIR, C.NECK)) & np.isin(right_class, (C.HAIR, C.NECK))
     )
     out[rows, cols] = torso & pair & (right - left - 1 <= max_width)
     return out
