@@ -15,7 +15,6 @@ from talkprep.config import build_config
 from talkprep.console import Console
 from talkprep.geometry.masks import (
     BACKGROUND,
-    GAP_CLEARANCE,
     HEAD,
     TORSO,
     BackgroundPlate,
@@ -95,49 +94,59 @@ def run_background(folder: Path, n_frames: int) -> dict:
     return BackgroundTask().run(ctx).figures
 
 
-def test_plate_takes_the_farthest_frame() -> None:
-    plate = BackgroundPlate(20, 20)
+def test_plate_weighs_frames_by_how_clear_they_show_a_pixel() -> None:
+    """A pixel takes the mean of the frames that show it beyond the margin, each counting in full
+    from CLEAR_MARGINS margins out and less closer in: a piece of the person the segmenter missed
+    in one frame (which makes its pixels look clear) is diluted, not picked."""
+    plate = BackgroundPlate(20, 20, margin=2.0)
     left = np.zeros((20, 20), bool)
     left[:, :8] = True
     plate.add(np.full((20, 20, 3), 10, np.uint8), left)  # person on the left
     plate.add(np.full((20, 20, 3), 200, np.uint8), ~left)  # person on the right
-    image = plate.plate(margin=2.0)
-    assert image[10, 18].tolist() == [10, 10, 10]  # right side: far from the person in frame 0
+    image = plate.plate()
+    assert image[10, 18].tolist() == [10, 10, 10]  # right side: clear only in frame 0
     assert image[10, 1].tolist() == [200, 200, 200]
-    empty = BackgroundPlate(4, 4)
+    both = BackgroundPlate(20, 20, margin=2.0)
+    sleeve = np.full((20, 20, 3), 90, np.uint8)
+    sleeve[:, 13:16] = 250  # a sleeve the segmenter missed, beside a person at columns < 11
+    both.add(sleeve, np.arange(20)[None, :].repeat(20, axis=0) < 11)
+    for _ in range(3):
+        both.add(np.full((20, 20, 3), 90, np.uint8), left)
+    # column 14: 4 px from the first frame's person (weight 0.5), 7 px from the others' (1 each)
+    assert abs(both.plate()[10, 14, 0] - (0.5 * 250 + 3 * 90) / 3.5) <= 1
+    empty = BackgroundPlate(4, 4, margin=2.0)
     empty.add(np.full((4, 4, 3), 7, np.uint8), np.zeros((4, 4), bool))
-    assert (empty.plate(margin=2.0) == 7).all()
+    assert (empty.plate() == 7).all()
 
 
-def test_gap_fillers_prefer_the_nearest_clear_view_and_shun_the_outline() -> None:
-    """Behind the reference's person, a frame nearer in time keeps what it shows well clear; a
-    pixel it shows just beyond the margin (where a missed piece of the person hugs the outline)
-    goes to a frame that shows it clearer; a frame that agrees with the view beats both."""
-    margin = 2.0
+def test_gap_fillers_are_averaged_by_how_clear_they_show_a_pixel() -> None:
+    """Behind the reference's person, frames that disagree with its view are averaged (no seams
+    between their pieces); a pixel a frame shows just beyond the margin (where a missed piece of
+    the person hugs the outline) counts little; a frame that agrees with the view beats both."""
     columns = np.arange(40)[None, :].repeat(40, axis=0)
-    plate = BackgroundPlate(40, 40)
+    plate = BackgroundPlate(40, 40, margin=2.0)
     plate.add(np.full((40, 40, 3), 30, np.uint8), (columns >= 10) & (columns < 30))
     near = np.full((40, 40, 3), 100, np.uint8)
     near[:, 14:20] = 250  # the person's sleeve, which the segmenter missed
-    plate.add(near, columns >= 20, gaps_beyond=margin)
-    plate.add(np.full((40, 40, 3), 60, np.uint8), columns >= 30, gaps_beyond=margin)
-    image = plate.plate(margin)
-    assert image[5, 12].tolist() == [100] * 3  # 8 px clear in the nearer frame: it keeps it
-    assert image[5, 17].tolist() == [60] * 3  # 3 px clear there, 13 px in the farther one
+    plate.add(near, columns >= 20, gaps_only=True)
+    plate.add(np.full((40, 40, 3), 60, np.uint8), columns >= 30, gaps_only=True)
+    image = plate.plate()
+    assert image[5, 12].tolist() == [80] * 3  # 8 and 18 px clear: both count in full
+    assert image[5, 17].tolist() == [98] * 3  # 3 px clear in one (a quarter), 13 in the other
     assert image[5, 2].tolist() == [30] * 3  # the reference's own view
     plate.add(np.full((40, 40, 3), 200, np.uint8), columns >= 36)
-    assert plate.plate(margin)[5, 17].tolist() == [200] * 3
+    assert plate.plate()[5, 17].tolist() == [200] * 3
 
 
 def test_fill_is_smooth_and_warns_only_where_training_sees_it() -> None:
     size = 120
-    plate = BackgroundPlate(size, size)
+    plate = BackgroundPlate(size, size, margin=3.0)
     scene = np.zeros((size, size, 3), np.uint8)
     scene[..., 2] = np.linspace(0, 250, size, dtype=np.float32).astype(np.uint8)[None, :]
     person = np.zeros((size, size), bool)
     person[20:100, 30:90] = True  # a static figure: never seen behind it
     plate.add(scene, person)
-    filled = plate.plate(margin=3.0)
+    filled = plate.plate()
     hidden = person.copy()
     # a smooth fill: within the colours around it, no streaks (rows alike), no seams (each row
     # changes gradually)
@@ -146,15 +155,15 @@ def test_fill_is_smooth_and_warns_only_where_training_sees_it() -> None:
     assert np.abs(np.diff(rows, axis=1)).max() <= 6
     assert np.abs(rows - rows.mean(axis=0)).max() <= 20
     # behind the figure training never sees the plate (gt shows the person there)
-    assert not plate.filled_in_view(3.0).any()
+    assert not plate.filled_in_view().any()
     # a hole in the figure, narrower than the margin but far from anything seen, is seen by
     # training and guessed: that counts
     holed = person.copy()
     holed[58:62, 58:62] = False
-    plate = BackgroundPlate(size, size)
+    plate = BackgroundPlate(size, size, margin=3.0)
     plate.add(scene, holed)
-    assert plate.filled_in_view(3.0)[58:62, 58:62].all()
-    assert plate.filled_in_view(3.0).sum() == 16
+    assert plate.filled_in_view()[58:62, 58:62].all()
+    assert plate.filled_in_view().sum() == 16
 
 
 def test_synthetic_plate_matches_true_background(tmp_path: Path) -> None:
@@ -182,34 +191,33 @@ def test_synthetic_plate_matches_true_background(tmp_path: Path) -> None:
 
 def test_a_panning_camera_gives_one_view_not_a_patchwork(tmp_path: Path) -> None:
     """Pieces of frames far apart in a pan would sit side by side in the plate, each shifted:
-    where the middle frame shows the background, the plate is its view; behind its figure each
-    pixel comes from the frame nearest in time that shows it (the least shifted), not a fill."""
+    where the middle frame shows the background, the plate is its view; behind its figure, the
+    mean of the frames that show it (soft, no seams), not a fill from around it."""
     size, n_frames, pan = 160, 40, 3
     synthetic_dataset(tmp_path, n_frames, size, pan)
     figures = run_background(tmp_path, n_frames)
-    plate = read_image(tmp_path / "bc.jpg").astype(np.int32)
+    plate = read_image(tmp_path / "bc.jpg").astype(np.float64)
     middle = sample_indices(n_frames)[len(sample_indices(n_frames)) // 2]
-    view = read_image(tmp_path / "ori_imgs" / f"{middle}.jpg").astype(np.int32)
+    view = read_image(tmp_path / "ori_imgs" / f"{middle}.jpg").astype(np.float64)
     person = read_image(tmp_path / "semantics" / f"{middle}.png", cv2.IMREAD_UNCHANGED) > 0
-    clear = distance_transform_edt(~person) > margin_for(size, size)
+    margin = margin_for(size, size)
+    clear = distance_transform_edt(~person) > margin
     error = np.abs(plate - view).mean(axis=-1)
     assert error[clear].mean() < 3.0, f"mean error {error[clear].mean():.2f} against the view"
     assert figures["frames_only_filling_gaps"] >= len(sample_indices(n_frames)) // 2
-    expected = np.zeros_like(view)
-    margin = margin_for(size, size)
-    best = np.zeros(clear.shape)  # clearance of the frame giving each gap pixel, capped
-    for index in sorted(sample_indices(n_frames), key=lambda i: abs(i - middle)):
-        frame = read_image(tmp_path / "ori_imgs" / f"{index}.jpg").astype(np.int32)
+    total, weights = np.zeros(view.shape), np.zeros(clear.shape)
+    for index in sample_indices(n_frames):
+        frame = read_image(tmp_path / "ori_imgs" / f"{index}.jpg").astype(np.float64)
         mask = read_image(tmp_path / "semantics" / f"{index}.png", cv2.IMREAD_UNCHANGED) > 0
-        distance = distance_transform_edt(~mask)
-        clearance = np.minimum(distance, GAP_CLEARANCE * margin)
-        shows = (distance > margin) & (clearance > best) & ~clear
-        expected[shows] = frame[shows]
-        best[shows] = clearance[shows]
-    gaps = best > 0
+        weight = np.clip((distance_transform_edt(~mask) - margin) / (2 * margin), 0, 1)
+        if index != middle:
+            total += frame * weight[..., None]
+            weights += weight
+    gaps = (weights > 0) & ~clear
     assert gaps.sum() > 500, "the figure should hide background that other frames show"
-    gap_error = np.abs(plate - expected).mean(axis=-1)[gaps]
-    # JPEG rings at the seams between frames; a smooth fill is off by about 22 levels here
+    expected = total[gaps] / weights[gaps][:, None]
+    gap_error = np.abs(plate[gaps] - expected).mean(axis=-1)
+    # a smooth fill from around the figure is off by about 22 levels here
     assert np.median(gap_error) < 6.0, f"median error {np.median(gap_error):.1f} behind the figure"
 
 

@@ -32,6 +32,7 @@ from talkprep.geometry.masks import (
     split_person,
     texture_map,
     top_runs,
+    unsure_objects,
 )
 from talkprep.geometry.parsing_defects import DEFECT_FRAME_LIMITS, frame_defects, hair_like_torso
 from talkprep.io.images import frame_indices, read_image
@@ -181,6 +182,39 @@ def test_a_sliver_between_hair_and_neck_is_hair_and_a_collar_there_is_not() -> N
     assert sliver[:30, 10:13].all()
     assert not sliver[40:].any()
     assert not sliver[:, 30:].any()
+
+
+def test_an_unsure_piece_beside_the_shoulder_not_coloured_like_the_clothes_is_an_object() -> None:
+    """A toy on a chair behind the shoulder that the segmenter half joins to the person: unsure
+    (0.55 where the body reads 1.0) and not clothes-coloured, it is OTHER; the same piece sure,
+    clothes-coloured, at the frame's edge or far below the face stays torso, and so does the
+    unsure rim of the outline."""
+    layout = FaceLayout.from_points(face_points((128, 80), 60, 70))
+    classes = np.full((256, 256), C.BACKGROUND, np.uint8)
+    classes[150:, 50:206] = C.TORSO  # the body, leaving the frame at the bottom
+    person = np.where(classes == C.TORSO, 1.0, 0.0).astype(np.float32)
+    clothes = np.where(classes == C.TORSO, 0.95, 0.0).astype(np.float32)
+    person[150:, 50:52] = 0.6  # the outline's soft rim
+    piece = np.zeros_like(classes, bool)
+    piece[125:160, 206:230] = True  # beside the shoulder, joined to it
+
+    def objects(prob: float, colour: float, where: np.ndarray = piece) -> np.ndarray:
+        cls = classes.copy()
+        cls[where] = C.TORSO
+        return unsure_objects(
+            cls, np.where(where, prob, person), np.where(where, colour, clothes), layout
+        )
+
+    found = objects(0.55, 0.3)
+    assert found[piece].all() and np.count_nonzero(found) == np.count_nonzero(piece)
+    assert not objects(0.95, 0.3).any()  # the segmenter is sure
+    assert not objects(0.55, 0.9).any()  # coloured like the clothes: a sleeve
+    at_edge = np.zeros_like(piece)
+    at_edge[125:160, 206:256] = True
+    assert not objects(0.55, 0.3, at_edge).any()  # cut by the frame's edge
+    low = np.zeros_like(piece)
+    low[200:235, 206:230] = True  # more than 1.5 face heights below the face's centre
+    assert not objects(0.55, 0.3, low).any()
 
 
 def test_a_glimpse_of_clothes_between_two_locks_is_hair_and_a_wide_gap_is_not() -> None:

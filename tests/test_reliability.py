@@ -1162,12 +1162,12 @@ def _plate_bytes(monkeypatch: pytest.MonkeyPatch, threads: int, offset: int) -> 
 
     _placed(monkeypatch, threads, offset)
     inputs = _plate_inputs()
-    plate = BackgroundPlate(SIDE, SIDE)
+    plate = BackgroundPlate(SIDE, SIDE, MARGIN)
     for frame, person in inputs:
         plate.add(frame, person)
-    image = plate.plate(MARGIN)
+    image = plate.plate()
     mismatch = [background_mismatch(frame, person, image, MARGIN) for frame, person in inputs]
-    filled = plate.filled_in_view(MARGIN)
+    filled = plate.filled_in_view()
     return encode_jpeg(image) + repr(mismatch).encode() + filled.tobytes()
 
 

@@ -4,11 +4,12 @@ cv2.distanceTransform(..., DIST_L2, DIST_MASK_PRECISE) takes Intel IPP's routine
 one thread (talkprep sets one: talkprep.process) and its own otherwise, and IPP's result also
 depends on how the output array (allocated by numpy, so wherever malloc puts it) is aligned to the
 CPU's vector width: the same mask gave 608 of 262,144 distances differing in the last bits between
-two alignments. The background plate keeps the colour of the frame where a pixel is farthest from
-the person, so such a bit decides between two frames tied at the same distance, and bc.jpg, every
-gt image and the torso images (blurred over the plate) came out different between two identical
-runs. Both routines are exact up to float rounding (squared distances within 0.01 of the integer
-dx^2 + dy^2), so rounding the square restores the exact value whichever routine ran.
+two alignments. The background plate weighs each frame's colour by the pixel's distance from the
+person, so such bits moved bc.jpg, every gt image and the torso images (blurred over the plate)
+between two identical runs (when the plate kept the farthest frame's colour, a bit decided
+between two frames tied at the same distance). Both routines are exact up to float rounding
+(squared distances within 0.01 of the integer dx^2 + dy^2), so rounding the square restores the
+exact value whichever routine ran.
 """
 
 from __future__ import annotations

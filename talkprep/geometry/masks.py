@@ -38,6 +38,8 @@ How a frame is parsed (`split_person`, then `full_resolution`), and why:
   a thin strip between the hair's outer side and the background above the shoulder, which is hair
   lit from behind or thinning (`hair_fringe`), and a sliver between hanging hair and the neck,
   the seam's mixed pixels, or between two locks (`seam_slivers`).
+- A piece of torso beside the head or the shoulders that the segmenter is unsure of and that is
+  not coloured like the clothes is an object joined to the person (`unsure_objects`), OTHER.
 - Hands (`sort_hands`, `label_hands`) and what they hold are HAND, never person: a detection
   counts where its hull is skin by colour alone (`skin_by_colour`) and person by the segmenter.
 - Where a shirt collar meets the chin between neck columns, the torso's top pixel is neck
@@ -688,6 +690,51 @@ def split_person(
     return classes
 
 
+UNSURE_PERSON = 0.85
+"""Torso where the segmenter's person probability (averaged over the time window) stays below
+this is unsure: a chair, a toy or a shelf behind the shoulder that the segmenter half joins to
+the person reads 0.4-0.7 where the body reads 1.0 (the shared clips)."""
+UNSURE_AREA = 0.03
+"""An unsure piece is an object only from this share of the face's box up: the person's own
+soft outline is unsure too, but a thin rim that an opening removes, or a small nick."""
+UNSURE_CLOTHES = 0.6
+"""... and only when its colour is not the clothes' (mean P(clothes), averaged over the time
+window, below this): the knit of a sleeve's ruffle against bright water is as unsure as a chair,
+but reads 0.99-1.0 here where the chair reads 0.4."""
+UNSURE_REACH = 1.5
+"""... and only with its centre less than this many face heights below the face's: beside the
+head and the shoulders. Lower down, clothes over a pale skirt or the lap are as unsure as any
+object (a knotted tie hanging over a skirt the segmenter half misses)."""
+
+
+def unsure_objects(
+    classes: np.ndarray, person_prob: np.ndarray, clothes_p: np.ndarray, layout: FaceLayout
+) -> np.ndarray:
+    """bool [h, w]: torso pieces that are objects joined to the person, not the person: unsure
+    by the segmenter (UNSURE_PERSON) after a 5x5 opening (the outline's rim goes), at least
+    UNSURE_AREA big, not coloured like the clothes (UNSURE_CLOTHES; `clothes_p`: P(clothes) of
+    class_posteriors), beside the head or the shoulders (UNSURE_REACH), touching the background
+    and not the frame's edges (the body leaves the frame there, and a shoulder cut by the edge
+    is as unsure as an object)."""
+    unsure = mask8((classes == C.TORSO) & (person_prob < UNSURE_PERSON))
+    pieces = cv2.morphologyEx(unsure, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    count, ids, stats, centres = cv2.connectedComponentsWithStats(pieces, connectivity=8)
+    if count <= 1:
+        return np.zeros(classes.shape, bool)
+    outside = cv2.dilate(mask8(class_mask(classes, (C.BACKGROUND, C.OTHER))), _OPEN_KERNEL)
+    keep = np.zeros(count, bool)
+    keep[ids[outside.view(bool) & (ids > 0)]] = True
+    for edge in (ids[0], ids[-1], ids[:, 0], ids[:, -1]):
+        keep[edge] = False
+    area = stats[:, cv2.CC_STAT_AREA]
+    keep &= area >= UNSURE_AREA * layout.width * layout.height
+    clothes = np.bincount(ids.ravel(), np.asarray(clothes_p, np.float64).ravel(), count)
+    keep &= clothes < UNSURE_CLOTHES * area
+    keep &= centres[:, 1] < layout.centre[1] + UNSURE_REACH * layout.height
+    keep[0] = False
+    return keep[ids]
+
+
 def _outline_skim(runs: np.ndarray, body: np.ndarray, max_length: float) -> np.ndarray:
     """bool [h, w]: the columns' runs (at most one per column, see top_runs) that begin right
     under the background and are shorter than `max_length`: the mixed pixels along the top of a
@@ -1164,22 +1211,25 @@ def distance_from_person(person: np.ndarray) -> np.ndarray:
     return exact_distance(np.where(person, 0, 255).astype(np.uint8))
 
 
-GAP_CLEARANCE = 3.0
-"""A frame that only fills gaps (see BackgroundPlate.add) wins a pixel from an earlier one only
-while the earlier showed it less than this many margins from the person: clear enough, the
-frame nearest in time keeps it (the least shifted view where the camera moves); closer, the
-farther frame wins, since a part of the person the segmenter missed hugs its outline."""
+CLEAR_MARGINS = 3.0
+"""A frame counts in full towards a plate pixel it shows this many margins or more from the
+person, and less and less closer in (nothing at the margin): a part of the person that the
+segmenter missed hugs the outline, and makes the pixel look farther from the person than it is."""
 
 
 class BackgroundPlate:
-    """Streaming background plate: per pixel, the colour from the frame where that pixel lies
-    farthest from the person. Holds five arrays of the frame size, whatever the frame count."""
+    """Streaming background plate: per pixel, the mean of the frames that show it clear of the
+    person, each weighted by how clear (CLEAR_MARGINS); frames that only fill gaps count only
+    where no other frame shows the pixel. Holds six arrays of the frame size, whatever the frame
+    count."""
 
-    def __init__(self, height: int, width: int) -> None:
-        self.distance = np.zeros((height, width), np.float32)
-        self.gap_clearance = np.zeros((height, width), np.float32)
-        """How far from the person the gap filler that gave a pixel showed it (0: none did)."""
-        self.colour = np.zeros((height, width, 3), np.uint8)
+    def __init__(self, height: int, width: int, margin: float) -> None:
+        self.margin = margin
+        """Pixels this close to the person in a frame take nothing from it."""
+        self.sums = [np.zeros((height, width, 3), np.float32) for _ in range(2)]
+        self.weights = [np.zeros((height, width), np.float32) for _ in range(2)]
+        """Weighted colour sums and summed weights of the frames that agree with the view (0)
+        and of those that only fill gaps (1)."""
         self.shown = np.zeros((height, width), bool)
         """Pixels that are background in some added frame: gt images show the plate there."""
         self.frames = 0
@@ -1188,55 +1238,49 @@ class BackgroundPlate:
         self,
         image_bgr: np.ndarray,
         person: np.ndarray,
-        gaps_beyond: float | None = None,
+        gaps_only: bool = False,
         distance: np.ndarray | None = None,
     ) -> None:
-        """Take pixels of this frame that are farther from the person than in any earlier one.
-
-        `person` is every class of the tracked person (hair, ears and earrings included). With
-        `gaps_beyond` (a margin), the frame only fills gaps: pixels that no frame added without
-        it showed farther than the margin. There it takes those it shows farther from the person
-        than any earlier gap filler did, counting at most GAP_CLEARANCE margins (beyond that,
-        the earlier frame keeps them), and they count as just beyond the margin, so that any
-        frame added without `gaps_beyond` takes them over. `distance`: the person's
-        distance_from_person, when the caller has it already.
-        """
+        """Add a frame's pixels farther than the margin from the person (`person`: every class of
+        the tracked person, hair, ears and earrings included) to the plate's means. With
+        `gaps_only`, the frame fills only the pixels no frame added without it shows: where the
+        camera moves, views disagree, and their mean is soft where a pick of one would leave a
+        seam against its neighbours. `distance`: the person's distance_from_person, when the
+        caller has it already."""
         dist = distance_from_person(person) if distance is None else distance
-        if gaps_beyond is None:
-            better = dist > self.distance
-            np.maximum(self.distance, dist, out=self.distance)
-            self.gap_clearance[better] = 0.0
-        else:
-            clearance = np.minimum(dist, np.float32(GAP_CLEARANCE * gaps_beyond))
-            open_gap = (self.distance <= gaps_beyond) | (self.gap_clearance > 0)
-            better = open_gap & (dist > gaps_beyond) & (clearance > self.gap_clearance)
-            self.gap_clearance[better] = clearance[better]
-            self.distance[better] = np.nextafter(np.float32(gaps_beyond), np.float32(np.inf))
-        cv2.copyTo(image_bgr, mask8(better), self.colour)
+        ramp = np.float32(1.0 / ((CLEAR_MARGINS - 1.0) * self.margin))
+        weight = np.clip((dist - np.float32(self.margin)) * ramp, 0.0, 1.0)
+        rows, cols = _window(weight > 0, pad=0)
+        part = weight[rows, cols]
+        kind = int(gaps_only)
+        self.weights[kind][rows, cols] += part
+        self.sums[kind][rows, cols] += image_bgr[rows, cols] * part[..., None]
         self.shown |= ~person
         self.frames += 1
 
-    def seen(self, margin: float) -> np.ndarray:
-        """bool [H, W]: pixels seen farther than `margin` pixels from the person in some frame."""
-        return self.distance > margin
+    def seen(self) -> np.ndarray:
+        """bool [H, W]: pixels some frame showed farther than the margin from the person."""
+        return (self.weights[0] > 0) | (self.weights[1] > 0)
 
-    def filled_in_view(self, margin: float) -> np.ndarray:
+    def filled_in_view(self) -> np.ndarray:
         """bool [H, W]: pixels the plate has to guess that training sees: never seen clear of
-        the person, more than `margin` from any pixel that was, yet background in some frame
+        the person, more than a margin from any pixel that was, yet background in some frame
         (so gt images show the plate there). A margin-wide rim next to seen pixels is filled
         well from beside it and does not count."""
-        unseen = ~self.seen(margin)
-        far = exact_distance(mask8(unseen)) > margin
+        unseen = ~self.seen()
+        far = exact_distance(mask8(unseen)) > self.margin
         return far & self.shown
 
-    def plate(self, margin: float) -> np.ndarray:
-        """The plate: seen pixels as recorded, the rest filled smoothly from around them."""
-        seen = self.seen(margin)
-        if seen.all():
-            return self.colour.copy()
-        if not seen.any():
-            return np.zeros_like(self.colour)
-        return _push_pull(self.colour, seen)
+    def plate(self) -> np.ndarray:
+        """The plate: seen pixels as their mean, the rest filled smoothly from around them."""
+        weight = np.where(self.weights[0] > 0, self.weights[0], self.weights[1])
+        total = np.where((self.weights[0] > 0)[..., None], self.sums[0], self.sums[1])
+        seen = weight > 0
+        colour = np.zeros(total.shape, np.uint8)
+        colour[seen] = np.clip(total[seen] / weight[seen][:, None] + 0.5, 0, 255).astype(np.uint8)
+        if seen.all() or not seen.any():
+            return colour
+        return _push_pull(colour, seen)
 
 
 MISMATCH_MIN_PIXELS = 100
@@ -1395,9 +1439,11 @@ def _fade_to_plate(
     """Blend the frame's own pixels into `gt` (in place) over the background next to the person:
     weight 1 beside it, falling linearly to 0 at `band` pixels; never at `hands`."""
     distance = cv2.distanceTransform(mask8(background), cv2.DIST_L2, cv2.DIST_MASK_3)
-    ring = cv2.inRange(distance, 0.5, band + 1.0).view(bool)  # background beside the person
+    ring = cv2.inRange(distance, 0.5, band + 1.0)  # the background beside the person
     if hands is not None:
-        ring &= ~hands
-    own = np.minimum((band + 1.0 - distance[ring]) * (1.0 / band), 1.0)[:, None]
-    mixed = own * image_bgr[ring] + (1.0 - own) * gt[ring]
-    gt[ring] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        ring[hands] = 0
+    index = np.flatnonzero(ring)  # flat indices: a tenth of boolean indexing's cost here
+    own = np.minimum((band + 1.0 - distance.ravel()[index]) * (1.0 / band), 1.0)[:, None]
+    pixels = gt.reshape(-1, 3)  # a view: gt is a fresh contiguous copy
+    mixed = own * image_bgr.reshape(-1, 3)[index] + (1.0 - own) * pixels[index]
+    pixels[index] = (mixed + 0.5).astype(np.uint8)  # a blend of bytes stays within 0-255

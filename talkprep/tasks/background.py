@@ -1,15 +1,14 @@
 """Task 6: the background plate bc.jpg.
 
-Per pixel, the colour from the sampled frame where that pixel lies farthest from the tracked
-person (Euclidean distance transform of every person class of `semantics/{i}.png`, hair, ears
-and earrings included), accepted beyond a margin, so that no part of the person leaves a ghost;
-pixels never seen that far from the person are filled smoothly (an image pyramid, no streaks or
-seams). Only frames whose background agrees with the middle sampled frame's compete: where the
-camera pans or zooms, pieces of far-apart frames would make a patchwork of shifted scenery. The
-others only fill what those never showed, each pixel from the frame nearest in time to the middle
-one that shows it well clear of the person (the least shifted view; see GAP_CLEARANCE), so the
-plate is one view with as few seams as the camera allows. Streams: five frame-sized arrays
-whatever N is.
+Per pixel, the mean of the sampled frames that show it clear of the tracked person (Euclidean
+distance transform of every person class of `semantics/{i}.png`, hair, ears and earrings
+included, beyond a margin), each weighted by how clear, so that no part of the person leaves a
+ghost and a piece of the person the segmenter missed in one frame is diluted, not picked; pixels
+never seen clear are filled smoothly (an image pyramid, no streaks or seams). Only frames whose
+background agrees with the middle sampled frame's count where they can: where the camera pans or
+zooms, pieces of far-apart views would make a patchwork of shifted scenery. The others only fill
+what those never show, with their own mean: soft where the views disagree instead of seams
+between them. Streams: six frame-sized arrays whatever N is.
 """
 
 from __future__ import annotations
@@ -107,16 +106,14 @@ class BackgroundTask(Task):
         ]
         if not pairs:
             raise TaskError("no frames to build the background from; run task 3 first")
-        middle = len(pairs) // 2
-        nearest_first = [pairs[k] for k in sorted(range(len(pairs)), key=lambda k: abs(k - middle))]
-        reference_frame, reference_person = load_pair(nearest_first[0])
+        reference_frame, reference_person = load_pair(pairs[len(pairs) // 2])
         height, width = reference_person.shape
         margin = margin_for(height, width)
         reference_clear = distance_from_person(reference_person) > margin
-        plate = BackgroundPlate(height, width)
+        plate = BackgroundPlate(height, width, margin)
         gap_fillers = 0
         with ThreadPoolExecutor(max_workers=2) as pool:
-            loaded = read_ahead(pool, load_pair, nearest_first)
+            loaded = read_ahead(pool, load_pair, pairs)
             for frame, person in ctx.progress(loaded, total=len(pairs), desc="background"):
                 if person.shape != (height, width) or frame.shape[:2] != person.shape:
                     raise TaskError("frame and parsing sizes differ; rerun tasks 3 and 5 together")
@@ -125,14 +122,14 @@ class BackgroundTask(Task):
                 if coherent(frame, clear, reference_frame, reference_clear):
                     plate.add(frame, person, distance=distance)
                 else:
-                    plate.add(frame, person, gaps_beyond=margin, distance=distance)
+                    plate.add(frame, person, gaps_only=True, distance=distance)
                     gap_fillers += 1
-        unseen = ~plate.seen(margin)
+        unseen = ~plate.seen()
         if unseen.all():
             raise TaskError(
                 "the person covers the whole frame in every sampled frame; no background to recover"
             )
-        image = plate.plate(margin)
+        image = plate.plate()
         write_jpeg(ctx.out / PLATE_FILE, image)
         picks = pairs[:: max(1, len(pairs) // MISMATCH_SAMPLES)][:MISMATCH_SAMPLES]
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -142,7 +139,7 @@ class BackgroundTask(Task):
             ]
         measured = [m for m in mismatch if m is not None]
         moving = float(np.median(measured)) if measured else None
-        filled_shown = plate.filled_in_view(margin)
+        filled_shown = plate.filled_in_view()
         shown = max(1, int(np.count_nonzero(plate.shown)))
         filled_fraction = np.count_nonzero(filled_shown) / shown
         warnings = []

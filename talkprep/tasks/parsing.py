@@ -59,6 +59,7 @@ from talkprep.geometry.masks import (
     sort_hands,
     split_person,
     texture_map,
+    unsure_objects,
 )
 from talkprep.geometry.parsing_defects import (
     DEFECT_FRAME_LIMITS,
@@ -399,7 +400,7 @@ class ParsingTask(Task):
     needs = ("frames", "landmarks")
     makes = (f"{SEMANTICS_DIR}/*.png", f"{PARSING_DIR}/*.png")
     config_fields = ("parser",)
-    version = 5
+    version = 6
 
     def input_files(self, config: Config) -> list[Path]:
         if config.parser == "bisenet" and config.parser_weights is not None:
@@ -800,6 +801,7 @@ def _frame_classes(
     coarse = split_person(
         maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin, detail, texture_models
     )
+    coarse[unsure_objects(coarse, maps[0], maps[3], small)] = SemanticClass.OTHER
     layout = layouts.get(index, (height, width), (height, width))
     whole = bridge_neck(
         full_resolution(
