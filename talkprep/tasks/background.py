@@ -49,10 +49,10 @@ MOVING_LEVELS = 6.0
 the scene moves (the report's amber limit): 1-3 on the shared clips from fixed cameras, 11-40
 on the two that pan."""
 COHERENT_LEVELS = 5.0
-"""A sampled frame adds to the plate only when its background (clear of the person in both)
-differs from the middle sampled frame's by at most this many grey levels: every frame of the
-shared clips from fixed cameras does (0.4-3.4), a frame 4-6 frames away in the two that pan or
-zoom does not (5-7; 15-41 across them)."""
+"""A sampled frame counts wherever it shows the background only when its background (clear of
+the person in both) differs from the middle sampled frame's by at most this many grey levels;
+otherwise it only fills gaps. Every frame of the shared clips from fixed cameras agrees (0.4-3.4),
+a frame 4-6 frames away in the two that pan or zoom does not (5-7; 15-41 across them)."""
 UNSEEN_WARN = 0.005
 """Warn when the plate is filled (never seen) more than a margin away from anything seen, over
 more than this fraction of the pixels that gt_imgs show as background in some frame: only
