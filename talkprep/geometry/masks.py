@@ -1294,14 +1294,18 @@ def background_mismatch(
     background farther than `margin` from the person (`person`: what the plate excludes); None
     when too little background shows. A static camera gives a few levels (noise, compression);
     a moving camera or scene tens."""
-    free = mask8(~person)
-    distance = exact_distance(free)
-    far = mask8(distance > margin)
-    count = cv2.countNonZero(far)
-    if count < MISMATCH_MIN_PIXELS:
+    return mean_difference(image_bgr, plate, distance_from_person(person) > margin)
+
+
+def mean_difference(
+    image_bgr: np.ndarray, other_bgr: np.ndarray, where: np.ndarray
+) -> float | None:
+    """Mean absolute difference (grey levels, over the three channels) between two images over
+    the pixels of `where` (bool [H, W]); None under MISMATCH_MIN_PIXELS of them."""
+    mask = mask8(where)
+    if cv2.countNonZero(mask) < MISMATCH_MIN_PIXELS:
         return None
-    difference = cv2.absdiff(image_bgr, plate)
-    return float(np.mean(cv2.mean(difference, far)[:3]))
+    return float(np.mean(cv2.mean(cv2.absdiff(image_bgr, other_bgr), mask)[:3]))
 
 
 TORSO_EXTEND = 9

@@ -21,11 +21,10 @@ import numpy as np
 
 from talkprep.errors import TaskError
 from talkprep.geometry.masks import (
-    MISMATCH_MIN_PIXELS,
     BackgroundPlate,
     background_mismatch,
     distance_from_person,
-    mask8,
+    mean_difference,
 )
 from talkprep.io.images import read_image, write_jpeg
 from talkprep.io.prefetch import read_ahead
@@ -82,11 +81,8 @@ def coherent(
     """Whether a frame shows the reference frame's view of the scene: its background, where both
     are clear of the person (bool masks), within COHERENT_LEVELS of the reference's (also when
     too little is clear in both to tell)."""
-    both = mask8(clear & reference_clear)
-    if cv2.countNonZero(both) < MISMATCH_MIN_PIXELS:
-        return True
-    difference = cv2.absdiff(frame, reference_frame)
-    return float(np.mean(cv2.mean(difference, both)[:3])) <= COHERENT_LEVELS
+    difference = mean_difference(frame, reference_frame, clear & reference_clear)
+    return difference is None or difference <= COHERENT_LEVELS
 
 
 class BackgroundTask(Task):
