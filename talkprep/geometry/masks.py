@@ -1232,7 +1232,6 @@ class BackgroundPlate:
         and of those that only fill gaps (1)."""
         self.shown = np.zeros((height, width), bool)
         """Pixels that are background in some added frame: gt images show the plate there."""
-        self.frames = 0
 
     def add(
         self,
@@ -1256,7 +1255,6 @@ class BackgroundPlate:
         self.weights[kind][rows, cols] += part
         self.sums[kind][rows, cols] += image_bgr[rows, cols] * part[..., None]
         self.shown |= ~person
-        self.frames += 1
 
     def seen(self) -> np.ndarray:
         """bool [H, W]: pixels some frame showed farther than the margin from the person."""
