@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from talkprep.geometry.camera import euler_to_rotation
+from talkprep.runs import true_runs
 
 KINDS = (
     "no_face",
@@ -202,8 +203,7 @@ def kept_frames(unfit: np.ndarray, margin: int = MARGIN_FRAMES) -> np.ndarray:
     )
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * margin + 1)
     keep = ~windows.any(axis=1) if n else np.zeros(0, bool)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], keep.astype(np.int8), [0]])))
-    starts, stops = edges[0::2], edges[1::2]
+    starts, stops = true_runs(keep)
     short = (stops - starts) < MIN_KEPT_RUN
     bounded = short & ((starts > 0) | (stops < n)) & bool((~keep).any())
     for start, stop in zip(starts[bounded], stops[bounded], strict=True):

@@ -68,6 +68,7 @@ from talkprep.geometry.appearance import (
     quantise,
 )
 from talkprep.geometry.distance import exact_distance
+from talkprep.runs import true_runs
 from talkprep.semantics import N_CLASSES, PERSON_CLASSES, SemanticClass, class_mask
 
 BACKGROUND, HEAD, NECK, TORSO = 0, 1, 2, 3
@@ -791,12 +792,6 @@ def seam_slivers(classes: np.ndarray, max_width: float) -> np.ndarray:
     return out
 
 
-def _strips(slim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first and one-past-last index of each run of True in a 1-D bool array."""
-    edges = np.diff(np.concatenate([[0], slim.astype(np.int8), [0]]))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-
-
 def hair_fringe(classes: np.ndarray, layout: FaceLayout) -> np.ndarray:
     """bool [h, w]: torso pixels that are the hair's outer fringe, on either side.
 
@@ -823,7 +818,7 @@ def hair_fringe(classes: np.ndarray, layout: FaceLayout) -> np.ndarray:
         shoulder = int(np.argmax(wide)) if wide.any() else height
         slim = run & (widths < limit) & (ends == C.BACKGROUND) & (rows < shoulder)
         fringe = np.zeros(height, bool)
-        for top, end in zip(*_strips(slim), strict=True):
+        for top, end in zip(*true_runs(slim), strict=True):
             growth = (widths[end - 1] - widths[top]) / max(1, end - 1 - top)
             if end - top >= FRINGE_MIN_LENGTH * layout.height and growth <= FRINGE_GROWTH:
                 fringe[top:end] = True

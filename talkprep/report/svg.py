@@ -10,6 +10,8 @@ import html
 
 import numpy as np
 
+from talkprep.runs import true_runs
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 LIMIT_COLOURS = {"amber": "#d08700", "red": "#c62828"}
 PLOT_WIDTH = 880
@@ -155,7 +157,4 @@ def envelope_rate(n_samples: int, sample_rate: float, columns: int = PLOT_WIDTH)
 
 def _finite_runs(values: np.ndarray) -> list[np.ndarray]:
     """Index arrays of the runs of finite values (a NaN breaks the curve)."""
-    finite = np.isfinite(values)
-    change = np.diff(np.concatenate([[0], finite.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(change == 1), np.flatnonzero(change == -1)
-    return [np.arange(s, e) for s, e in zip(starts, ends, strict=True)]
+    return [np.arange(s, e) for s, e in zip(*true_runs(np.isfinite(values)), strict=True)]

@@ -31,6 +31,7 @@ from talkprep.io.images import read_image
 from talkprep.io.prefetch import read_ahead
 from talkprep.io.verify import npy_header
 from talkprep.parallel import Tick, claim_cores, frame_spans, run_spans
+from talkprep.runs import true_runs
 from talkprep.tasks.base import (
     CheckResult,
     FolderFacts,
@@ -175,9 +176,8 @@ def fill_short_gaps(
     interpolated = np.zeros(n, dtype=bool)
     if not valid.any():
         return filled, interpolated
-    change = np.diff(np.concatenate([[0], (~valid).astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(change == 1), np.flatnonzero(change == -1)
-    for start, end in zip(starts, ends, strict=True):  # one iteration per gap, not per frame
+    # one iteration per gap, not per frame
+    for start, end in zip(*true_runs(~valid), strict=True):
         if end - start > max_gap:
             continue
         before, after = start - 1, end
@@ -195,9 +195,7 @@ def fill_short_gaps(
 
 def index_ranges(mask: np.ndarray) -> list[list[int]]:
     """Compact [first, last] (inclusive) runs of True in a bool [N] mask, for the manifest."""
-    change = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(change == 1), np.flatnonzero(change == -1)
-    return [[int(s), int(e - 1)] for s, e in zip(starts, ends, strict=True)]
+    return [[int(s), int(e - 1)] for s, e in zip(*true_runs(mask), strict=True)]
 
 
 def lms_text(points68: np.ndarray) -> str:
