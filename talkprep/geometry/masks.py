@@ -1240,7 +1240,9 @@ class BackgroundPlate:
         `gaps_only`, the frame fills only the pixels no frame added without it shows: where the
         camera moves, views disagree, and their mean is soft where a pick of one would leave a
         seam against its neighbours. `distance`: the person's distance_from_person, when the
-        caller has it already."""
+        caller has it already; for a frame resampled into the plate's view (a moving camera:
+        views.resample_into_view), the image and `distance` are the resampled ones while `person`
+        stays the frame's own, which says where gt images show the plate."""
         dist = distance_from_person(person) if distance is None else distance
         ramp = np.float32(1.0 / ((CLEAR_MARGINS - 1.0) * self.margin))
         weight = np.clip((dist - np.float32(self.margin)) * ramp, 0.0, 1.0)
