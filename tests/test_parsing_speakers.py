@@ -24,6 +24,7 @@ from talkprep.geometry.masks import (
     gt_and_torso,
     hair_fringe,
     hand_regions,
+    hands_at_the_edge,
     label_hands,
     seam_slivers,
     skin_by_colour,
@@ -215,6 +216,36 @@ def test_an_unsure_piece_beside_the_shoulder_not_coloured_like_the_clothes_is_an
     low = np.zeros_like(piece)
     low[200:235, 206:230] = True  # more than 1.5 face heights below the face's centre
     assert not objects(0.55, 0.3, low).any()
+
+
+def test_fingers_entering_at_the_bottom_edge_are_a_hand_and_bare_skin_is_not() -> None:
+    """Fingertips poking in at the bottom edge (the detector needs the palm and misses them) are
+    skin-coloured torso touching the edge and nothing but the torso: a hand, joined across the
+    knit seen between the fingers. A bare arm meets the background, a bare chest the neck, and
+    a few stray pixels are too small: all stay torso."""
+    layout = FaceLayout.from_points(face_points((128, 80), 60, 70))
+    classes = np.full((256, 256), C.BACKGROUND, np.uint8)
+    classes[150:, 40:216] = C.TORSO
+    classes[130:150, 110:146] = C.NECK
+    skin = np.zeros((256, 256), np.float32)
+    fingers = np.zeros((256, 256), bool)
+    for left in (100, 106, 112):  # three fingertips, each too small alone, 3 px of knit apart
+        fingers[250:, left : left + 3] = True
+    skin[fingers] = 0.9
+    arm = np.zeros_like(fingers)
+    arm[180:, 40:52] = True  # along the body's outer side, against the background
+    chest = np.zeros_like(fingers)
+    chest[150:200, 115:141] = True  # below the neck, down to ...
+    chest[200:, 135:141] = True  # ... the bottom edge
+    stray = np.zeros_like(fingers)
+    stray[252:, 180:183] = True
+    skin[arm | chest | stray] = 0.9
+    found = hands_at_the_edge(classes, skin, layout)
+    assert found[fingers].all()
+    assert found[250:, 103:106].all()  # the knit between two fingers
+    assert not found[arm | chest | stray].any()
+    assert not found[:248].any()
+    assert (classes[found] == C.TORSO).all()
 
 
 def test_a_glimpse_of_clothes_between_two_locks_is_hair_and_a_wide_gap_is_not() -> None:

@@ -477,6 +477,7 @@ def head_region(height: int, width: int, layout: FaceLayout) -> np.ndarray:
 
 
 _OPEN_KERNEL = np.ones((3, 3), np.uint8)
+_CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 """Hair thinner than this is the mixed colour of the person's outline, not hair."""
 
 
@@ -734,6 +735,43 @@ def unsure_objects(
     keep &= centres[:, 1] < layout.centre[1] + UNSURE_REACH * layout.height
     keep[0] = False
     return keep[ids]
+
+
+EDGE_HAND_SKIN = 0.5
+"""Torso whose skin posterior (by colour, averaged over the time window) is above this may be a
+hand the detector missed ..."""
+EDGE_HAND_AREA = (0.005, 0.6)
+"""... in pieces from the first to the second share of the face's box: fingertips poking in at
+the bottom edge (0.011-0.015 on the shared clips) up to a hand whose palm the edge cuts off
+(0.15); a few stray pixels, or a whole skin-coloured front, are not."""
+
+
+def hands_at_the_edge(classes: np.ndarray, skin_p: np.ndarray, layout: FaceLayout) -> np.ndarray:
+    """bool [h, w]: hands entering from the frame's bottom or side edge, which the hand detector
+    misses (it needs the palm): skin-coloured torso pieces (EDGE_HAND_SKIN, EDGE_HAND_AREA) that
+    touch one of those edges and nothing but the torso and hands, after a closing that joins the
+    fingers across the clothes seen between them, and grown by a pixel into the torso to take the
+    fingers' darker rim. An arm, a bare shoulder or a bare chest is as skin-coloured, but meets
+    the background or the neck."""
+    torso = classes == C.TORSO
+    skin = cv2.morphologyEx(
+        mask8(torso & (skin_p > EDGE_HAND_SKIN)), cv2.MORPH_CLOSE, _CLOSE_KERNEL
+    )
+    skin &= mask8(torso)
+    count, ids, stats, _ = cv2.connectedComponentsWithStats(skin, connectivity=8)
+    if count <= 1:
+        return np.zeros(classes.shape, bool)
+    keep = np.zeros(count, bool)
+    for edge in (ids[-1], ids[:, 0], ids[:, -1]):
+        keep[edge] = True
+    others = ~np.isin(classes, (C.TORSO, C.HAND))
+    keep[ids[cv2.dilate(mask8(others), _OPEN_KERNEL).view(bool)]] = False
+    area = stats[:, cv2.CC_STAT_AREA] / (layout.width * layout.height)
+    keep &= (area >= EDGE_HAND_AREA[0]) & (area <= EDGE_HAND_AREA[1])
+    keep[0] = False
+    hands = keep[ids]
+    grown = cv2.dilate(mask8(hands), _OPEN_KERNEL).view(bool)
+    return grown & (classes == C.TORSO)
 
 
 def _outline_skim(runs: np.ndarray, body: np.ndarray, max_length: float) -> np.ndarray:

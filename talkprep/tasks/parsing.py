@@ -50,6 +50,7 @@ from talkprep.geometry.masks import (
     face_mask,
     face_under_hands,
     full_resolution,
+    hands_at_the_edge,
     label_hands,
     mask8,
     region_jump,
@@ -400,7 +401,7 @@ class ParsingTask(Task):
     needs = ("frames", "landmarks")
     makes = (f"{SEMANTICS_DIR}/*.png", f"{PARSING_DIR}/*.png")
     config_fields = ("parser",)
-    version = 6
+    version = 7
 
     def input_files(self, config: Config) -> list[Path]:
         if config.parser == "bisenet" and config.parser_weights is not None:
@@ -802,6 +803,7 @@ def _frame_classes(
         maps[0] > 0.5, maps[1:], small, models.hair_differs_from_skin, detail, texture_models
     )
     coarse[unsure_objects(coarse, maps[0], maps[3], small)] = SemanticClass.OTHER
+    coarse[hands_at_the_edge(coarse, maps[1], small)] = SemanticClass.HAND
     layout = layouts.get(index, (height, width), (height, width))
     whole = bridge_neck(
         full_resolution(
