@@ -129,14 +129,17 @@ def test_torso_alpha_and_extension() -> None:
 
 
 def test_gt_keeps_the_frame_next_to_the_person() -> None:
+    """A fixed camera: the frame agrees with the plate away from the person, and differs next to
+    it (the segmenter's soft hair edge, wisps): gt keeps the frame there, fading into the plate."""
     image, labels, plate = synthetic_scene()
-    plain, torso = gt_and_torso(image, labels, plate)
     hands = np.zeros(labels.shape, bool)
     hands[140:150, 150:190] = True  # a hand (background to the trainers) beside the body
     labels[hands] = BACKGROUND
-    banded, banded_torso = gt_and_torso(image, labels, plate, keep_band=4, hands=hands)
     person = (labels != BACKGROUND).astype(np.uint8)
     distance = cv2.distanceTransform(1 - person, cv2.DIST_L2, 5)
+    image[distance > 12] = plate[distance > 12]
+    plain, torso = gt_and_torso(image, labels, plate)
+    banded, banded_torso = gt_and_torso(image, labels, plate, keep_band=4, hands=hands)
     beside = (distance > 0) & (distance <= 1) & ~hands
     assert (banded[beside] == image[beside]).all() and (plain[beside] == plate[beside]).all()
     # the frame fades into the plate: halfway out, each pixel lies between the two
@@ -148,10 +151,27 @@ def test_gt_keeps_the_frame_next_to_the_person() -> None:
     differ = np.abs(image[halfway].astype(int) - plate[halfway]) > 40
     assert (mixed[differ] != image[halfway][differ]).all()
     assert (mixed[differ] != plate[halfway][differ]).all()
+    outer = (distance > 3.2) & (distance < 3.8) & ~hands  # beyond a moving camera's feather
+    apart = np.abs(image[outer].astype(int) - plate[outer]).max(axis=-1) > 40
+    assert (banded[outer][apart] != plate[outer][apart]).any(axis=-1).all()
     far = distance > 5.5  # the fade ends 4 px out (the distance here is a little larger)
     assert (banded[far] == plate[far]).all()
     assert (banded[hands] == plate[hands]).all()
     assert (banded_torso == torso).all()
+
+
+def test_where_the_camera_moved_gt_keeps_only_a_feather_of_the_frame() -> None:
+    """The frame's background differs from the plate everywhere (the camera moved): its own
+    pixels beside the person would show a band of other scenery, so the fade shrinks to a
+    feather of two pixels."""
+    image, labels, plate = synthetic_scene()
+    person = (labels != BACKGROUND).astype(np.uint8)
+    distance = cv2.distanceTransform(1 - person, cv2.DIST_L2, 5)
+    banded, _ = gt_and_torso(image, labels, plate, keep_band=4)
+    beside = (distance > 0) & (distance <= 1)
+    assert (banded[beside] == image[beside]).all()
+    beyond = distance > 3.5
+    assert (banded[beyond] == plate[beyond]).all()
 
 
 def test_no_head_means_no_extension() -> None:

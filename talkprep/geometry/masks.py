@@ -1466,6 +1466,18 @@ def gt_and_torso(
     return gt, torso_image
 
 
+AGREE_LEVELS = (6.0, 16.0)
+"""Where the frame's own background just outside the fade band differs from the plate by up to
+the first of these (grey levels, averaged over its neighbourhood), the band keeps its full fade;
+from the second up it keeps none: a fixed camera's frames differ from the plate by 1-3 levels
+(noise, compression), a moving camera's by tens, and its own pixels would show a band of other
+scenery along the person (hair wisps are too sparse to move the neighbourhood's mean)."""
+FEATHER = 2
+"""Pixels over which gt fades from the frame to the plate where the camera moved."""
+AGREE_REACH = 4
+"""The neighbourhood (in band widths) over which the agreement is averaged."""
+
+
 def _fade_to_plate(
     gt: np.ndarray,
     image_bgr: np.ndarray,
@@ -1474,13 +1486,45 @@ def _fade_to_plate(
     hands: np.ndarray | None,
 ) -> None:
     """Blend the frame's own pixels into `gt` (in place) over the background next to the person:
-    weight 1 beside it, falling linearly to 0 at `band` pixels; never at `hands`."""
+    weight 1 beside it, falling linearly to 0 at `band` pixels; never at `hands`; less and less
+    where the frame's own background beyond the band disagrees with the plate (AGREE_LEVELS),
+    down to a FEATHER-pixel fade that softens the outline's steps."""
     distance = cv2.distanceTransform(mask8(background), cv2.DIST_L2, cv2.DIST_MASK_3)
     ring = cv2.inRange(distance, 0.5, band + 1.0)  # the background beside the person
     if hands is not None:
         ring[hands] = 0
     index = np.flatnonzero(ring)  # flat indices: a tenth of boolean indexing's cost here
-    own = np.minimum((band + 1.0 - distance.ravel()[index]) * (1.0 / band), 1.0)[:, None]
+    near = distance.ravel()[index]
+    own = np.minimum((band + 1.0 - near) * (1.0 / band), 1.0)
+    own *= _agreement(gt, image_bgr, distance, band).ravel()[index]
+    feather = min(band, FEATHER)
+    own = np.maximum(own, np.clip((feather + 1.0 - near) * (1.0 / feather), 0.0, 1.0))[:, None]
     pixels = gt.reshape(-1, 3)  # a view: gt is a fresh contiguous copy
     mixed = own * image_bgr.reshape(-1, 3)[index] + (1.0 - own) * pixels[index]
     pixels[index] = (mixed + 0.5).astype(np.uint8)  # a blend of bytes stays within 0-255
+
+
+def _agreement(
+    gt: np.ndarray, image_bgr: np.ndarray, distance: np.ndarray, band: int
+) -> np.ndarray:
+    """float32 [H, W] in 0-1: how well the frame's own background, in the ring from one to three
+    bands out (where gt is the plate), agrees with the plate around each pixel (AGREE_LEVELS,
+    averaged over AGREE_REACH bands); 1 where no such ring lies near, and everywhere when the
+    frame's background beyond that ring agrees as a whole: hair wisps the segmenter misses crowd
+    the ring beside wispy hair, and only where the camera moved is it worth losing them."""
+    outer = cv2.inRange(distance, band + 1.0, 3.0 * band + 1.0)
+    difference = cv2.cvtColor(cv2.absdiff(image_bgr, gt), cv2.COLOR_BGR2GRAY)
+    size = (2 * AGREE_REACH * band + 1,) * 2
+    weight = cv2.boxFilter(outer, cv2.CV_32F, size, normalize=False) * np.float32(1 / 255)
+    masked = cv2.bitwise_and(difference, difference, mask=outer)
+    total = cv2.boxFilter(masked, cv2.CV_32F, size, normalize=False)
+    low, high = AGREE_LEVELS
+    far = cv2.compare(distance, 3.0 * band + 1.0, cv2.CMP_GT)
+    if cv2.countNonZero(far) >= MISMATCH_MIN_PIXELS:
+        whole = (high - cv2.mean(difference, far)[0]) / (high - low)
+        if whole >= 1.0:  # the frame as a whole agrees: a fixed camera's, and its wisps stay
+            return np.ones(distance.shape, np.float32)
+    level = total / np.maximum(weight, 1.0)
+    agree = np.clip((high - level) * (1.0 / (high - low)), 0.0, 1.0)
+    agree[weight < 0.5] = 1.0
+    return agree

@@ -59,7 +59,7 @@ class TorsoTask(Task):
     title = "gt and torso images -> gt_imgs/, torso_imgs/"
     needs = ("frames", "parsing", "background")
     makes = (f"{GT_DIR}/*.jpg", f"{TORSO_DIR}/*.png")
-    version = 5
+    version = 6
 
     def run(self, ctx: TaskContext) -> TaskResult:
         n_frames = ctx.frame_count()
