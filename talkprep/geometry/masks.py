@@ -1512,18 +1512,18 @@ def _agreement(
     averaged over AGREE_REACH bands); 1 where no such ring lies near, and everywhere when the
     frame's background beyond that ring agrees as a whole: hair wisps the segmenter misses crowd
     the ring beside wispy hair, and only where the camera moved is it worth losing them."""
-    outer = cv2.inRange(distance, band + 1.0, 3.0 * band + 1.0)
     difference = cv2.cvtColor(cv2.absdiff(image_bgr, gt), cv2.COLOR_BGR2GRAY)
-    size = (2 * AGREE_REACH * band + 1,) * 2
-    weight = cv2.boxFilter(outer, cv2.CV_32F, size, normalize=False) * np.float32(1 / 255)
-    masked = cv2.bitwise_and(difference, difference, mask=outer)
-    total = cv2.boxFilter(masked, cv2.CV_32F, size, normalize=False)
     low, high = AGREE_LEVELS
     far = cv2.compare(distance, 3.0 * band + 1.0, cv2.CMP_GT)
     if cv2.countNonZero(far) >= MISMATCH_MIN_PIXELS:
         whole = (high - cv2.mean(difference, far)[0]) / (high - low)
         if whole >= 1.0:  # the frame as a whole agrees: a fixed camera's, and its wisps stay
             return np.ones(distance.shape, np.float32)
+    outer = cv2.inRange(distance, band + 1.0, 3.0 * band + 1.0)
+    size = (2 * AGREE_REACH * band + 1,) * 2
+    weight = cv2.boxFilter(outer, cv2.CV_32F, size, normalize=False) * np.float32(1 / 255)
+    masked = cv2.bitwise_and(difference, difference, mask=outer)
+    total = cv2.boxFilter(masked, cv2.CV_32F, size, normalize=False)
     level = total / np.maximum(weight, 1.0)
     agree = np.clip((high - level) * (1.0 / (high - low)), 0.0, 1.0)
     agree[weight < 0.5] = 1.0
