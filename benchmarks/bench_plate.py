@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 FIGURES = (
     "frames_sampled",
@@ -41,19 +44,11 @@ def linked_copy(source: Path, target: Path) -> int:
 
 def run_plate(folder: Path, n_frames: int) -> tuple[float, float, dict]:
     """Wall and CPU seconds of task 6 on folder, and its figures."""
-    from talkprep.config import build_config
-    from talkprep.console import Console
-    from talkprep.tasks.background import BackgroundTask
-    from talkprep.tasks.base import TaskContext
+    from task_context import task_context
 
-    config = build_config({"video": folder / "unused.mp4", "out": folder, "tasks": "6"})
-    ctx = TaskContext(
-        out=folder,
-        config=config,
-        input={},
-        records={"frames": {"info": {"n_frames": n_frames}}},
-        progress=Console(quiet=True).progress,
-    )
+    from talkprep.tasks.background import BackgroundTask
+
+    ctx = task_context(folder, n_frames, "6")
     wall, cpu = time.perf_counter(), time.process_time()
     figures = BackgroundTask().run(ctx).figures
     return time.perf_counter() - wall, time.process_time() - cpu, figures

@@ -10,9 +10,8 @@ import cv2
 import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
+from task_context import task_context
 
-from talkprep.config import build_config
-from talkprep.console import Console
 from talkprep.geometry.masks import (
     BACKGROUND,
     HEAD,
@@ -25,7 +24,6 @@ from talkprep.io.images import read_image, write_jpeg, write_png
 from talkprep.manifest import manifest_path
 from talkprep.semantics import SemanticClass
 from talkprep.tasks.background import BackgroundTask, margin_for, place_frame, sample_indices
-from talkprep.tasks.base import TaskContext
 
 CLIP_NAMES = ("anchor", "hdtf", "obama", "selfie", "headturn")
 LABEL_TO_CLASS = np.array(
@@ -84,15 +82,7 @@ def synthetic_dataset(
 
 
 def run_background(folder: Path, n_frames: int) -> dict:
-    config = build_config({"video": folder / "unused.mp4", "out": folder, "tasks": "6"})
-    ctx = TaskContext(
-        out=folder,
-        config=config,
-        input={},
-        records={"frames": {"info": {"n_frames": n_frames}}},
-        progress=Console(quiet=True).progress,
-    )
-    return BackgroundTask().run(ctx).figures
+    return BackgroundTask().run(task_context(folder, n_frames, "6")).figures
 
 
 def test_plate_weighs_frames_by_how_clear_they_show_a_pixel() -> None:
