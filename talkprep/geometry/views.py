@@ -31,6 +31,7 @@ MIN_CLEAR_FRACTION = 0.02
 
 
 def working_scale(height: int, width: int) -> float:
+    """The factor that brings a frame of this size to the working size (at most 1)."""
     return min(1.0, WORKING_SIDE / max(height, width))
 
 
@@ -163,9 +164,9 @@ class CameraPath:
     def record(self, frame: np.ndarray, clear: np.ndarray, view_to_frame: np.ndarray) -> None:
         """The frame just placed (with the matrix it was placed by: the identity when it agrees
         with the reference as it is) is where the next frame's step starts."""
-        link = _Link(frame, clear, view_to_frame)
-        if self.current is not None and self.current.frame is frame:
-            link._view = self.current._view
+        followed = self.current is not None and self.current.frame is frame
+        link = self.current if followed else _Link(frame, clear, view_to_frame)
+        link.view_to_frame = view_to_frame
         self.previous, self.current = link, None
         if self.start is None:
             self.start = link

@@ -10,7 +10,8 @@ patchwork of shifted scenery, so a frame whose background disagrees with the mid
 followed back to its view (views.step_motion, chained from frame to frame outward from the middle)
 and counts resampled when it then agrees. Frames that agree neither way (parallax, a change of
 light) only fill what the others never show, with their own mean: soft where the views disagree
-instead of seams between them. Streams: six frame-sized arrays whatever N is.
+instead of seams between them. Streams: a few frame-sized arrays whatever N is (the plate's sums,
+the middle frame, the previous one on the camera's path).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Placement:
     """The camera's estimated matrix from the reference view to the frame (the identity when the
     frame agrees as it is), which the next frame's step builds on (CameraPath.record)."""
     warped: bool
+    """Whether image and distance are the resampled ones."""
     gaps_only: bool
     """Whether it only fills what the frames that agree never show."""
 
