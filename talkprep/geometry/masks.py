@@ -477,8 +477,9 @@ def head_region(height: int, width: int, layout: FaceLayout) -> np.ndarray:
 
 
 _OPEN_KERNEL = np.ones((3, 3), np.uint8)
-_CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 """Hair thinner than this is the mixed colour of the person's outline, not hair."""
+_CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+"""Fingers this close (the clothes seen between them) make one hand (hands_at_the_edge)."""
 
 
 def _below_face(face: np.ndarray, layout: FaceLayout) -> np.ndarray:
@@ -769,9 +770,8 @@ def hands_at_the_edge(classes: np.ndarray, skin_p: np.ndarray, layout: FaceLayou
     area = stats[:, cv2.CC_STAT_AREA] / (layout.width * layout.height)
     keep &= (area >= EDGE_HAND_AREA[0]) & (area <= EDGE_HAND_AREA[1])
     keep[0] = False
-    hands = keep[ids]
-    grown = cv2.dilate(mask8(hands), _OPEN_KERNEL).view(bool)
-    return grown & (classes == C.TORSO)
+    grown = cv2.dilate(mask8(keep[ids]), _OPEN_KERNEL).view(bool)
+    return grown & torso
 
 
 def _outline_skim(runs: np.ndarray, body: np.ndarray, max_length: float) -> np.ndarray:
