@@ -6,7 +6,8 @@ only filling gaps).
     python benchmarks/bench_plate.py DIR [DIR ...] [--runs 2]
 
 A DIR is never written: each run works on a copy of its ori_imgs/ and semantics/ made of hard
-links. To compare with an older version, run this with that version first on the path, e.g.
+links (or copies across file systems). To compare with an older version, run this with that
+version first on the path, e.g.
 
     git archive <commit> talkprep | tar -x -C /tmp/old
     PYTHONPATH=/tmp/old python benchmarks/bench_plate.py DIR
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -34,11 +36,15 @@ FIGURES = (
 
 
 def linked_copy(source: Path, target: Path) -> int:
-    """Hard links to source's frames and class maps under target; the frame count."""
+    """Hard links to source's frames and class maps under target (copies where the two lie on
+    different file systems); the frame count."""
     for name in ("ori_imgs", "semantics"):
         (target / name).mkdir(parents=True)
         for path in (source / name).iterdir():
-            os.link(path, target / name / path.name)
+            try:
+                os.link(path, target / name / path.name)
+            except OSError:
+                shutil.copyfile(path, target / name / path.name)
     return len(list((source / "ori_imgs").glob("*.jpg")))
 
 
