@@ -765,7 +765,7 @@ def hands_at_the_edge(classes: np.ndarray, skin_p: np.ndarray, layout: FaceLayou
     keep = np.zeros(count, bool)
     for edge in (ids[-1], ids[:, 0], ids[:, -1]):
         keep[edge] = True
-    others = ~np.isin(classes, (C.TORSO, C.HAND))
+    others = ~class_mask(classes, (C.TORSO, C.HAND))
     keep[ids[cv2.dilate(mask8(others), _OPEN_KERNEL).view(bool)]] = False
     area = stats[:, cv2.CC_STAT_AREA] / (layout.width * layout.height)
     keep &= (area >= EDGE_HAND_AREA[0]) & (area <= EDGE_HAND_AREA[1])
@@ -1253,8 +1253,8 @@ segmenter missed hugs the outline, and makes the pixel look farther from the per
 class BackgroundPlate:
     """Streaming background plate: per pixel, the mean of the frames that show it clear of the
     person, each weighted by how clear (CLEAR_MARGINS); frames that only fill gaps count only
-    where no other frame shows the pixel. Holds six arrays of the frame size, whatever the frame
-    count."""
+    where no other frame shows the pixel. Holds five arrays of the frame size (two colour sums,
+    two weights, what gt shows), whatever the frame count."""
 
     def __init__(self, height: int, width: int, margin: float) -> None:
         self.margin = margin
